@@ -1,0 +1,62 @@
+//! Where the host's files are: the one place that names `/proc` and `/sys`.
+//!
+//! Tests point these at fixture trees; the daemon uses the real ones.
+
+use std::path::{Path, PathBuf};
+
+/// Roots of the host files the daemon reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPaths {
+    /// The host's procfs (`/proc`).
+    pub proc: PathBuf,
+    /// The prefix put before every absolute path named in mountinfo and before `/sys`
+    /// (`/` on a real host, a fixture directory in tests).
+    pub root: PathBuf,
+}
+
+impl Default for HostPaths {
+    fn default() -> Self {
+        HostPaths { proc: PathBuf::from("/proc"), root: PathBuf::from("/") }
+    }
+}
+
+impl HostPaths {
+    /// Paths rooted at a fixture tree: `<dir>/proc`, `<dir>/sys/...`, and mount points from
+    /// `<dir>/proc/self/mountinfo` resolved under `<dir>`.
+    pub fn under(dir: &Path) -> Self {
+        HostPaths { proc: dir.join("proc"), root: dir.to_path_buf() }
+    }
+
+    /// A file under the host's procfs, e.g. `proc_file("meminfo")`.
+    pub fn proc_file(&self, rel: &str) -> PathBuf {
+        self.proc.join(rel)
+    }
+
+    /// A file of one process, e.g. `pid_file(42, "cgroup")` is `/proc/42/cgroup`.
+    pub fn pid_file(&self, pid: u32, rel: &str) -> PathBuf {
+        self.proc.join(pid.to_string()).join(rel)
+    }
+
+    /// An absolute host path (as mountinfo names it) placed under `root`.
+    pub fn host_path(&self, abs: &Path) -> PathBuf {
+        self.root.join(abs.strip_prefix("/").unwrap_or(abs))
+    }
+
+    /// The host's `/sys/devices/system/cpu` directory.
+    pub fn sys_cpu_dir(&self) -> PathBuf {
+        self.host_path(Path::new("/sys/devices/system/cpu"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixture_paths_stay_under_the_fixture() {
+        let h = HostPaths::under(Path::new("/tmp/fx"));
+        assert_eq!(h.pid_file(7, "cgroup"), PathBuf::from("/tmp/fx/proc/7/cgroup"));
+        assert_eq!(h.host_path(Path::new("/sys/fs/cgroup/memory")), PathBuf::from("/tmp/fx/sys/fs/cgroup/memory"));
+        assert_eq!(h.sys_cpu_dir(), PathBuf::from("/tmp/fx/sys/devices/system/cpu"));
+    }
+}

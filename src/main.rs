@@ -1,0 +1,2 @@
+//! The `lxcfs-rs` command.
+fn main() {}
