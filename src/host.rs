@@ -16,7 +16,10 @@ pub struct HostPaths {
 
 impl Default for HostPaths {
     fn default() -> Self {
-        HostPaths { proc: PathBuf::from("/proc"), root: PathBuf::from("/") }
+        HostPaths {
+            proc: PathBuf::from("/proc"),
+            root: PathBuf::from("/"),
+        }
     }
 }
 
@@ -24,7 +27,10 @@ impl HostPaths {
     /// Paths rooted at a fixture tree: `<dir>/proc`, `<dir>/sys/...`, and mount points from
     /// `<dir>/proc/self/mountinfo` resolved under `<dir>`.
     pub fn under(dir: &Path) -> Self {
-        HostPaths { proc: dir.join("proc"), root: dir.to_path_buf() }
+        HostPaths {
+            proc: dir.join("proc"),
+            root: dir.to_path_buf(),
+        }
     }
 
     /// A file under the host's procfs, e.g. `proc_file("meminfo")`.
@@ -55,8 +61,17 @@ mod tests {
     #[test]
     fn fixture_paths_stay_under_the_fixture() {
         let h = HostPaths::under(Path::new("/tmp/fx"));
-        assert_eq!(h.pid_file(7, "cgroup"), PathBuf::from("/tmp/fx/proc/7/cgroup"));
-        assert_eq!(h.host_path(Path::new("/sys/fs/cgroup/memory")), PathBuf::from("/tmp/fx/sys/fs/cgroup/memory"));
-        assert_eq!(h.sys_cpu_dir(), PathBuf::from("/tmp/fx/sys/devices/system/cpu"));
+        assert_eq!(
+            h.pid_file(7, "cgroup"),
+            PathBuf::from("/tmp/fx/proc/7/cgroup")
+        );
+        assert_eq!(
+            h.host_path(Path::new("/sys/fs/cgroup/memory")),
+            PathBuf::from("/tmp/fx/sys/fs/cgroup/memory")
+        );
+        assert_eq!(
+            h.sys_cpu_dir(),
+            PathBuf::from("/tmp/fx/sys/devices/system/cpu")
+        );
     }
 }

@@ -1,2 +1,51 @@
-//! The `lxcfs-rs` command.
-fn main() {}
+//! The `lxcfs-rs` command: the daemon, or `show`.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use lxcfs_rs::cli::{Cli, Command};
+use lxcfs_rs::daemon::{self, DaemonConfig};
+use lxcfs_rs::host::HostPaths;
+use lxcfs_rs::show::show;
+use lxcfs_rs::view::View;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = if cli.daemon.debug { "debug" } else { "info" };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    let host = cli
+        .view
+        .host_root
+        .as_deref()
+        .map(HostPaths::under)
+        .unwrap_or_default();
+    let result = match &cli.command {
+        Some(Command::Show(args)) => View::new(host.clone(), cli.view.options())
+            .map_err(|e| e.to_string())
+            .and_then(|view| {
+                show(
+                    &view,
+                    &host,
+                    args.pid,
+                    &args.files,
+                    &mut std::io::stdout().lock(),
+                )
+            }),
+        None => daemon::run(DaemonConfig {
+            mountpoint: cli.daemon.mountpoint.clone(),
+            pidfile: cli.daemon.pidfile.clone(),
+            threads: usize::from(cli.daemon.threads),
+            options: cli.daemon.options.clone(),
+            view: cli.view.options(),
+            host,
+        })
+        .map_err(|e| e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lxcfs-rs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,128 @@
+//! Memory limits, usage and `memory.stat` of a reader's cgroup.
+
+use super::controller::Controller;
+use super::files::{logged, read_parsed};
+use super::membership::{CgDir, ReaderCgroups, Version};
+use super::value::{for_each_key_value, parse_u64, parse_v1_limit, parse_v2_limit};
+use crate::model::{MemStat, MemoryLimits};
+
+impl ReaderCgroups {
+    /// Memory numbers of the reader's cgroup. Limits are the minimum over the cgroup and each
+    /// ancestor up to the hierarchy's mount point, since any of them can cap it. On v1 the swap
+    /// limit is `memory.memsw.limit_in_bytes` minus the memory limit (each minimised over the
+    /// ancestors first) and swap usage is memsw usage minus memory usage.
+    ///
+    /// Never fails: an unreadable value is `None` in the result (logged at debug).
+    pub fn memory(&self) -> MemoryLimits {
+        match self.dir(Controller::Memory) {
+            Some(cg) if cg.version == Version::V2 => v2(cg),
+            Some(cg) => v1(cg),
+            None => MemoryLimits::default(),
+        }
+    }
+}
+
+fn v2(cg: &CgDir) -> MemoryLimits {
+    MemoryLimits {
+        limit: min_limit(cg, "memory.max", parse_v2_limit),
+        usage: logged(read_parsed(&cg.file("memory.current"), parse_u64)),
+        swap_limit: min_limit(cg, "memory.swap.max", parse_v2_limit),
+        swap_usage: logged(read_parsed(&cg.file("memory.swap.current"), parse_u64)),
+        stat: read_stat(cg, v2_slot),
+    }
+}
+
+fn v1(cg: &CgDir) -> MemoryLimits {
+    let limit = min_limit(cg, "memory.limit_in_bytes", parse_v1_limit);
+    let usage = logged(read_parsed(&cg.file("memory.usage_in_bytes"), parse_u64));
+    // memsw caps memory + swap, so what is left for swap is memsw minus the memory limit; with
+    // no memory limit, swap alone can take all of memsw.
+    let memsw_limit = min_limit(cg, "memory.memsw.limit_in_bytes", parse_v1_limit);
+    let memsw_usage = logged(read_parsed(
+        &cg.file("memory.memsw.usage_in_bytes"),
+        parse_u64,
+    ));
+    MemoryLimits {
+        limit,
+        usage,
+        swap_limit: memsw_limit.map(|ms| ms.saturating_sub(limit.unwrap_or(0))),
+        swap_usage: match (memsw_usage, usage) {
+            (Some(both), Some(mem)) => Some(both.saturating_sub(mem)),
+            _ => None,
+        },
+        stat: read_stat(cg, v1_slot),
+    }
+}
+
+/// The smallest limit in `name` over the cgroup and its ancestors. A level whose file is
+/// missing or bad limits nothing (a v2 controller not enabled there has no file at all).
+fn min_limit(
+    cg: &CgDir,
+    name: &str,
+    parse: fn(&str) -> Result<Option<u64>, String>,
+) -> Option<u64> {
+    cg.ancestors()
+        .filter_map(|dir| logged(read_parsed(&dir.join(name), parse)).flatten())
+        .min()
+}
+
+/// Maps a `memory.stat` key to its field.
+type Slot = for<'a> fn(&'a mut MemStat, &str) -> Option<&'a mut Option<u64>>;
+
+/// Reads `memory.stat`, storing each key that `slot` maps.
+fn read_stat(cg: &CgDir, slot: Slot) -> MemStat {
+    let parsed = read_parsed(&cg.file("memory.stat"), |text| {
+        let mut stat = MemStat::default();
+        for_each_key_value(text, |key, value| {
+            if let Some(field) = slot(&mut stat, key) {
+                *field = Some(value);
+            }
+        });
+        Ok(stat)
+    });
+    logged(parsed).unwrap_or_default()
+}
+
+/// Where a v2 `memory.stat` key goes. Exact names only: `file` is not `file_mapped`.
+fn v2_slot<'a>(s: &'a mut MemStat, key: &str) -> Option<&'a mut Option<u64>> {
+    Some(match key {
+        "anon" => &mut s.anon,
+        "file" => &mut s.file,
+        "shmem" => &mut s.shmem,
+        "active_anon" => &mut s.active_anon,
+        "inactive_anon" => &mut s.inactive_anon,
+        "active_file" => &mut s.active_file,
+        "inactive_file" => &mut s.inactive_file,
+        "unevictable" => &mut s.unevictable,
+        "file_mapped" => &mut s.mapped,
+        "file_dirty" => &mut s.dirty,
+        "file_writeback" => &mut s.writeback,
+        "anon_thp" => &mut s.anon_thp,
+        "slab_reclaimable" => &mut s.slab_reclaimable,
+        "slab_unreclaimable" => &mut s.slab_unreclaimable,
+        "kernel_stack" => &mut s.kernel_stack,
+        "pagetables" => &mut s.pagetables,
+        _ => return None,
+    })
+}
+
+/// Where a v1 `memory.stat` key goes. Only the `total_` keys, which include the children
+/// (the plain ones count the cgroup's own pages only), and exact names only: `total_rss` is
+/// not `total_rss_huge`.
+fn v1_slot<'a>(s: &'a mut MemStat, key: &str) -> Option<&'a mut Option<u64>> {
+    Some(match key {
+        "total_rss" => &mut s.anon,
+        "total_cache" => &mut s.file,
+        "total_shmem" => &mut s.shmem,
+        "total_active_anon" => &mut s.active_anon,
+        "total_inactive_anon" => &mut s.inactive_anon,
+        "total_active_file" => &mut s.active_file,
+        "total_inactive_file" => &mut s.inactive_file,
+        "total_unevictable" => &mut s.unevictable,
+        "total_mapped_file" => &mut s.mapped,
+        "total_dirty" => &mut s.dirty,
+        "total_writeback" => &mut s.writeback,
+        "total_rss_huge" => &mut s.anon_thp,
+        _ => return None,
+    })
+}

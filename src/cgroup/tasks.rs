@@ -1,0 +1,80 @@
+//! The tasks of a cgroup subtree and their states, for loadavg and `procs_running`.
+
+use std::path::{Path, PathBuf};
+
+use super::files::read_with;
+use super::membership::{ReaderCgroups, TASK_CONTROLLERS, Version};
+use crate::host::HostPaths;
+use crate::model::TaskCounts;
+use crate::reader::parse_stat;
+
+impl ReaderCgroups {
+    /// The directory whose task list defines loadavg / `procs_running`: the v1 `cpu`
+    /// hierarchy's cgroup dir (else cpuacct, else pids, else memory), or the v2 dir. `None` when
+    /// that is the root cgroup (the whole host: callers serve host numbers).
+    pub fn task_dir(&self) -> Option<PathBuf> {
+        let v1 = TASK_CONTROLLERS
+            .into_iter()
+            .filter_map(|c| self.dir(c))
+            .find(|cg| cg.version == Version::V1);
+        let cg = v1.or(self.unified.as_ref())?;
+        (!cg.is_root).then(|| cg.dir.clone())
+    }
+}
+
+/// Counts the threads of `dir` and all its descendant cgroup dirs (v1 file `tasks`, v2
+/// `cgroup.threads`) by state from `<proc>/<tid>/stat` (R running, D blocked), and returns also
+/// the newest thread (largest start time, field 22; the kernel's own "last pid" counts threads
+/// too) as a host pid. A tid that vanished mid-walk is skipped, as is a child cgroup removed
+/// mid-walk: the counts are a sample, not a transaction.
+pub fn count_tasks(host: &HostPaths, dir: &Path) -> (TaskCounts, Option<u32>) {
+    // One stat of the top dir decides the version for the whole subtree.
+    let list_name = if dir.join("cgroup.threads").exists() {
+        "cgroup.threads"
+    } else {
+        "tasks"
+    };
+    let mut counts = TaskCounts::default();
+    let mut newest: Option<(u64, u32)> = None;
+    let mut tids = Vec::new();
+    // Reused for every tid: `<proc>/<tid>/stat` is built by push/pop, not allocated anew.
+    let mut stat_path = host.proc.clone();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(cgroup) = pending.pop() {
+        tids.clear();
+        let list = cgroup.join(list_name);
+        if let Err(e) = read_with(&list, |text| {
+            tids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+        }) {
+            log::debug!("{}: {e}", list.display());
+        }
+        for &tid in &tids {
+            stat_path.push(tid.to_string());
+            stat_path.push("stat");
+            let fields = read_with(&stat_path, parse_stat).ok().flatten();
+            stat_path.pop();
+            stat_path.pop();
+            let Some(fields) = fields else { continue };
+            counts.total += 1;
+            match fields.state {
+                'R' => counts.running += 1,
+                'D' => counts.blocked += 1,
+                _ => {}
+            }
+            let key = (fields.start_ticks, tid);
+            if newest.is_none_or(|n| key > n) {
+                newest = Some(key);
+            }
+        }
+        match std::fs::read_dir(&cgroup) {
+            Ok(entries) => pending.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            ),
+            Err(e) => log::debug!("{}: {e}", cgroup.display()),
+        }
+    }
+    (counts, newest.map(|(_, tid)| tid))
+}

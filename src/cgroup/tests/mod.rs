@@ -1,0 +1,11 @@
+//! Fixture-tree tests: fake `/proc` and `/sys/fs/cgroup` trees in temporary directories.
+
+mod fixture;
+mod hierarchy;
+mod hybrid;
+mod real;
+mod tasks;
+mod v1;
+mod v2;
+
+pub(crate) use fixture::{Fixture, Proc, stat_line as fixture_stat_line};

@@ -1,0 +1,172 @@
+//! The command line: lxcfs's flags, plus `show`.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::view::ViewOptions;
+
+/// lxcfs-rs: per-container /proc/meminfo, cpuinfo, stat, uptime, loadavg, diskstats, swaps
+/// and /sys/devices/system/cpu, computed from each reader's cgroup limits.
+#[derive(Debug, Parser)]
+#[command(
+    name = "lxcfs-rs",
+    version,
+    disable_version_flag = true,
+    disable_help_flag = true
+)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct Cli {
+    /// Print a file as a process would read it, without mounting anything.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub daemon: DaemonArgs,
+
+    #[command(flatten)]
+    pub view: ViewArgs,
+
+    /// Print help.
+    #[arg(short = 'h', short_alias = 'n', long, action = ArgAction::Help, global = true)]
+    pub help: Option<bool>,
+
+    /// Print the version.
+    #[arg(short = 'v', long, action = ArgAction::Version)]
+    pub version: Option<bool>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print what process PID would read from each FILE of the mount (all files when none
+    /// is named), e.g. `lxcfs-rs show --pid 1234 proc/meminfo`.
+    Show(ShowArgs),
+}
+
+/// Flags of the daemon.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Where to mount the filesystem; created when missing.
+    #[arg(default_value = "/var/lib/lxcfs")]
+    pub mountpoint: PathBuf,
+
+    /// Stay in the foreground (lxcfs-rs always does; accepted for compatibility).
+    #[arg(short = 'f', long)]
+    pub foreground: bool,
+
+    /// Log every request (debug level).
+    #[arg(short = 'd', long)]
+    pub debug: bool,
+
+    /// Write our pid to FILE and hold it locked while running; a second daemon with the
+    /// same pidfile refuses to start.
+    #[arg(short = 'p', long, value_name = "FILE")]
+    pub pidfile: Option<PathBuf>,
+
+    /// Mount options, comma separated (lxcfs passes these to FUSE): `allow_other`, `ro`,
+    /// `nonempty`, `direct_io` are what lxcfs-rs does anyway; others go to the kernel.
+    #[arg(short = 'o', value_name = "OPTIONS", action = ArgAction::Append)]
+    pub options: Vec<String>,
+
+    /// Threads serving FUSE requests.
+    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+
+    /// Use pidfds for process tracking (lxcfs flag; lxcfs-rs never forks into namespaces,
+    /// so this is accepted and has no effect).
+    #[arg(long, hide = true)]
+    pub enable_pidfd: bool,
+}
+
+/// Flags that change what the files show (for the daemon and for `show`).
+#[derive(Debug, Args, Clone)]
+pub struct ViewArgs {
+    /// Per-container /proc/loadavg (otherwise the host's file is served).
+    #[arg(short = 'l', long, global = true)]
+    pub enable_loadavg: bool,
+
+    /// Show no swap: SwapTotal and SwapFree are 0 and /proc/swaps is empty.
+    #[arg(short = 'u', long, global = true)]
+    pub disable_swap: bool,
+
+    /// Count CPUs from the CFS quota too (a 1.5-CPU quota shows 2 CPUs).
+    #[arg(long, global = true)]
+    pub enable_cfs: bool,
+
+    /// Read host files below DIR instead of / (for tests with fixture trees).
+    #[arg(long, hide = true, value_name = "DIR", global = true)]
+    pub host_root: Option<PathBuf>,
+}
+
+impl ViewArgs {
+    /// The view options these flags select.
+    pub fn options(&self) -> ViewOptions {
+        ViewOptions {
+            quota_view: self.enable_cfs,
+            swap_view: !self.disable_swap,
+            loadavg: self.enable_loadavg,
+        }
+    }
+}
+
+/// Flags of `show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The process whose view to print (a host pid).
+    #[arg(long)]
+    pub pid: u32,
+
+    /// Files relative to the mount (`proc/meminfo`, `/proc/meminfo` also works).
+    pub files: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("lxcfs-rs").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn lxcfs_command_lines_parse() {
+        let cli = parse(&[
+            "-f",
+            "-l",
+            "--enable-cfs",
+            "-p",
+            "/run/x.pid",
+            "-u",
+            "/mnt/l",
+        ])
+        .unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.daemon.mountpoint, PathBuf::from("/mnt/l"));
+        assert_eq!(cli.daemon.pidfile, Some(PathBuf::from("/run/x.pid")));
+        let o = cli.view.options();
+        assert!(o.loadavg && o.quota_view && !o.swap_view);
+        let cli = parse(&["-o", "allow_other,nonempty", "--threads", "8"]).unwrap();
+        assert_eq!(cli.daemon.mountpoint, PathBuf::from("/var/lib/lxcfs"));
+        assert_eq!(cli.daemon.options, vec!["allow_other,nonempty"]);
+        assert_eq!(cli.daemon.threads, 8);
+    }
+
+    #[test]
+    fn show_parses() {
+        let cli = parse(&["show", "--pid", "42", "proc/meminfo", "--enable-cfs"]).unwrap();
+        let Some(Command::Show(show)) = cli.command else {
+            panic!("not show")
+        };
+        assert_eq!(show.pid, 42);
+        assert_eq!(show.files, vec!["proc/meminfo"]);
+        assert!(cli.view.enable_cfs);
+    }
+
+    #[test]
+    fn bad_flags_are_refused() {
+        assert!(parse(&["--no-such-flag"]).is_err());
+        assert!(parse(&["--threads", "0"]).is_err());
+        assert!(parse(&["show"]).is_err());
+    }
+}

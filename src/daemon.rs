@@ -1,0 +1,416 @@
+//! Running the filesystem: checks before mounting, the pidfile, the mount itself, and a
+//! clean unmount on SIGTERM/SIGINT.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, mpsc};
+use std::time::Duration;
+
+use fuser::{MountOption, Session, SessionACL};
+use log::{info, warn};
+use nix::errno::Errno;
+use nix::fcntl::{Flock, FlockArg};
+use nix::mount::{MntFlags, umount2};
+use nix::sys::signal::{SigSet, Signal, kill};
+use nix::unistd::{Pid, getpid};
+use thiserror::Error;
+
+use crate::fs::LxcFs;
+use crate::host::HostPaths;
+use crate::view::{View, ViewOptions};
+
+/// Why the daemon could not start or keep running. Each message says what to do.
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    /// Not running as root.
+    #[error(
+        "must run as root (it mounts a FUSE filesystem and reads every process's /proc); run it with sudo"
+    )]
+    NotRoot,
+    /// /dev/fuse is missing or unusable.
+    #[error(
+        "cannot use /dev/fuse ({0}); load the fuse module (modprobe fuse), or pass --device /dev/fuse to a containerised lxcfs-rs"
+    )]
+    NoFuse(String),
+    /// The mount point exists and is not a directory.
+    #[error("mount point {0} is not a directory; remove it or choose another path")]
+    MountPointNotDir(PathBuf),
+    /// A live FUSE filesystem is already mounted there.
+    #[error(
+        "mount point {0} is already served by a live FUSE daemon; stop it (or `umount {0}`) first, or choose another mount point"
+    )]
+    AlreadyMounted(PathBuf),
+    /// The mount point could not be prepared.
+    #[error("cannot prepare mount point {path}: {source}")]
+    MountPoint { path: PathBuf, source: io::Error },
+    /// Another daemon holds the pidfile.
+    #[error(
+        "pidfile {path} is locked by a running lxcfs-rs (pid {pid}); stop it first or use another --pidfile"
+    )]
+    PidfileLocked { path: PathBuf, pid: String },
+    /// The pidfile could not be written.
+    #[error("cannot write pidfile {path}: {source}")]
+    Pidfile { path: PathBuf, source: io::Error },
+    /// The daemon is in a cgroup namespace other than the host's and cannot leave it.
+    #[error(
+        "lxcfs-rs runs in a non-initial cgroup namespace and cannot join the host's ({0}); run it with the host cgroup namespace (docker --cgroupns=host, or hostPID + privileged on Kubernetes)"
+    )]
+    CgroupNamespace(String),
+    /// The cgroup hierarchies could not be found.
+    #[error(transparent)]
+    Cgroup(#[from] crate::cgroup::CgroupError),
+    /// Mounting failed.
+    #[error("mounting on {path} failed: {source} (check the -o options)")]
+    Mount { path: PathBuf, source: io::Error },
+    /// Signal handling could not be set up.
+    #[error("cannot set up signal handling: {0}")]
+    Signals(Errno),
+}
+
+/// Everything the daemon needs to run.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Where to mount.
+    pub mountpoint: PathBuf,
+    /// Pidfile to hold locked, if any.
+    pub pidfile: Option<PathBuf>,
+    /// FUSE worker threads.
+    pub threads: usize,
+    /// `-o` options, comma lists as given.
+    pub options: Vec<String>,
+    /// What the files show.
+    pub view: ViewOptions,
+    /// Where the host files are.
+    pub host: HostPaths,
+}
+
+/// Mounts the filesystem and serves it until SIGTERM, SIGINT or SIGHUP, or until someone
+/// unmounts it.
+pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
+    if !nix::unistd::geteuid().is_root() {
+        return Err(DaemonError::NotRoot);
+    }
+    check_dev_fuse()?;
+    let _pidfile = cfg.pidfile.as_deref().map(PidFile::acquire).transpose()?;
+    if cfg.host == HostPaths::default() {
+        join_host_cgroup_namespace()?;
+    }
+    prepare_mountpoint(&cfg.mountpoint)?;
+
+    // Block the stop signals before any thread exists, so that every thread inherits the
+    // mask and only the main thread's sigwait sees them.
+    let mut stop = SigSet::empty();
+    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        stop.add(s);
+    }
+    stop.thread_block().map_err(DaemonError::Signals)?;
+
+    let view = Arc::new(View::new(cfg.host.clone(), cfg.view)?);
+    let mut config = fuser::Config::default();
+    config.mount_options = mount_options(&cfg.options);
+    config.acl = SessionACL::All;
+    config.n_threads = Some(cfg.threads);
+    config.clone_fd = true;
+    let mut session =
+        Session::new(LxcFs::new(view), &cfg.mountpoint, &config).map_err(|source| {
+            DaemonError::Mount {
+                path: cfg.mountpoint.clone(),
+                source,
+            }
+        })?;
+    let mut unmounter = session.unmount_callable();
+    info!(
+        "serving {} with {} threads",
+        cfg.mountpoint.display(),
+        cfg.threads
+    );
+
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::Builder::new()
+        .name("fuse-session".into())
+        .spawn(move || {
+            let result = session.run();
+            let _ = done_tx.send(result);
+            // Wake the main thread when the mount went away under us.
+            let _ = kill(getpid(), Signal::SIGTERM);
+        })
+        .map_err(|source| DaemonError::Mount {
+            path: cfg.mountpoint.clone(),
+            source,
+        })?;
+
+    let signal = stop.wait().map_err(DaemonError::Signals)?;
+    info!("{signal:?}: unmounting {}", cfg.mountpoint.display());
+    if let Err(e) = unmounter.unmount() {
+        // Busy (a reader's cwd, say): detach, so the mount point is free at once and the
+        // filesystem goes away when its last user does.
+        warn!("unmount failed ({e}); detaching instead");
+        let _ = umount2(&cfg.mountpoint, MntFlags::MNT_DETACH);
+    }
+    match done_rx.recv_timeout(Duration::from_secs(3)) {
+        Ok(Err(e)) => warn!("FUSE session ended with an error: {e}"),
+        Ok(Ok(())) => {}
+        Err(_) => warn!("FUSE session still busy after unmount; exiting anyway"),
+    }
+    Ok(())
+}
+
+fn check_dev_fuse() -> Result<(), DaemonError> {
+    let meta = std::fs::metadata("/dev/fuse").map_err(|e| DaemonError::NoFuse(e.to_string()))?;
+    if !meta.file_type().is_char_device() {
+        return Err(DaemonError::NoFuse("not a character device".into()));
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .map_err(|e| DaemonError::NoFuse(e.to_string()))?;
+    Ok(())
+}
+
+/// Paths in `/proc/<pid>/cgroup` are relative to our cgroup namespace; joining the host's
+/// (pid 1's) makes them absolute, so a daemon started inside a pod still reads the right
+/// cgroups.
+fn join_host_cgroup_namespace() -> Result<(), DaemonError> {
+    let ours = std::fs::metadata("/proc/self/ns/cgroup").map(|m| m.ino());
+    let hosts = std::fs::metadata("/proc/1/ns/cgroup").map(|m| m.ino());
+    match (ours, hosts) {
+        (Ok(a), Ok(b)) if a == b => Ok(()),
+        (Ok(_), Ok(_)) => {
+            let ns = File::open("/proc/1/ns/cgroup")
+                .map_err(|e| DaemonError::CgroupNamespace(e.to_string()))?;
+            nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWCGROUP)
+                .map_err(|e| DaemonError::CgroupNamespace(e.to_string()))?;
+            info!("joined the host cgroup namespace");
+            Ok(())
+        }
+        // No cgroup namespaces in this kernel, or /proc/1 hidden: paths are then what
+        // they are, and the cgroup layer refuses `/..` paths loudly.
+        _ => Ok(()),
+    }
+}
+
+/// Makes `path` a directory ready to mount on: created when missing, a stale FUSE mount
+/// left by a dead daemon detached, a live one refused.
+fn prepare_mountpoint(path: &Path) -> Result<(), DaemonError> {
+    let io_err = |source| DaemonError::MountPoint {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.raw_os_error() == Some(Errno::ENOTCONN as i32) => {
+            warn!(
+                "{}: detaching a stale mount (its daemon is gone)",
+                path.display()
+            );
+            umount2(path, MntFlags::MNT_DETACH).map_err(|e| io_err(e.into()))?;
+            prepare_mountpoint(path)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path).map_err(io_err)
+        }
+        Err(e) => Err(io_err(e)),
+        Ok(meta) if !meta.is_dir() => Err(DaemonError::MountPointNotDir(path.to_path_buf())),
+        Ok(_) => {
+            let canonical = path.canonicalize().map_err(io_err)?;
+            if is_fuse_mountpoint(&canonical) {
+                Err(DaemonError::AlreadyMounted(path.to_path_buf()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Whether a FUSE filesystem is mounted exactly at `path`.
+fn is_fuse_mountpoint(path: &Path) -> bool {
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    let wanted = path.to_string_lossy();
+    mountinfo.lines().any(|line| {
+        let mut fields = line.split(' ');
+        let mount_point = fields.nth(4).map(unescape_mountinfo);
+        let fstype = line
+            .split(" - ")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next());
+        mount_point.as_deref() == Some(&*wanted)
+            && fstype.is_some_and(|t| t == "fuse" || t.starts_with("fuse."))
+    })
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 3 < bytes.len()
+            && bytes[i + 1..i + 4]
+                .iter()
+                .all(|b| (b'0'..=b'7').contains(b))
+        {
+            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
+            out.push(v);
+            i += 4;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The kernel mount options: ours, plus the `-o` ones that mean something to the kernel.
+fn mount_options(extra: &[String]) -> Vec<MountOption> {
+    let mut opts = vec![
+        MountOption::FSName("lxcfs".into()),
+        MountOption::Subtype("lxcfs".into()),
+        MountOption::RO,
+        MountOption::NoSuid,
+        MountOption::NoDev,
+        MountOption::DefaultPermissions,
+    ];
+    for opt in extra
+        .iter()
+        .flat_map(|o| o.split(','))
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+    {
+        match opt {
+            // What lxcfs-rs always does, or libfuse-only switches with no kernel meaning.
+            "allow_other"
+            | "ro"
+            | "nonempty"
+            | "direct_io"
+            | "big_writes"
+            | "default_permissions"
+            | "nodev"
+            | "nosuid" => {}
+            "noexec" => opts.push(MountOption::NoExec),
+            "noatime" => opts.push(MountOption::NoAtime),
+            other => opts.push(MountOption::CUSTOM(other.to_string())),
+        }
+    }
+    opts
+}
+
+/// A pidfile held under an exclusive lock for the daemon's life and removed at exit.
+struct PidFile {
+    path: PathBuf,
+    _lock: Flock<File>,
+}
+
+impl PidFile {
+    fn acquire(path: &Path) -> Result<PidFile, DaemonError> {
+        let err = |source| DaemonError::Pidfile {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(err)?;
+        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((mut file, Errno::EWOULDBLOCK)) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                return Err(DaemonError::PidfileLocked {
+                    path: path.to_path_buf(),
+                    pid: pid.trim().to_string(),
+                });
+            }
+            Err((_, e)) => return Err(err(e.into())),
+        };
+        lock.set_len(0).map_err(err)?;
+        lock.rewind().map_err(err)?;
+        writeln!(lock, "{}", std::process::id()).map_err(err)?;
+        Ok(PidFile {
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Sends SIGTERM to `pid` (used by tests and tools that stop a daemon they started).
+pub fn terminate(pid: u32) -> nix::Result<()> {
+    kill(Pid::from_raw(pid as i32), Signal::SIGTERM)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes() {
+        assert_eq!(unescape_mountinfo("/mnt/a\\040b"), "/mnt/a b");
+        assert_eq!(unescape_mountinfo("/plain"), "/plain");
+        assert_eq!(unescape_mountinfo("/trail\\04"), "/trail\\04");
+    }
+
+    #[test]
+    fn dash_o_options() {
+        let opts = mount_options(&[
+            "allow_other,nonempty".into(),
+            "noexec".into(),
+            "weird=1".into(),
+        ]);
+        assert!(opts.contains(&MountOption::NoExec));
+        assert!(opts.contains(&MountOption::CUSTOM("weird=1".into())));
+        assert!(
+            !opts
+                .iter()
+                .any(|o| matches!(o, MountOption::CUSTOM(s) if s == "allow_other"))
+        );
+    }
+
+    #[test]
+    fn pidfile_is_exclusive_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/lxcfs-rs.pid");
+        let held = PidFile::acquire(&path).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap().trim(),
+            std::process::id().to_string()
+        );
+        match PidFile::acquire(&path) {
+            Err(DaemonError::PidfileLocked { pid, .. }) => {
+                assert_eq!(pid, std::process::id().to_string())
+            }
+            other => panic!("second pidfile lock: {other:?}", other = other.map(|_| ())),
+        }
+        drop(held);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn missing_mountpoint_is_created_and_file_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mp = dir.path().join("a/b");
+        prepare_mountpoint(&mp).unwrap();
+        assert!(mp.is_dir());
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        assert!(matches!(
+            prepare_mountpoint(&file),
+            Err(DaemonError::MountPointNotDir(_))
+        ));
+    }
+}

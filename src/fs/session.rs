@@ -1,0 +1,293 @@
+//! The FUSE request handlers.
+
+use std::ffi::OsStr;
+use std::io;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, LockOwner,
+    OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, Request,
+};
+use log::debug;
+use parking_lot::Mutex;
+
+use super::handles::{Handle, Handles, slice};
+use super::inodes::{Inodes, child_path};
+use super::provider::{Node, NodeKind, Provider};
+
+/// How long the kernel may keep a name that exists for every reader. Short, so a tree
+/// change (CPU hotplug) shows quickly, but long enough that a loop reopening the same file
+/// does not pay for a lookup each time.
+const STABLE_TTL: Duration = Duration::from_secs(1);
+/// Attributes and per-reader names are never cached: their truth depends on who asks.
+const NO_TTL: Duration = Duration::ZERO;
+
+/// The lxcfs-rs filesystem over some [`Provider`].
+pub struct LxcFs<P: Provider> {
+    provider: Arc<P>,
+    inodes: Inodes,
+    handles: Handles,
+    started: SystemTime,
+}
+
+impl<P: Provider> LxcFs<P> {
+    /// A filesystem serving what `provider` says.
+    pub fn new(provider: Arc<P>) -> Self {
+        LxcFs {
+            provider,
+            inodes: Inodes::default(),
+            handles: Handles::default(),
+            started: SystemTime::now(),
+        }
+    }
+
+    fn attr(&self, ino: u64, path: &str, node: Node, pid: u32) -> FileAttr {
+        let (kind, perm, nlink, size) = match node.kind {
+            NodeKind::Dir => (FileType::Directory, 0o555, 2, 0),
+            NodeKind::Symlink => {
+                let len = self.provider.readlink(path).map(|t| t.len()).unwrap_or(0);
+                (FileType::Symlink, 0o777, 1, len as u64)
+            }
+            // The size is that of what this reader would read: tools that trust st_size
+            // (Node's readFileSync) read all of it, and a size above zero keeps the kernel's
+            // splice path from ending at offset 0 before it asks us (see `read`).
+            NodeKind::File => {
+                let len = self
+                    .provider
+                    .content(path, pid)
+                    .map(|c| c.len())
+                    .unwrap_or(0);
+                (FileType::RegularFile, 0o444, 1, len.max(1) as u64)
+            }
+        };
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: self.started,
+            mtime: self.started,
+            ctime: self.started,
+            crtime: self.started,
+            kind,
+            perm,
+            nlink,
+            uid: 0,
+            gid: 0,
+            rdev: 0,
+            blksize: 4096,
+            flags: 0,
+        }
+    }
+
+    /// Resolves an inode to its path and the node it is for this reader.
+    fn resolve(&self, ino: u64, pid: u32) -> Result<(Arc<str>, Node), Errno> {
+        let path = self.inodes.path(ino).ok_or(Errno::ENOENT)?;
+        let node = self.provider.node(&path, pid).ok_or(Errno::ENOENT)?;
+        Ok((path, node))
+    }
+}
+
+/// The errno for an I/O error from the provider.
+fn errno(e: &io::Error) -> Errno {
+    e.raw_os_error().map(Errno::from_i32).unwrap_or(Errno::EIO)
+}
+
+impl<P: Provider> Filesystem for LxcFs<P> {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let Some(dir) = self.inodes.path(parent.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let Some(name) = name.to_str() else {
+            return reply.error(Errno::ENOENT);
+        };
+        let path = child_path(&dir, name);
+        match self.provider.node(&path, req.pid()) {
+            Some(node) => {
+                let ino = self.inodes.intern(&path);
+                let entry_ttl = if node.same_for_all {
+                    STABLE_TTL
+                } else {
+                    NO_TTL
+                };
+                let attr_ttl = if node.kind == NodeKind::Dir {
+                    entry_ttl
+                } else {
+                    NO_TTL
+                };
+                let attr = self.attr(ino, &path, node, req.pid());
+                reply.entry_with_ttls(&entry_ttl, &attr_ttl, &attr, Generation(0));
+            }
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.resolve(ino.0, req.pid()) {
+            Ok((path, node)) => {
+                let ttl = if node.kind == NodeKind::Dir && node.same_for_all {
+                    STABLE_TTL
+                } else {
+                    NO_TTL
+                };
+                reply.attr(&ttl, &self.attr(ino.0, &path, node, req.pid()));
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.resolve(ino.0, req.pid()) {
+            Ok((path, node)) if node.kind == NodeKind::Symlink => {
+                match self.provider.readlink(&path) {
+                    Ok(target) => reply.data(&target),
+                    Err(e) => reply.error(errno(&e)),
+                }
+            }
+            Ok(_) => reply.error(Errno::EINVAL),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.0 & nix::libc::O_ACCMODE != nix::libc::O_RDONLY {
+            return reply.error(Errno::EACCES);
+        }
+        match self.resolve(ino.0, req.pid()) {
+            Ok((path, node)) if node.kind == NodeKind::File => {
+                let fh = self.handles.insert(Handle {
+                    path,
+                    snapshot: Mutex::new(None),
+                    entries: Vec::new(),
+                });
+                // Direct I/O: every read(2) comes to us with its reader, nothing is cached.
+                reply.opened(FileHandle(fh), FopenFlags::FOPEN_DIRECT_IO);
+            }
+            Ok((_, node)) if node.kind == NodeKind::Dir => reply.error(Errno::EISDIR),
+            Ok(_) => reply.error(Errno::EINVAL),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &self,
+        req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        // A read(2) on a direct-I/O file carries the caller's lock owner. A read without one
+        // is the kernel filling the inode's page cache, which splice/sendfile readers
+        // (busybox cat, Python's shutil) go through even on direct-I/O files. That cache is
+        // shared by every reader of the inode, so whatever we put there would reach other
+        // containers. Refusing it makes splice fail with EINVAL, the answer for a file
+        // without splice support, and those readers fall back to read(2), which is right.
+        if lock_owner.is_none() {
+            debug!(
+                "refusing page-cache read of fh {} by pid {}",
+                fh.0,
+                req.pid()
+            );
+            return reply.error(Errno::EINVAL);
+        }
+        let Some(handle) = self.handles.get(fh.0) else {
+            return reply.error(Errno::EBADF);
+        };
+        let mut snapshot = handle.snapshot.lock();
+        if offset == 0 || snapshot.is_none() {
+            match self.provider.content(&handle.path, req.pid()) {
+                Ok(bytes) => *snapshot = Some(Arc::from(bytes)),
+                Err(e) => return reply.error(errno(&e)),
+            }
+        }
+        let data = snapshot.clone().unwrap_or_else(|| Arc::from(Vec::new()));
+        drop(snapshot);
+        reply.data(slice(&data, offset, size));
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.handles.remove(fh.0);
+        reply.ok();
+    }
+
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let pid = req.pid();
+        let (path, node) = match self.resolve(ino.0, pid) {
+            Ok(found) => found,
+            Err(e) => return reply.error(e),
+        };
+        if node.kind != NodeKind::Dir {
+            return reply.error(Errno::ENOTDIR);
+        }
+        let listed = match self.provider.list(&path, pid) {
+            Ok(listed) => listed,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let parent = match path.rfind('/') {
+            Some(i) => self.inodes.intern(&path[..i]),
+            None => self.inodes.intern(""),
+        };
+        let mut entries = vec![
+            (ino.0, NodeKind::Dir, ".".to_string()),
+            (parent, NodeKind::Dir, "..".to_string()),
+        ];
+        for (name, kind) in listed {
+            entries.push((self.inodes.intern(&child_path(&path, &name)), kind, name));
+        }
+        let fh = self.handles.insert(Handle {
+            path,
+            snapshot: Mutex::new(None),
+            entries,
+        });
+        reply.opened(FileHandle(fh), FopenFlags::empty());
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(handle) = self.handles.get(fh.0) else {
+            return reply.error(Errno::EBADF);
+        };
+        for (i, (ino, kind, name)) in handle.entries.iter().enumerate().skip(offset as usize) {
+            let kind = match kind {
+                NodeKind::Dir => FileType::Directory,
+                NodeKind::File => FileType::RegularFile,
+                NodeKind::Symlink => FileType::Symlink,
+            };
+            if reply.add(INodeNo(*ino), (i + 1) as u64, kind, name) {
+                break;
+            }
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.handles.remove(fh.0);
+        reply.ok();
+    }
+}
