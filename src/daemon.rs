@@ -266,6 +266,9 @@ fn unescape_mountinfo(field: &str) -> String {
 }
 
 /// The kernel mount options: ours, plus the `-o` ones that mean something to the kernel.
+/// No `default_permissions`: with it the kernel refreshes a file's attributes (a GETATTR,
+/// which renders the file to learn its size) before every open; the mount is read-only and
+/// `open` refuses write access, which is all the checking 0444 files need.
 fn mount_options(extra: &[String]) -> Vec<MountOption> {
     let mut opts = vec![
         MountOption::FSName("lxcfs".into()),
@@ -273,7 +276,6 @@ fn mount_options(extra: &[String]) -> Vec<MountOption> {
         MountOption::RO,
         MountOption::NoSuid,
         MountOption::NoDev,
-        MountOption::DefaultPermissions,
     ];
     for opt in extra
         .iter()

@@ -15,7 +15,7 @@ use crate::cpulist;
 use crate::fs::{Node, NodeKind, Provider};
 use crate::host::HostPaths;
 use crate::loadavg::LoadTracker;
-use crate::model::{CpuUsage, MemoryLimits};
+use crate::model::{CpuLimits, CpuUsage, MemoryLimits};
 use crate::reader::PidNsCache;
 use crate::render;
 
@@ -140,14 +140,24 @@ impl View {
             .unwrap_or_else(|| vec![0])
     }
 
+    /// The reader's CPU limits (all online CPUs, no quota, when its cgroups are unknown) and
+    /// the host's online CPUs.
+    fn cpu_limits(&self, cg: Option<&ReaderCgroups>) -> (CpuLimits, Vec<u32>) {
+        let online = self.host_online();
+        let limits = match cg {
+            Some(cg) => cg.cpu(&online),
+            None => CpuLimits {
+                visible: online.clone(),
+                quota_cpus: None,
+            },
+        };
+        (limits, online)
+    }
+
     /// The CPUs the reader is shown, and the host's online CPUs.
     fn shown_cpus(&self, cg: Option<&ReaderCgroups>) -> (Vec<u32>, Vec<u32>) {
-        let online = self.host_online();
-        let shown = match cg {
-            Some(cg) => cg.cpu(&online).shown(self.opts.quota_view).to_vec(),
-            None => online.clone(),
-        };
-        (shown, online)
+        let (limits, online) = self.cpu_limits(cg);
+        (limits.shown(self.opts.quota_view).to_vec(), online)
     }
 
     fn generate(&self, file: File, pid: u32) -> io::Result<String> {
@@ -217,8 +227,15 @@ impl View {
                 None => self.host_proc(&format!("pressure/{resource}")),
             },
             File::CpuList => {
-                let (shown, _) = self.shown_cpus(cg);
-                Ok(format!("{}\n", cpulist::format(&shown)))
+                let (limits, _) = self.cpu_limits(cg);
+                let shown = limits.shown(self.opts.quota_view);
+                // Under the quota view the CPUs are renumbered from 0, as in cpuinfo.
+                let list = if self.opts.quota_view && limits.quota_cpus.is_some() {
+                    cpulist::format(&(0..shown.len() as u32).collect::<Vec<_>>())
+                } else {
+                    cpulist::format(shown)
+                };
+                Ok(format!("{list}\n"))
             }
             File::CpuOffline => Ok("\n".to_string()),
         }

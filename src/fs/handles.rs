@@ -11,14 +11,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::inodes::InodeInfo;
 use super::provider::NodeKind;
 
 const SHARDS: usize = 32;
 
 /// One open file or directory.
 pub struct Handle {
-    /// The path that was opened.
-    pub path: Arc<str>,
+    /// The inode that was opened.
+    pub inode: Arc<InodeInfo>,
     /// File content made at the last read at offset 0 (files only).
     pub snapshot: Mutex<Option<Arc<[u8]>>>,
     /// Directory entries as listed at open (directories only): (inode, kind, name).
@@ -93,12 +94,16 @@ mod tests {
     #[test]
     fn handles_come_and_go() {
         let h = Handles::default();
-        let fh = h.insert(Handle {
+        let inode = Arc::new(InodeInfo {
             path: Arc::from("proc/meminfo"),
+            served: Default::default(),
+        });
+        let fh = h.insert(Handle {
+            inode,
             snapshot: Mutex::new(None),
             entries: vec![],
         });
-        assert_eq!(h.get(fh).unwrap().path.as_ref(), "proc/meminfo");
+        assert_eq!(&*h.get(fh).unwrap().inode.path, "proc/meminfo");
         assert_eq!(h.len(), 1);
         h.remove(fh);
         assert!(h.get(fh).is_none());

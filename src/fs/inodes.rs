@@ -10,6 +10,14 @@ use std::hash::{BuildHasher, RandomState};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// What the table knows of one inode.
+pub struct InodeInfo {
+    /// Its path relative to the mount.
+    pub path: Arc<str>,
+    /// The largest content served from it so far, in bytes (its reported size).
+    pub served: AtomicU64,
+}
+
 const SHARDS: usize = 16;
 
 /// Inode number of the mount's root directory (fixed by FUSE).
@@ -17,7 +25,7 @@ pub const ROOT_INO: u64 = 1;
 
 /// Two-way map between relative paths and inode numbers.
 pub struct Inodes {
-    by_ino: [RwLock<HashMap<u64, Arc<str>>>; SHARDS],
+    by_ino: [RwLock<HashMap<u64, Arc<InodeInfo>>>; SHARDS],
     by_path: [RwLock<HashMap<Arc<str>, u64>>; SHARDS],
     hasher: RandomState,
     next: AtomicU64,
@@ -32,9 +40,13 @@ impl Default for Inodes {
             next: AtomicU64::new(ROOT_INO + 1),
         };
         let root: Arc<str> = Arc::from("");
-        table.by_ino[ROOT_INO as usize % SHARDS]
-            .write()
-            .insert(ROOT_INO, root.clone());
+        table.by_ino[ROOT_INO as usize % SHARDS].write().insert(
+            ROOT_INO,
+            Arc::new(InodeInfo {
+                path: root.clone(),
+                served: AtomicU64::new(0),
+            }),
+        );
         table.by_path[table.path_shard(&root)]
             .write()
             .insert(root, ROOT_INO);
@@ -47,9 +59,14 @@ impl Inodes {
         self.hasher.hash_one(path) as usize % SHARDS
     }
 
+    /// Inode `ino`, if it was ever handed out.
+    pub fn get(&self, ino: u64) -> Option<Arc<InodeInfo>> {
+        self.by_ino[ino as usize % SHARDS].read().get(&ino).cloned()
+    }
+
     /// The path of inode `ino`, if it was ever handed out.
     pub fn path(&self, ino: u64) -> Option<Arc<str>> {
-        self.by_ino[ino as usize % SHARDS].read().get(&ino).cloned()
+        self.get(ino).map(|info| info.path.clone())
     }
 
     /// The inode number of `path`, allocating one on first use.
@@ -66,9 +83,13 @@ impl Inodes {
         let key: Arc<str> = Arc::from(path);
         // Publish ino -> path before path -> ino so that nobody can hold a number we
         // cannot resolve.
-        self.by_ino[ino as usize % SHARDS]
-            .write()
-            .insert(ino, key.clone());
+        self.by_ino[ino as usize % SHARDS].write().insert(
+            ino,
+            Arc::new(InodeInfo {
+                path: key.clone(),
+                served: AtomicU64::new(0),
+            }),
+        );
         by_path.insert(key, ino);
         ino
     }

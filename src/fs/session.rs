@@ -3,6 +3,7 @@
 use std::ffi::OsStr;
 use std::io;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
@@ -13,15 +14,17 @@ use log::debug;
 use parking_lot::Mutex;
 
 use super::handles::{Handle, Handles, slice};
-use super::inodes::{Inodes, child_path};
+use super::inodes::{InodeInfo, Inodes, child_path};
 use super::provider::{Node, NodeKind, Provider};
 
-/// How long the kernel may keep a name that exists for every reader. Short, so a tree
-/// change (CPU hotplug) shows quickly, but long enough that a loop reopening the same file
-/// does not pay for a lookup each time.
+/// How long the kernel may keep a name, or a directory's attributes, that are the same for
+/// every reader. Short, so a tree change (CPU hotplug) shows quickly, but long enough that a
+/// loop reopening the same file does not pay for a lookup each time.
 const STABLE_TTL: Duration = Duration::from_secs(1);
-/// Attributes and per-reader names are never cached: their truth depends on who asks.
+/// Per-reader names and file attributes are not cached: their truth depends on who asks.
 const NO_TTL: Duration = Duration::ZERO;
+/// Sizes are reported in whole pages.
+const PAGE: u64 = 4096;
 
 /// The lxcfs-rs filesystem over some [`Provider`].
 pub struct LxcFs<P: Provider> {
@@ -29,6 +32,26 @@ pub struct LxcFs<P: Provider> {
     inodes: Inodes,
     handles: Handles,
     started: SystemTime,
+}
+
+/// The errno for an I/O error from the provider.
+fn errno(e: &io::Error) -> Errno {
+    e.raw_os_error().map(Errno::from_i32).unwrap_or(Errno::EIO)
+}
+
+/// How long the kernel may cache a node's name and its attributes.
+fn ttls(node: Node) -> (Duration, Duration) {
+    let entry = if node.same_for_all {
+        STABLE_TTL
+    } else {
+        NO_TTL
+    };
+    let attr = if node.kind == NodeKind::Dir {
+        entry
+    } else {
+        NO_TTL
+    };
+    (entry, attr)
 }
 
 impl<P: Provider> LxcFs<P> {
@@ -42,24 +65,35 @@ impl<P: Provider> LxcFs<P> {
         }
     }
 
-    fn attr(&self, ino: u64, path: &str, node: Node, pid: u32) -> FileAttr {
+    /// The size reported for a file: the largest content served from it so far, rounded up
+    /// to a page. Rendering the file for each stat() would double the cost of most reads
+    /// (glibc's stdio fstat()s before its first read); a size never below what readers get
+    /// keeps tools that trust st_size (Node's readFileSync) from truncating, and a size
+    /// above zero keeps the kernel's splice path from stopping at offset 0 before it asks
+    /// us (see `read`).
+    fn file_size(&self, info: &InodeInfo, pid: u32) -> u64 {
+        let mut served = info.served.load(Ordering::Relaxed);
+        if served == 0 {
+            let len = self
+                .provider
+                .content(&info.path, pid)
+                .map_or(0, |c| c.len() as u64);
+            served = info.served.fetch_max(len, Ordering::Relaxed).max(len);
+        }
+        served.max(1).next_multiple_of(PAGE)
+    }
+
+    fn attr(&self, ino: u64, info: &InodeInfo, node: Node, pid: u32) -> FileAttr {
         let (kind, perm, nlink, size) = match node.kind {
             NodeKind::Dir => (FileType::Directory, 0o555, 2, 0),
             NodeKind::Symlink => {
-                let len = self.provider.readlink(path).map(|t| t.len()).unwrap_or(0);
-                (FileType::Symlink, 0o777, 1, len as u64)
-            }
-            // The size is that of what this reader would read: tools that trust st_size
-            // (Node's readFileSync) read all of it, and a size above zero keeps the kernel's
-            // splice path from ending at offset 0 before it asks us (see `read`).
-            NodeKind::File => {
                 let len = self
                     .provider
-                    .content(path, pid)
-                    .map(|c| c.len())
-                    .unwrap_or(0);
-                (FileType::RegularFile, 0o444, 1, len.max(1) as u64)
+                    .readlink(&info.path)
+                    .map_or(0, |t| t.len() as u64);
+                (FileType::Symlink, 0o777, 1, len)
             }
+            NodeKind::File => (FileType::RegularFile, 0o444, 1, self.file_size(info, pid)),
         };
         FileAttr {
             ino: INodeNo(ino),
@@ -80,17 +114,12 @@ impl<P: Provider> LxcFs<P> {
         }
     }
 
-    /// Resolves an inode to its path and the node it is for this reader.
-    fn resolve(&self, ino: u64, pid: u32) -> Result<(Arc<str>, Node), Errno> {
-        let path = self.inodes.path(ino).ok_or(Errno::ENOENT)?;
-        let node = self.provider.node(&path, pid).ok_or(Errno::ENOENT)?;
-        Ok((path, node))
+    /// Resolves an inode to what the table knows of it and the node it is for this reader.
+    fn resolve(&self, ino: u64, pid: u32) -> Result<(Arc<InodeInfo>, Node), Errno> {
+        let info = self.inodes.get(ino).ok_or(Errno::ENOENT)?;
+        let node = self.provider.node(&info.path, pid).ok_or(Errno::ENOENT)?;
+        Ok((info, node))
     }
-}
-
-/// The errno for an I/O error from the provider.
-fn errno(e: &io::Error) -> Errno {
-    e.raw_os_error().map(Errno::from_i32).unwrap_or(Errno::EIO)
 }
 
 impl<P: Provider> Filesystem for LxcFs<P> {
@@ -102,35 +131,26 @@ impl<P: Provider> Filesystem for LxcFs<P> {
             return reply.error(Errno::ENOENT);
         };
         let path = child_path(&dir, name);
-        match self.provider.node(&path, req.pid()) {
-            Some(node) => {
-                let ino = self.inodes.intern(&path);
-                let entry_ttl = if node.same_for_all {
-                    STABLE_TTL
-                } else {
-                    NO_TTL
-                };
-                let attr_ttl = if node.kind == NodeKind::Dir {
-                    entry_ttl
-                } else {
-                    NO_TTL
-                };
-                let attr = self.attr(ino, &path, node, req.pid());
-                reply.entry_with_ttls(&entry_ttl, &attr_ttl, &attr, Generation(0));
-            }
-            None => reply.error(Errno::ENOENT),
-        }
+        let Some(node) = self.provider.node(&path, req.pid()) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let ino = self.inodes.intern(&path);
+        let Some(info) = self.inodes.get(ino) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let (entry_ttl, attr_ttl) = ttls(node);
+        reply.entry_with_ttls(
+            &attr_ttl,
+            &entry_ttl,
+            &self.attr(ino, &info, node, req.pid()),
+            Generation(0),
+        );
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         match self.resolve(ino.0, req.pid()) {
-            Ok((path, node)) => {
-                let ttl = if node.kind == NodeKind::Dir && node.same_for_all {
-                    STABLE_TTL
-                } else {
-                    NO_TTL
-                };
-                reply.attr(&ttl, &self.attr(ino.0, &path, node, req.pid()));
+            Ok((info, node)) => {
+                reply.attr(&ttls(node).1, &self.attr(ino.0, &info, node, req.pid()))
             }
             Err(e) => reply.error(e),
         }
@@ -138,8 +158,8 @@ impl<P: Provider> Filesystem for LxcFs<P> {
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         match self.resolve(ino.0, req.pid()) {
-            Ok((path, node)) if node.kind == NodeKind::Symlink => {
-                match self.provider.readlink(&path) {
+            Ok((info, node)) if node.kind == NodeKind::Symlink => {
+                match self.provider.readlink(&info.path) {
                     Ok(target) => reply.data(&target),
                     Err(e) => reply.error(errno(&e)),
                 }
@@ -154,9 +174,9 @@ impl<P: Provider> Filesystem for LxcFs<P> {
             return reply.error(Errno::EACCES);
         }
         match self.resolve(ino.0, req.pid()) {
-            Ok((path, node)) if node.kind == NodeKind::File => {
+            Ok((inode, node)) if node.kind == NodeKind::File => {
                 let fh = self.handles.insert(Handle {
-                    path,
+                    inode,
                     snapshot: Mutex::new(None),
                     entries: Vec::new(),
                 });
@@ -199,8 +219,14 @@ impl<P: Provider> Filesystem for LxcFs<P> {
         };
         let mut snapshot = handle.snapshot.lock();
         if offset == 0 || snapshot.is_none() {
-            match self.provider.content(&handle.path, req.pid()) {
-                Ok(bytes) => *snapshot = Some(Arc::from(bytes)),
+            match self.provider.content(&handle.inode.path, req.pid()) {
+                Ok(bytes) => {
+                    handle
+                        .inode
+                        .served
+                        .fetch_max(bytes.len() as u64, Ordering::Relaxed);
+                    *snapshot = Some(Arc::from(bytes));
+                }
                 Err(e) => return reply.error(errno(&e)),
             }
         }
@@ -225,30 +251,30 @@ impl<P: Provider> Filesystem for LxcFs<P> {
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let pid = req.pid();
-        let (path, node) = match self.resolve(ino.0, pid) {
+        let (inode, node) = match self.resolve(ino.0, pid) {
             Ok(found) => found,
             Err(e) => return reply.error(e),
         };
         if node.kind != NodeKind::Dir {
             return reply.error(Errno::ENOTDIR);
         }
-        let listed = match self.provider.list(&path, pid) {
+        let path = &*inode.path;
+        let listed = match self.provider.list(path, pid) {
             Ok(listed) => listed,
             Err(e) => return reply.error(errno(&e)),
         };
-        let parent = match path.rfind('/') {
-            Some(i) => self.inodes.intern(&path[..i]),
-            None => self.inodes.intern(""),
-        };
+        let parent = self
+            .inodes
+            .intern(path.rsplit_once('/').map_or("", |(dir, _)| dir));
         let mut entries = vec![
             (ino.0, NodeKind::Dir, ".".to_string()),
             (parent, NodeKind::Dir, "..".to_string()),
         ];
         for (name, kind) in listed {
-            entries.push((self.inodes.intern(&child_path(&path, &name)), kind, name));
+            entries.push((self.inodes.intern(&child_path(path, &name)), kind, name));
         }
         let fh = self.handles.insert(Handle {
-            path,
+            inode: inode.clone(),
             snapshot: Mutex::new(None),
             entries,
         });
