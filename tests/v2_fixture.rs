@@ -907,3 +907,74 @@ fn show_prints_headers_and_fails_on_bad_input() {
         describe(&out)
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The mounted daemon on the fixture host
+// ---------------------------------------------------------------------------------------
+
+/// The daemon itself (not only `show`) with its host paths pointed at the v2 fixture: a real
+/// process reads through the mount, and the fixture says which cgroup that pid is in.
+#[test]
+fn mounted_daemon_serves_the_v2_fixture() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+
+    if !common::can_mount() {
+        return;
+    }
+    let fx = Fixture::new();
+    let root = fx.dir.path().to_str().expect("utf-8").to_string();
+    let d = common::Daemon::start(&["--host-root", &root, "--enable-cfs"]);
+    let files = [
+        d.path("proc/meminfo"),
+        d.path("sys/devices/system/cpu/online"),
+    ];
+    // The reader waits for a line on stdin, so that the fixture can name its pid first.
+    let mut reader = Command::new("sh")
+        // exec: the pid the fixture names is the one that reads.
+        .args(["-c", "read go; exec cat \"$1\" \"$2\"", "sh"])
+        .args(&files)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting the reader");
+    let pid = reader.id();
+    let host = fx.dir.path();
+    write(host, &format!("proc/{pid}/cgroup"), "0::/ctr/child\n");
+    write(
+        host,
+        &format!("proc/{pid}/status"),
+        &pid_status(pid, 1, &pid.to_string()),
+    );
+    write(
+        host,
+        &format!("proc/{pid}/stat"),
+        &pid_stat(pid, 1, 'R', 1000),
+    );
+    write(host, &format!("proc/{pid}/ns/pid"), "");
+    reader
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"go\n")
+        .expect("releasing the reader");
+    let mut out = String::new();
+    for line in BufReader::new(reader.stdout.take().expect("stdout")).lines() {
+        out.push_str(&line.expect("reader output"));
+        out.push('\n');
+    }
+    assert!(
+        reader.wait().expect("reader exit").success(),
+        "reader failed; read:\n{out}"
+    );
+    assert_eq!(
+        kb(&out, "MemTotal"),
+        262144,
+        "MemTotal through the mount for a pid in /ctr/child (ctr memory.max 256 MiB), read:\n{out}"
+    );
+    assert_eq!(
+        out.lines().last(),
+        Some("0"),
+        "online under --enable-cfs with a half-CPU quota (cpus 1-2): expected \"0\" last, read:\n{out}"
+    );
+}
