@@ -9,8 +9,35 @@ use lxcfs_rs::host::HostPaths;
 use lxcfs_rs::show::show;
 use lxcfs_rs::view::View;
 
+/// Parses the command line; a usage error is one line (as for every other start-up error)
+/// and exit code 2, help and version print as usual.
+fn parse_cli() -> Result<Cli, ExitCode> {
+    Cli::try_parse().map_err(|e| {
+        use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+        if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        // clap's first paragraph says what is wrong; the rest is usage and tips.
+        let text = e.to_string();
+        let what: Vec<&str> = text
+            .lines()
+            .take_while(|l| !l.trim().is_empty())
+            .map(str::trim)
+            .collect();
+        eprintln!(
+            "lxcfs-rs: {}; see lxcfs-rs --help",
+            what.join(" ").trim_start_matches("error: ")
+        );
+        ExitCode::from(2)
+    })
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match parse_cli() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let level = if cli.daemon.debug { "debug" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
     let host = cli

@@ -1054,6 +1054,7 @@ fn unknown_flag_fails() {
         "the error names the flag: {}",
         describe(&out)
     );
+    assert_one_error_line(&err, "--no-such-flag");
     assert!(fuse_mount_at(dir.path()).is_none(), "nothing mounted");
 }
 
