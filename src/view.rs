@@ -33,44 +33,56 @@ pub struct ViewOptions {
 /// A generated file of the tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum File {
+    /// Computed from the reader's cgroups.
+    FromCgroups(CgFile),
+    /// Needs the reader's cgroups only inside a container's pid namespace.
+    Uptime,
+    /// Needs the reader's cgroups only with `-l`.
+    Loadavg,
+    /// `offline`: always empty, as no hidden CPU is "offline" from the reader's view.
+    CpuOffline,
+}
+
+/// A generated file computed from the reader's cgroups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CgFile {
     Meminfo,
     Cpuinfo,
     Stat,
-    Uptime,
-    Loadavg,
     Diskstats,
     Swaps,
     Slabinfo,
     Pressure(&'static str),
     /// `online`, `possible`, `present`: the shown CPUs.
     CpuList,
-    /// `offline`: always empty, as no hidden CPU is "offline" from the reader's view.
-    CpuOffline,
 }
+
+use CgFile::*;
+use File::FromCgroups as Cg;
 
 /// The fixed part of the tree: directories and generated files.
 const TREE: &[(&str, Option<File>)] = &[
     ("", None),
     ("proc", None),
-    ("proc/cpuinfo", Some(File::Cpuinfo)),
-    ("proc/diskstats", Some(File::Diskstats)),
+    ("proc/cpuinfo", Some(Cg(Cpuinfo))),
+    ("proc/diskstats", Some(Cg(Diskstats))),
     ("proc/loadavg", Some(File::Loadavg)),
-    ("proc/meminfo", Some(File::Meminfo)),
-    ("proc/slabinfo", Some(File::Slabinfo)),
-    ("proc/stat", Some(File::Stat)),
-    ("proc/swaps", Some(File::Swaps)),
+    ("proc/meminfo", Some(Cg(Meminfo))),
+    ("proc/slabinfo", Some(Cg(Slabinfo))),
+    ("proc/stat", Some(Cg(Stat))),
+    ("proc/swaps", Some(Cg(Swaps))),
     ("proc/uptime", Some(File::Uptime)),
     ("proc/pressure", None),
-    ("proc/pressure/cpu", Some(File::Pressure("cpu"))),
-    ("proc/pressure/io", Some(File::Pressure("io"))),
-    ("proc/pressure/memory", Some(File::Pressure("memory"))),
+    ("proc/pressure/cpu", Some(Cg(Pressure("cpu")))),
+    ("proc/pressure/io", Some(Cg(Pressure("io")))),
+    ("proc/pressure/memory", Some(Cg(Pressure("memory")))),
     ("sys", None),
     ("sys/devices", None),
     ("sys/devices/system", None),
     (CPU_DIR, None),
-    ("sys/devices/system/cpu/online", Some(File::CpuList)),
-    ("sys/devices/system/cpu/possible", Some(File::CpuList)),
-    ("sys/devices/system/cpu/present", Some(File::CpuList)),
+    ("sys/devices/system/cpu/online", Some(Cg(CpuList))),
+    ("sys/devices/system/cpu/possible", Some(Cg(CpuList))),
+    ("sys/devices/system/cpu/present", Some(Cg(CpuList))),
     ("sys/devices/system/cpu/offline", Some(File::CpuOffline)),
 ];
 
@@ -161,28 +173,35 @@ impl View {
     }
 
     fn generate(&self, file: File, pid: u32) -> io::Result<String> {
-        let cg = self.cgroups(pid);
-        let cg = cg.as_ref();
         match file {
-            File::Meminfo => {
+            Cg(file) => self.render_with_cgroups(file, self.cgroups(pid).as_ref()),
+            File::Uptime => self.uptime(pid),
+            File::Loadavg => self.loadavg(pid),
+            File::CpuOffline => Ok("\n".to_string()),
+        }
+    }
+
+    fn render_with_cgroups(&self, file: CgFile, cg: Option<&ReaderCgroups>) -> io::Result<String> {
+        match file {
+            Meminfo => {
                 let host = self.host_proc("meminfo")?;
-                let mem = cg.map(ReaderCgroups::memory).unwrap_or_default();
+                let mem = self.memory(cg, &host);
                 Ok(nonempty(
                     render::meminfo::render_meminfo(&host, &mem, self.opts.swap_view),
                     host,
                 ))
             }
-            File::Swaps => {
+            Swaps => {
                 let host = self.host_proc("swaps")?;
-                let mem = cg.map(ReaderCgroups::memory).unwrap_or_default();
+                let meminfo = self.host_proc("meminfo")?;
+                let mem = self.memory(cg, &meminfo);
                 if mem == MemoryLimits::default() && self.opts.swap_view {
                     return Ok(host);
                 }
-                let meminfo = self.host_proc("meminfo")?;
                 let swap = render::meminfo::swap_kb(&meminfo, &mem, self.opts.swap_view);
                 Ok(render::swaps::render_swaps(&host, swap))
             }
-            File::Cpuinfo => {
+            Cpuinfo => {
                 let host = self.host_proc("cpuinfo")?;
                 let (shown, online) = self.shown_cpus(cg);
                 if shown == online {
@@ -193,7 +212,7 @@ impl View {
                     host,
                 ))
             }
-            File::Stat => {
+            Stat => {
                 let host = self.host_proc("stat")?;
                 let (shown, online) = self.shown_cpus(cg);
                 let usage = cg.map(ReaderCgroups::cpu_usage).unwrap_or_default();
@@ -208,9 +227,7 @@ impl View {
                     host,
                 ))
             }
-            File::Uptime => self.uptime(pid, cg),
-            File::Loadavg => self.loadavg(pid, cg),
-            File::Diskstats => {
+            Diskstats => {
                 let host = self.host_proc("diskstats")?;
                 let io = cg.map(ReaderCgroups::io).unwrap_or_default();
                 if io.is_empty() {
@@ -218,15 +235,15 @@ impl View {
                 }
                 Ok(render::diskstats::render_diskstats(&host, &io))
             }
-            File::Slabinfo => match cg.and_then(ReaderCgroups::slabinfo) {
+            Slabinfo => match cg.and_then(ReaderCgroups::slabinfo) {
                 Some(text) => Ok(text),
                 None => self.host_proc("slabinfo"),
             },
-            File::Pressure(resource) => match cg.and_then(|cg| cg.pressure(resource)) {
+            Pressure(resource) => match cg.and_then(|cg| cg.pressure(resource)) {
                 Some(text) => Ok(text),
                 None => self.host_proc(&format!("pressure/{resource}")),
             },
-            File::CpuList => {
+            CpuList => {
                 let (limits, _) = self.cpu_limits(cg);
                 let shown = limits.shown(self.opts.quota_view);
                 // Under the quota view the CPUs are renumbered from 0, as in cpuinfo.
@@ -237,11 +254,17 @@ impl View {
                 };
                 Ok(format!("{list}\n"))
             }
-            File::CpuOffline => Ok("\n".to_string()),
         }
     }
 
-    fn uptime(&self, pid: u32, cg: Option<&ReaderCgroups>) -> io::Result<String> {
+    /// The reader's memory numbers, with its swap only when swap is shown at all.
+    fn memory(&self, cg: Option<&ReaderCgroups>, host_meminfo: &str) -> MemoryLimits {
+        let with_swap = self.opts.swap_view
+            && render::meminfo::host_kb(host_meminfo, "SwapTotal").unwrap_or(0) > 0;
+        cg.map(|cg| cg.memory(with_swap)).unwrap_or_default()
+    }
+
+    fn uptime(&self, pid: u32) -> io::Result<String> {
         let init = match self.pidns.init_of(pid) {
             Ok(Some(init)) if pid != 0 => init,
             Ok(_) => return self.host_proc("uptime"),
@@ -254,6 +277,8 @@ impl View {
             .map_err(io::Error::from)?;
         let now = now.tv_sec() as f64 + now.tv_nsec() as f64 / 1e9;
         let age = now - init.start_ticks as f64 / self.user_hz as f64;
+        let cg = self.cgroups(pid);
+        let cg = cg.as_ref();
         let (shown, _) = self.shown_cpus(cg);
         let busy = cg
             .and_then(|cg| cg.cpu_usage().total_busy_ns())
@@ -261,8 +286,13 @@ impl View {
         Ok(render::uptime::render_uptime(age, shown.len(), busy))
     }
 
-    fn loadavg(&self, pid: u32, cg: Option<&ReaderCgroups>) -> io::Result<String> {
-        let (Some(loads), Some(dir)) = (&self.loads, cg.and_then(ReaderCgroups::task_dir)) else {
+    fn loadavg(&self, pid: u32) -> io::Result<String> {
+        let dir = self
+            .loads
+            .as_ref()
+            .and_then(|_| self.cgroups(pid))
+            .and_then(|cg| cg.task_dir());
+        let (Some(loads), Some(dir)) = (&self.loads, dir) else {
             return self.host_proc("loadavg");
         };
         let load = loads.load(&dir);

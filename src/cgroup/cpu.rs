@@ -64,7 +64,7 @@ fn cpuset(cg: &CgDir) -> Option<Vec<u32>> {
 
 /// The smallest quota, in CPUs, over the cgroup and its ancestors.
 fn min_quota(cg: &CgDir) -> Option<f64> {
-    cg.ancestors()
+    cg.limit_dirs()
         .filter_map(|dir| match cg.version {
             Version::V2 => logged(read_parsed(&dir.join("cpu.max"), parse_cpu_max)).flatten(),
             Version::V1 => {

@@ -12,29 +12,45 @@ impl ReaderCgroups {
     /// limit is `memory.memsw.limit_in_bytes` minus the memory limit (each minimised over the
     /// ancestors first) and swap usage is memsw usage minus memory usage.
     ///
+    /// `with_swap` false skips the swap files (their fields are then `None`): when no swap
+    /// is shown (`-u`, or a host without swap) they would be read for nothing.
+    ///
     /// Never fails: an unreadable value is `None` in the result (logged at debug).
-    pub fn memory(&self) -> MemoryLimits {
+    pub fn memory(&self, with_swap: bool) -> MemoryLimits {
         match self.dir(Controller::Memory) {
-            Some(cg) if cg.version == Version::V2 => v2(cg),
-            Some(cg) => v1(cg),
+            Some(cg) if cg.version == Version::V2 => v2(cg, with_swap),
+            Some(cg) => v1(cg, with_swap),
             None => MemoryLimits::default(),
         }
     }
 }
 
-fn v2(cg: &CgDir) -> MemoryLimits {
-    MemoryLimits {
+fn v2(cg: &CgDir, with_swap: bool) -> MemoryLimits {
+    let mut mem = MemoryLimits {
         limit: min_limit(cg, "memory.max", parse_v2_limit),
         usage: logged(read_parsed(&cg.file("memory.current"), parse_u64)),
-        swap_limit: min_limit(cg, "memory.swap.max", parse_v2_limit),
-        swap_usage: logged(read_parsed(&cg.file("memory.swap.current"), parse_u64)),
         stat: read_stat(cg, v2_slot),
+        ..MemoryLimits::default()
+    };
+    if with_swap {
+        mem.swap_limit = min_limit(cg, "memory.swap.max", parse_v2_limit);
+        mem.swap_usage = logged(read_parsed(&cg.file("memory.swap.current"), parse_u64));
     }
+    mem
 }
 
-fn v1(cg: &CgDir) -> MemoryLimits {
+fn v1(cg: &CgDir, with_swap: bool) -> MemoryLimits {
     let limit = min_limit(cg, "memory.limit_in_bytes", parse_v1_limit);
     let usage = logged(read_parsed(&cg.file("memory.usage_in_bytes"), parse_u64));
+    let stat = read_stat(cg, v1_slot);
+    if !with_swap {
+        return MemoryLimits {
+            limit,
+            usage,
+            stat,
+            ..MemoryLimits::default()
+        };
+    }
     // memsw caps memory + swap, so what is left for swap is memsw minus the memory limit; with
     // no memory limit, swap alone can take all of memsw.
     let memsw_limit = min_limit(cg, "memory.memsw.limit_in_bytes", parse_v1_limit);
@@ -50,7 +66,7 @@ fn v1(cg: &CgDir) -> MemoryLimits {
             (Some(both), Some(mem)) => Some(both.saturating_sub(mem)),
             _ => None,
         },
-        stat: read_stat(cg, v1_slot),
+        stat,
     }
 }
 
@@ -61,7 +77,7 @@ fn min_limit(
     name: &str,
     parse: fn(&str) -> Result<Option<u64>, String>,
 ) -> Option<u64> {
-    cg.ancestors()
+    cg.limit_dirs()
         .filter_map(|dir| logged(read_parsed(&dir.join(name), parse)).flatten())
         .min()
 }

@@ -1,6 +1,7 @@
 //! The init of a reader's pid namespace, found by walking `PPid:` instead of forking.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 
@@ -32,6 +33,8 @@ pub struct PidNsCache {
     host: HostPaths,
     /// pid-namespace inode -> its init.
     inits: RwLock<HashMap<u64, NsInit>>,
+    /// Inode of the host's pid namespace once a reader showed it (0 until then).
+    host_ns: AtomicU64,
 }
 
 impl PidNsCache {
@@ -40,6 +43,7 @@ impl PidNsCache {
         PidNsCache {
             host,
             inits: RwLock::new(HashMap::new()),
+            host_ns: AtomicU64::new(0),
         }
     }
 
@@ -56,11 +60,12 @@ impl PidNsCache {
     /// the namespace is being torn down) is the oldest ancestor still inside the namespace
     /// (the last one the walk met) returned, uncached, as the best available reference.
     pub fn init_of(&self, pid: u32) -> Result<Option<NsInit>, ReaderError> {
-        let reader = read_status(&self.host, pid)?;
-        if reader.depth() <= 1 {
+        // The namespace inode first: one stat answers most requests (the host's namespace,
+        // or a container's whose init is cached), with no status file to parse.
+        let ns = ns_inode(&self.host, pid)?;
+        if ns == self.host_ns.load(Ordering::Relaxed) {
             return Ok(None);
         }
-        let ns = ns_inode(&self.host, pid)?;
         let cached = self.inits.read().get(&ns).copied();
         if let Some(init) = cached {
             if start_ticks(&self.host, init.pid).ok() == Some(init.start_ticks) {
@@ -71,6 +76,11 @@ impl PidNsCache {
             if inits.get(&ns) == Some(&init) {
                 inits.remove(&ns);
             }
+        }
+        let reader = read_status(&self.host, pid)?;
+        if reader.depth() <= 1 {
+            self.host_ns.store(ns, Ordering::Relaxed);
+            return Ok(None);
         }
 
         let depth = reader.depth();

@@ -195,7 +195,7 @@ fn vanished_reader_is_an_error() {
     match cache.init_of(999).unwrap_err() {
         ReaderError::Gone { pid, path } => {
             assert_eq!(pid, 999);
-            assert_eq!(path, fx.path("proc/999/status"));
+            assert_eq!(path, fx.path("proc/999/ns/pid"));
         }
         e => panic!("{e}"),
     }
@@ -317,4 +317,31 @@ fn start_ticks_with_a_hostile_comm() {
 fn cache_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<PidNsCache>();
+}
+
+#[test]
+fn host_namespace_is_remembered_by_inode() {
+    // Once one host reader showed the host namespace's inode, a second host reader is
+    // answered from that inode alone: its status file is never needed.
+    let fx = Fixture::new();
+    fx.process(Proc {
+        pid: 10,
+        ppid: 1,
+        nspid: &[10],
+        ns: "host",
+        state: 'S',
+        start: 5,
+    });
+    fx.process(Proc {
+        pid: 11,
+        ppid: 1,
+        nspid: &[11],
+        ns: "host",
+        state: 'S',
+        start: 6,
+    });
+    let cache = PidNsCache::new(fx.host.clone());
+    assert_eq!(cache.init_of(10).unwrap(), None);
+    fx.remove("proc/11/status");
+    assert_eq!(cache.init_of(11).unwrap(), None);
 }

@@ -25,7 +25,7 @@ fn mount_with_a_subtree_root_serves_paths_under_it() {
     let h = Hierarchies::discover(&fx.host).unwrap();
     let r = h.of_pid(&fx.host, 1).unwrap();
     assert_eq!(
-        r.memory().limit,
+        r.memory(true).limit,
         Some(256 << 20),
         "the mount dir itself counts as an ancestor"
     );
@@ -64,7 +64,7 @@ fn escaped_mount_points_and_duplicate_mounts() {
         .of_pid(&fx.host, 7)
         .unwrap();
     assert_eq!(
-        r.memory().limit,
+        r.memory(true).limit,
         Some(4096),
         "the mount of the whole hierarchy is preferred"
     );
@@ -115,7 +115,7 @@ fn odd_proc_cgroup_lines() {
     fx.cgroup(1, "garbage\r\n4:memory:/a:b\r\n");
     fx.write("cg/memory/a:b/memory.limit_in_bytes", "8192\n");
     let r = h.of_pid(&fx.host, 1).unwrap();
-    assert_eq!(r.memory().limit, Some(8192));
+    assert_eq!(r.memory(true).limit, Some(8192));
     assert_eq!(
         r.task_dir(),
         Some(fx.path("cg/memory/a:b")),
@@ -144,4 +144,65 @@ fn from_mountinfo_places_mounts_under_the_host_root() {
     assert_eq!(cpu.root, "/");
     assert!(h.v1[crate::cgroup::controller::Controller::Memory.index()].is_none());
     assert!(h.v2.is_none());
+}
+
+#[test]
+fn the_real_root_is_not_read_for_limits() {
+    // The kernel refuses limits on the root cgroup, so its files are not worth a read each
+    // request; a value planted there in a fixture must therefore change nothing.
+    let fx = Fixture::new();
+    fx.mountinfo(
+        "35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n\
+         36 31 0:33 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n",
+    )
+    .cgroup(1, "9:memory:/c\n4:cpu:/c\n");
+    fx.write("sys/fs/cgroup/memory/memory.limit_in_bytes", "4096\n");
+    fx.write("sys/fs/cgroup/cpu/cpu.cfs_quota_us", "1000\n");
+    fx.write("sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n");
+    fx.write("sys/fs/cgroup/cpu/c/cpu.cfs_quota_us", "-1\n");
+    let r = Hierarchies::discover(&fx.host)
+        .unwrap()
+        .of_pid(&fx.host, 1)
+        .unwrap();
+    assert_eq!(r.memory(true).limit, None);
+    assert_eq!(r.cpu(&[0, 1]).quota_cpus, None);
+
+    fx.write("sys/fs/cgroup/memory/c/memory.limit_in_bytes", "8192\n");
+    assert_eq!(
+        r.memory(true).limit,
+        Some(8192),
+        "the cgroup's own limit still counts"
+    );
+}
+
+#[test]
+fn swap_files_are_read_only_when_asked() {
+    let fx = Fixture::new();
+    fx.mountinfo("35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n")
+        .cgroup(1, "9:memory:/c\n");
+    fx.write(
+        "sys/fs/cgroup/memory/c/memory.limit_in_bytes",
+        "268435456\n",
+    );
+    fx.write("sys/fs/cgroup/memory/c/memory.usage_in_bytes", "1048576\n");
+    fx.write(
+        "sys/fs/cgroup/memory/c/memory.memsw.limit_in_bytes",
+        "536870912\n",
+    );
+    fx.write(
+        "sys/fs/cgroup/memory/c/memory.memsw.usage_in_bytes",
+        "3145728\n",
+    );
+    let r = Hierarchies::discover(&fx.host)
+        .unwrap()
+        .of_pid(&fx.host, 1)
+        .unwrap();
+    let with = r.memory(true);
+    assert_eq!(
+        (with.swap_limit, with.swap_usage),
+        (Some(256 << 20), Some(2 << 20))
+    );
+    let without = r.memory(false);
+    assert_eq!((without.swap_limit, without.swap_usage), (None, None));
+    assert_eq!((without.limit, without.usage), (with.limit, with.usage));
 }

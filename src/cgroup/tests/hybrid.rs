@@ -59,7 +59,7 @@ fn v1_lines_win_and_v2_fills_in_enabled_controllers() {
     let fx = host();
     let h = Hierarchies::discover(&fx.host).unwrap();
     let r = h.of_pid(&fx.host, PID).unwrap();
-    assert_eq!(r.memory().limit, Some(128 << 20));
+    assert_eq!(r.memory(true).limit, Some(128 << 20));
     assert_eq!(r.cpu(&[0, 1, 2, 3]).quota_cpus, Some(2.0));
     assert_eq!(r.cpu_usage().total_busy_ns(), Some(30));
     assert_eq!(
@@ -95,7 +95,7 @@ fn unified_without_controllers_serves_nothing_but_tasks() {
         .of_pid(&fx.host, PID)
         .unwrap();
     assert_eq!(r.io(), vec![]);
-    assert_eq!(r.memory(), Default::default());
+    assert_eq!(r.memory(true), Default::default());
     assert_eq!(
         r.task_dir(),
         Some(fx.path("sys/fs/cgroup/unified/system.slice/ctr.service"))
@@ -111,7 +111,7 @@ fn unreadable_unified_controllers_on_a_hybrid_host_is_tolerated() {
         .of_pid(&fx.host, PID)
         .unwrap();
     assert_eq!(r.io(), vec![]);
-    assert_eq!(r.memory().limit, Some(128 << 20));
+    assert_eq!(r.memory(true).limit, Some(128 << 20));
 }
 
 #[test]
@@ -124,7 +124,7 @@ fn an_unusable_unified_path_matters_only_when_used() {
     );
     let h = Hierarchies::discover(&fx.host).unwrap();
     let r = h.of_pid(&fx.host, PID).unwrap();
-    assert_eq!(r.memory().limit, Some(128 << 20));
+    assert_eq!(r.memory(true).limit, Some(128 << 20));
 
     // With io served from cgroup2, the same path is an error.
     fx.write("sys/fs/cgroup/unified/cgroup.controllers", "io\n");

@@ -45,7 +45,7 @@ fn real_machine_discover_and_of_pid() {
         eprintln!("{c:?}: {:?} {}", cg.version, cg.dir.display());
     }
 
-    let m = r.memory();
+    let m = r.memory(true);
     eprintln!("memory: {m:?}");
     if r.dir(Controller::Memory).is_some() {
         assert!(m.usage.is_some_and(|u| u > 0), "a running test uses memory");

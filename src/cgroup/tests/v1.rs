@@ -150,7 +150,7 @@ fn reader(fx: &Fixture) -> ReaderCgroups {
 fn check_common(fx: &Fixture, comounted: bool) {
     let r = reader(fx);
 
-    let m = r.memory();
+    let m = r.memory(true);
     assert_eq!(
         m.limit,
         Some(512 << 20),
@@ -296,23 +296,23 @@ fn unlimited_missing_empty_and_garbage_limits_are_none() {
         &format!("{mem}/sub/memory.limit_in_bytes"),
         "9223372036854775807\n",
     );
-    assert_eq!(reader(&fx).memory().limit, None, "unlimited everywhere");
+    assert_eq!(reader(&fx).memory(true).limit, None, "unlimited everywhere");
 
     fx.write(&format!("{mem}/sub/memory.limit_in_bytes"), "");
-    assert_eq!(reader(&fx).memory().limit, None, "empty file");
+    assert_eq!(reader(&fx).memory(true).limit, None, "empty file");
     fx.write(&format!("{mem}/sub/memory.limit_in_bytes"), "abc\n");
-    assert_eq!(reader(&fx).memory().limit, None, "garbage");
+    assert_eq!(reader(&fx).memory(true).limit, None, "garbage");
     fx.remove(&format!("{mem}/sub/memory.limit_in_bytes"));
-    assert_eq!(reader(&fx).memory().limit, None, "missing");
+    assert_eq!(reader(&fx).memory(true).limit, None, "missing");
 
     // A bad file at one level does not hide a good one at another.
     fx.write(&format!("{mem}/memory.limit_in_bytes"), "268435456\r\n");
     fx.write(&format!("{mem}/sub/memory.limit_in_bytes"), "abc\n");
-    assert_eq!(reader(&fx).memory().limit, Some(256 << 20));
+    assert_eq!(reader(&fx).memory(true).limit, Some(256 << 20));
 
     fx.remove(&format!("{mem}/sub/memory.usage_in_bytes"));
     fx.remove(&format!("{mem}/sub/memory.stat"));
-    let m = reader(&fx).memory();
+    let m = reader(&fx).memory(true);
     assert_eq!(m.usage, None);
     assert_eq!(m.swap_usage, None, "no usage, no swap usage");
     assert_eq!(m.stat, MemStat::default());
@@ -324,7 +324,7 @@ fn memsw_without_memory_limit_is_all_swap_and_missing_memsw_is_none() {
     let mem = "sys/fs/cgroup/memory/docker/c1";
     fx.write(&format!("{mem}/memory.limit_in_bytes"), UNLIMITED);
     fx.write(&format!("{mem}/sub/memory.limit_in_bytes"), UNLIMITED);
-    let m = reader(&fx).memory();
+    let m = reader(&fx).memory(true);
     assert_eq!(m.limit, None);
     assert_eq!(m.swap_limit, Some(768 << 20));
 
@@ -338,7 +338,7 @@ fn memsw_without_memory_limit_is_all_swap_and_missing_memsw_is_none() {
         fx.remove(&format!("{dir}/memory.memsw.limit_in_bytes"));
     }
     fx.remove(&format!("{mem}/sub/memory.memsw.usage_in_bytes"));
-    let m = reader(&fx).memory();
+    let m = reader(&fx).memory(true);
     assert_eq!(m.swap_limit, None);
     assert_eq!(m.swap_usage, None);
 }
@@ -355,7 +355,7 @@ fn limits_larger_than_the_host_pass_through_for_the_renderer_to_cap() {
         "sys/fs/cgroup/memory/docker/c1/sub/memory.limit_in_bytes",
         UNLIMITED,
     );
-    assert_eq!(reader(&fx).memory().limit, Some(1 << 40));
+    assert_eq!(reader(&fx).memory(true).limit, Some(1 << 40));
 }
 
 #[test]
@@ -440,7 +440,7 @@ fn root_cgroup_reader_gets_host_numbers() {
     assert_eq!(r.io(), vec![]);
     assert_eq!(r.task_dir(), None);
     assert_eq!(r.slabinfo(), None);
-    assert_eq!(r.memory().limit, None);
+    assert_eq!(r.memory(true).limit, None);
     assert_eq!(r.cpu(&[0, 1, 2, 3]).visible, vec![0, 1, 2, 3]);
     assert_eq!(r.cpu(&[0, 1, 2, 3]).quota_cpus, None);
 }

@@ -85,7 +85,7 @@ fn reader(fx: &Fixture) -> ReaderCgroups {
 #[test]
 fn memory_limits_swap_and_stat() {
     let fx = host();
-    let m = reader(&fx).memory();
+    let m = reader(&fx).memory(true);
     assert_eq!(
         m.limit,
         Some(256 << 20),
@@ -125,7 +125,7 @@ fn no_swap_files_means_unknown_swap() {
         fx.remove(&format!("{dir}/memory.swap.max"));
     }
     fx.remove(&format!("{C1}/memory.swap.current"));
-    let m = reader(&fx).memory();
+    let m = reader(&fx).memory(true);
     assert_eq!((m.swap_limit, m.swap_usage), (None, None));
 }
 
@@ -134,7 +134,7 @@ fn memory_max_everywhere_is_none() {
     let fx = host();
     fx.write(&format!("{POD}/memory.max"), "max\r\n");
     fx.write(&format!("{C1}/memory.max"), "max\n");
-    assert_eq!(reader(&fx).memory().limit, None);
+    assert_eq!(reader(&fx).memory(true).limit, None);
 }
 
 #[test]
@@ -214,7 +214,7 @@ fn root_reader() {
     assert_eq!(r.pressure("cpu"), None, "the root's pressure is the host's");
     assert_eq!(r.cpu_usage(), CpuUsage::Unknown);
     assert_eq!(r.task_dir(), None);
-    assert_eq!(r.memory().limit, None);
+    assert_eq!(r.memory(true).limit, None);
     assert_eq!(r.cpu(&[0, 1]).visible, vec![0, 1]);
 }
 
@@ -229,7 +229,7 @@ fn controllers_not_enabled_on_the_root_are_not_read() {
     let fx = host();
     fx.write("sys/fs/cgroup/cgroup.controllers", "cpuset cpu pids\n");
     let r = reader(&fx);
-    assert_eq!(r.memory(), Default::default());
+    assert_eq!(r.memory(true), Default::default());
     assert_eq!(r.io(), vec![]);
     assert_eq!(r.pressure("memory"), None);
     assert!(r.pressure("cpu").is_some());
