@@ -226,43 +226,11 @@ fn prepare_mountpoint(path: &Path) -> Result<(), DaemonError> {
 
 /// Whether a FUSE filesystem is mounted exactly at `path`.
 fn is_fuse_mountpoint(path: &Path) -> bool {
-    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;
     };
-    let wanted = path.to_string_lossy();
-    mountinfo.lines().any(|line| {
-        let mut fields = line.split(' ');
-        let mount_point = fields.nth(4).map(unescape_mountinfo);
-        let fstype = line
-            .split(" - ")
-            .nth(1)
-            .and_then(|rest| rest.split(' ').next());
-        mount_point.as_deref() == Some(&*wanted)
-            && fstype.is_some_and(|t| t == "fuse" || t.starts_with("fuse."))
-    })
-}
-
-/// Undoes mountinfo's octal escapes (`\040` for a space).
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && i + 3 < bytes.len()
-            && bytes[i + 1..i + 4]
-                .iter()
-                .all(|b| (b'0'..=b'7').contains(b))
-        {
-            let v = (bytes[i + 1] - b'0') * 64 + (bytes[i + 2] - b'0') * 8 + (bytes[i + 3] - b'0');
-            out.push(v);
-            i += 4;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    crate::cgroup::parse_mounts(&text)
+        .any(|m| m.mount_point == path && (m.fs_type == "fuse" || m.fs_type.starts_with("fuse.")))
 }
 
 /// The kernel mount options: ours, plus the `-o` ones that mean something to the kernel.
@@ -359,13 +327,6 @@ pub fn terminate(pid: u32) -> nix::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mountinfo_escapes() {
-        assert_eq!(unescape_mountinfo("/mnt/a\\040b"), "/mnt/a b");
-        assert_eq!(unescape_mountinfo("/plain"), "/plain");
-        assert_eq!(unescape_mountinfo("/trail\\04"), "/trail\\04");
-    }
 
     #[test]
     fn dash_o_options() {

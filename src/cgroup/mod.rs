@@ -28,4 +28,5 @@ pub(crate) mod tests;
 pub use error::CgroupError;
 pub use membership::ReaderCgroups;
 pub use mountinfo::Hierarchies;
+pub(crate) use mountinfo::parse_mounts;
 pub use tasks::count_tasks;

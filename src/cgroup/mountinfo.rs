@@ -3,7 +3,7 @@
 //! Read once at start: hierarchies do not move while the daemon runs, and re-reading mountinfo
 //! on every FUSE read would cost more than all the cgroup files together.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use procfs::process::MountInfo;
 
@@ -56,25 +56,11 @@ impl Hierarchies {
             v2: None,
             v2_enabled: [false; Controller::COUNT],
         };
-        for line in text.lines() {
-            let line = line.trim_end();
-            if line.is_empty() {
-                continue;
-            }
-            // procfs's parser: cheap enough here, since this runs once at start.
-            let info = match MountInfo::from_line(line) {
-                Ok(info) => info,
-                Err(e) => {
-                    log::debug!(
-                        "{}: skipping unparsable line {line:?}: {e}",
-                        mountinfo.display()
-                    );
-                    continue;
-                }
-            };
+        // procfs's parser: cheap enough here, since this runs once at start.
+        for info in parse_mounts(text) {
             let mount = || Mount {
-                dir: host.host_path(Path::new(&unescape(&info.mount_point.to_string_lossy()))),
-                root: unescape(&info.root),
+                dir: host.host_path(&info.mount_point),
+                root: info.root.clone(),
             };
             match info.fs_type.as_str() {
                 "cgroup2" => keep_broadest(&mut found.v2, mount()),
@@ -105,6 +91,24 @@ impl Hierarchies {
         }
         Ok(found)
     }
+}
+
+/// The mounts of a mountinfo text as procfs parses them, with the mount point and root
+/// fields unescaped; unparsable lines are skipped.
+pub(crate) fn parse_mounts(text: &str) -> impl Iterator<Item = MountInfo> + '_ {
+    text.lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .filter_map(|line| {
+            MountInfo::from_line(line)
+                .map_err(|e| log::debug!("mountinfo: skipping unparsable line {line:?}: {e}"))
+                .ok()
+                .map(|mut info| {
+                    info.mount_point = PathBuf::from(unescape(&info.mount_point.to_string_lossy()));
+                    info.root = unescape(&info.root);
+                    info
+                })
+        })
 }
 
 /// Keeps the mount with the shortest root when a hierarchy is mounted more than once (bind
