@@ -577,6 +577,40 @@ fn one_byte_reads_match_whole_reads() {
     }
 }
 
+/// A reader that keeps the file open and rereads it from offset 0 (procps `top` does) gets
+/// fresh content, while reads at later offsets slice the snapshot made at offset 0.
+#[test]
+fn rereading_from_offset_zero_regenerates() {
+    use std::os::unix::fs::FileExt;
+    if !can_mount() {
+        return;
+    }
+    let d = Daemon::start(&[]);
+    let file = fs::File::open(d.path("proc/uptime")).expect("opening proc/uptime");
+    let read_at = |offset: u64| {
+        let mut buf = [0u8; 256];
+        let n = file.read_at(&mut buf, offset).expect("pread");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = read_at(0);
+    assert_eq!(
+        read_at(3),
+        first[3..],
+        "a later offset slices the same snapshot"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        read_at(3),
+        first[3..],
+        "still the same snapshot without a rewind"
+    );
+    let again = read_at(0);
+    assert_ne!(
+        again, first,
+        "uptime read again from offset 0 after 1.1 s is fresh"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // loadavg, pressure, diskstats, slabinfo
 // ---------------------------------------------------------------------------------------

@@ -66,20 +66,23 @@ impl<P: Provider> LxcFs<P> {
         }
     }
 
-    /// The size reported for a file: the largest content served from it so far, rounded up
-    /// to a page. Rendering the file for each stat() would double the cost of most reads
-    /// (glibc's stdio fstat()s before its first read); a size never below what readers get
-    /// keeps tools that trust st_size (Node's readFileSync) from truncating, and a size
-    /// above zero keeps the kernel's splice path from stopping at offset 0 before it asks
-    /// us (see `read`).
+    /// The size reported for a file: the larger of its host content (what pid 0 gets) and
+    /// the largest content served from it so far, rounded up to a page. Rendering the file
+    /// for each stat() would double the cost of most reads (glibc's stdio fstat()s before its
+    /// first read); a size not below what readers get (a container's view is never larger
+    /// than the host's but for a few bytes, which the page rounding covers) keeps tools that
+    /// trust st_size (Node's readFileSync) from truncating; and a size above zero keeps the
+    /// kernel's splice path from stopping at offset 0 before it asks us (see `read`).
     fn file_size(&self, info: &InodeInfo, pid: u32) -> u64 {
         let mut served = info.served.load(Ordering::Relaxed);
         if served == 0 {
-            let len = self
-                .provider
-                .content(&info.path, pid)
-                .map_or(0, |c| c.len() as u64);
-            served = info.served.fetch_max(len, Ordering::Relaxed).max(len);
+            let len = |pid| {
+                self.provider
+                    .content(&info.path, pid)
+                    .map_or(0, |c| c.len() as u64)
+            };
+            let seed = len(0).max(len(pid));
+            served = info.served.fetch_max(seed, Ordering::Relaxed).max(seed);
         }
         served.max(1).next_multiple_of(PAGE)
     }
@@ -349,5 +352,82 @@ impl<P: Provider> Filesystem for LxcFs<P> {
     ) {
         self.handles.remove(fh.0);
         reply.ok();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicU64;
+
+    /// The host (pid 0) sees 10,000 bytes, pid 7 (a small container) 100, pid 8 200.
+    struct Sizes;
+
+    impl Provider for Sizes {
+        fn node(&self, _path: &str, _pid: u32) -> Option<Node> {
+            Some(Node {
+                kind: NodeKind::File,
+                same_for_all: true,
+            })
+        }
+        fn list(&self, _path: &str, _pid: u32) -> io::Result<Vec<(String, NodeKind)>> {
+            Ok(Vec::new())
+        }
+        fn content(&self, _path: &str, pid: u32) -> io::Result<Vec<u8>> {
+            Ok(vec![
+                b'x';
+                [10_000, 100, 200][pid.saturating_sub(6) as usize % 3]
+            ])
+        }
+        fn readlink(&self, _path: &str) -> io::Result<Vec<u8>> {
+            Err(io::Error::from_raw_os_error(nix::libc::EINVAL))
+        }
+    }
+
+    fn inode() -> InodeInfo {
+        InodeInfo {
+            path: Arc::from("proc/cpuinfo"),
+            served: AtomicU64::new(0),
+        }
+    }
+
+    #[test]
+    fn size_covers_the_host_view_even_when_a_container_asks_first() {
+        let fs = LxcFs::new(Arc::new(Sizes));
+        let info = inode();
+        assert_eq!(
+            fs.file_size(&info, 7),
+            12_288,
+            "10,000 host bytes, page-rounded"
+        );
+        assert_eq!(fs.file_size(&info, 0), 12_288);
+    }
+
+    #[test]
+    fn size_grows_with_what_was_served_and_is_never_zero() {
+        let fs = LxcFs::new(Arc::new(Sizes));
+        let info = inode();
+        info.served.store(20_000, Ordering::Relaxed);
+        assert_eq!(fs.file_size(&info, 8), 20_480);
+        let empty = InodeInfo {
+            path: Arc::from("proc/x"),
+            served: AtomicU64::new(0),
+        };
+        struct Empty;
+        impl Provider for Empty {
+            fn node(&self, _: &str, _: u32) -> Option<Node> {
+                None
+            }
+            fn list(&self, _: &str, _: u32) -> io::Result<Vec<(String, NodeKind)>> {
+                Ok(Vec::new())
+            }
+            fn content(&self, _: &str, _: u32) -> io::Result<Vec<u8>> {
+                Ok(Vec::new())
+            }
+            fn readlink(&self, _: &str) -> io::Result<Vec<u8>> {
+                Ok(Vec::new())
+            }
+        }
+        assert_eq!(LxcFs::new(Arc::new(Empty)).file_size(&empty, 1), PAGE);
     }
 }
