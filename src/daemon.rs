@@ -96,6 +96,7 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     let _pidfile = cfg.pidfile.as_deref().map(PidFile::acquire).transpose()?;
     if cfg.host == HostPaths::default() {
         join_host_cgroup_namespace()?;
+        warn_unless_host_pid_namespace();
     }
     prepare_mountpoint(&cfg.mountpoint)?;
 
@@ -170,25 +171,50 @@ fn check_dev_fuse() -> Result<(), DaemonError> {
     Ok(())
 }
 
-/// Paths in `/proc/<pid>/cgroup` are relative to our cgroup namespace; joining the host's
-/// (pid 1's) makes them absolute, so a daemon started inside a pod still reads the right
-/// cgroups.
+/// Inode of the kernel's initial cgroup namespace (`PROC_CGROUP_INIT_INO`).
+const INITIAL_CGROUP_NS: u64 = 0xEFFF_FFFB;
+/// Inode of the kernel's initial pid namespace (`PROC_PID_INIT_INO`).
+const INITIAL_PID_NS: u64 = 0xEFFF_FFFC;
+
+/// Paths in `/proc/<pid>/cgroup` are relative to our cgroup namespace, so a daemon in a
+/// pod's namespace would read other cgroups than its readers'. Join the host's (pid 1's)
+/// when we are elsewhere; if we still are not in the initial namespace (pid 1 is a pod's own
+/// init, or setns is refused), refuse to start rather than serve wrong numbers.
 fn join_host_cgroup_namespace() -> Result<(), DaemonError> {
-    let ours = std::fs::metadata("/proc/self/ns/cgroup").map(|m| m.ino());
-    let hosts = std::fs::metadata("/proc/1/ns/cgroup").map(|m| m.ino());
-    match (ours, hosts) {
-        (Ok(a), Ok(b)) if a == b => Ok(()),
-        (Ok(_), Ok(_)) => {
-            let ns = File::open("/proc/1/ns/cgroup")
-                .map_err(|e| DaemonError::CgroupNamespace(e.to_string()))?;
+    let ns_ino = |path: &str| std::fs::metadata(path).map(|m| m.ino());
+    // No cgroup namespaces in this kernel: paths are absolute already.
+    let Ok(ours) = ns_ino("/proc/self/ns/cgroup") else {
+        return Ok(());
+    };
+    if ours == INITIAL_CGROUP_NS {
+        return Ok(());
+    }
+    let joined = File::open("/proc/1/ns/cgroup")
+        .map_err(|e| e.to_string())
+        .and_then(|ns| {
             nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWCGROUP)
-                .map_err(|e| DaemonError::CgroupNamespace(e.to_string()))?;
+                .map_err(|e| e.to_string())
+        });
+    match (joined, ns_ino("/proc/self/ns/cgroup")) {
+        (Ok(()), Ok(INITIAL_CGROUP_NS)) => {
             info!("joined the host cgroup namespace");
             Ok(())
         }
-        // No cgroup namespaces in this kernel, or /proc/1 hidden: paths are then what
-        // they are, and the cgroup layer refuses `/..` paths loudly.
-        _ => Ok(()),
+        (Ok(()), _) => Err(DaemonError::CgroupNamespace(
+            "pid 1's is not the host's either".into(),
+        )),
+        (Err(e), _) => Err(DaemonError::CgroupNamespace(e)),
+    }
+}
+
+/// The kernel names a reader outside our pid namespace as pid 0, which gets host values:
+/// correct for the host, wrong for containers, so say so loudly.
+fn warn_unless_host_pid_namespace() {
+    if std::fs::metadata("/proc/self/ns/pid").is_ok_and(|m| m.ino() != INITIAL_PID_NS) {
+        warn!(
+            "lxcfs-rs is not in the host pid namespace: readers outside it get host values; \
+             run it on the host, or with hostPID on Kubernetes (docker --pid=host)"
+        );
     }
 }
 

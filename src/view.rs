@@ -233,7 +233,10 @@ impl View {
                 if io.is_empty() {
                     return Ok(host);
                 }
-                Ok(render::diskstats::render_diskstats(&host, &io))
+                Ok(nonempty(
+                    render::diskstats::render_diskstats(&host, &io),
+                    host,
+                ))
             }
             Slabinfo => match cg.and_then(ReaderCgroups::slabinfo) {
                 Some(text) => Ok(text),

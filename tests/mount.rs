@@ -1123,6 +1123,33 @@ fn help_and_version() {
     }
 }
 
+/// A daemon in a cgroup namespace whose pid 1 is no way out (a pod without the host's pid
+/// namespace) would read other cgroups than its readers': it must refuse to start.
+#[test]
+fn non_host_cgroup_namespace_fails() {
+    if !can_mount() {
+        return;
+    }
+    let dir = TestDir::new();
+    let mnt = dir.join("mnt");
+    let out = Command::new("unshare")
+        .args(["--cgroup", "--pid", "--fork", "--mount-proc", common::BIN])
+        .arg(&mnt)
+        .output()
+        .expect("running unshare");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "in a new cgroup and pid namespace: expected exit 1: {}",
+        describe(&out)
+    );
+    assert_one_error_line(&String::from_utf8_lossy(&out.stderr), "cgroup namespace");
+    assert!(
+        !mnt.exists() || fuse_mount_at(&mnt).is_none(),
+        "nothing mounted"
+    );
+}
+
 #[test]
 fn not_root_fails() {
     if !can_mount() {
