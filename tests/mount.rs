@@ -577,6 +577,131 @@ fn one_byte_reads_match_whole_reads() {
     }
 }
 
+/// The whole disk holding `path` as `MAJ:MIN` (a partition's parent disk), or `None` when
+/// `path` is not on a block device.
+fn disk_of(path: &Path) -> Option<String> {
+    let dev = fs::metadata(path).ok()?.dev();
+    let (major, minor) = (nix::sys::stat::major(dev), nix::sys::stat::minor(dev));
+    if major == 0 {
+        return None;
+    }
+    let sys = fs::canonicalize(format!("/sys/dev/block/{major}:{minor}")).ok()?;
+    let disk = if sys.join("partition").exists() {
+        sys.parent()?.to_path_buf()
+    } else {
+        sys
+    };
+    Some(
+        fs::read_to_string(disk.join("dev"))
+            .ok()?
+            .trim()
+            .to_string(),
+    )
+}
+
+/// `MAJ:MIN Read N` / `Write N` of a v1 blkio throttle file, for one device.
+fn blkio_counts(text: &str, dev: &str) -> (u64, u64) {
+    let get = |op: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{dev} {op} ")))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (get("Read"), get("Write"))
+}
+
+/// v1 diskstats from real I/O. This kernel counts a cgroup's I/O in the blkio throttle files
+/// only for devices with a throttle rule, so the test sets a generous one on the disk under
+/// its file, as `docker run --device-read-bps` would.
+#[test]
+fn diskstats_from_real_io() {
+    if !can_mount() {
+        return;
+    }
+    let file =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("diskstats-{}", std::process::id()));
+    fs::write(&file, b"").expect("creating the I/O file");
+    let Some(dev) = disk_of(&file) else {
+        let _ = fs::remove_file(&file);
+        skip(&format!("{} is not on a block device", file.display()));
+        return;
+    };
+    let cg = Cgroup::new();
+    for rule in [
+        "blkio.throttle.read_bps_device",
+        "blkio.throttle.write_bps_device",
+    ] {
+        fs::write(cg.dir("blkio").join(rule), format!("{dev} 100000000000"))
+            .unwrap_or_else(|e| panic!("setting {rule} for {dev}: {e}"));
+    }
+    let d = Daemon::start(&[]);
+    let path = file.to_str().expect("utf-8 path");
+    cg.run(&[
+        "dd",
+        "if=/dev/zero",
+        &format!("of={path}"),
+        "bs=1M",
+        "count=4",
+        "oflag=direct",
+        "status=none",
+    ]);
+    cg.run(&[
+        "dd",
+        &format!("if={path}"),
+        "of=/dev/null",
+        "bs=1M",
+        "iflag=direct",
+        "status=none",
+    ]);
+    let diskstats = cg.read(&d.path("proc/diskstats"));
+    let (read_bytes, write_bytes) = blkio_counts(
+        &cg.read_file("blkio", "blkio.throttle.io_service_bytes_recursive"),
+        &dev,
+    );
+    let (reads, writes) = blkio_counts(
+        &cg.read_file("blkio", "blkio.throttle.io_serviced_recursive"),
+        &dev,
+    );
+    let _ = fs::remove_file(&file);
+    assert!(
+        read_bytes >= 4 << 20 && write_bytes >= 4 << 20,
+        "the cgroup's blkio counts for {dev}: read {read_bytes}, written {write_bytes}"
+    );
+
+    let (major, minor) = dev.split_once(':').expect("MAJ:MIN");
+    let name = host("/proc/diskstats")
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() > 3 && f[0] == major && f[1] == minor).then(|| f[2].to_string())
+        })
+        .unwrap_or_else(|| panic!("{dev} is not in the host's /proc/diskstats"));
+    let lines: Vec<&str> = diskstats.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "one line, for the one device the cgroup did I/O on ({name}); read:\n{diskstats}"
+    );
+    let f: Vec<u64> = lines[0]
+        .split_whitespace()
+        .enumerate()
+        .filter(|(i, _)| *i != 2)
+        .filter_map(|(_, v)| v.parse().ok())
+        .collect();
+    assert_eq!(
+        lines[0].split_whitespace().nth(2),
+        Some(name.as_str()),
+        "device name; read:\n{diskstats}"
+    );
+    // f: major minor reads merged sectors ms writes merged sectors ...
+    let want = [reads, 0, read_bytes / 512, 0, writes, 0, write_bytes / 512];
+    assert_eq!(
+        &f[2..9],
+        &want,
+        "reads, merged, sectors read, ms, writes, merged, sectors written of {name}; read:\n{diskstats}"
+    );
+}
+
 /// A reader that keeps the file open and rereads it from offset 0 (procps `top` does) gets
 /// fresh content, while reads at later offsets slice the snapshot made at offset 0.
 #[test]
