@@ -577,6 +577,56 @@ fn one_byte_reads_match_whole_reads() {
     }
 }
 
+/// Readers in two cgroups with different limits reading at the same time, with read(2)
+/// (`grep`) and with sendfile (busybox `cat`): every read shows its own cgroup's limit.
+#[test]
+fn concurrent_readers_each_get_their_own_view() {
+    if !can_mount() {
+        return;
+    }
+    let busybox = have_program("busybox");
+    let small = Cgroup::new();
+    small.set_memory_limit(128 * MIB);
+    let large = Cgroup::new();
+    large.set_memory_limit(256 * MIB);
+    let d = Daemon::start(&[]);
+    let meminfo = d.arg("proc/meminfo");
+    let script = if busybox {
+        "for i in $(seq 150); do grep MemTotal \"$1\"; busybox cat \"$1\" | grep MemTotal; done"
+    } else {
+        "for i in $(seq 300); do grep MemTotal \"$1\"; done"
+    };
+    let children: Vec<_> = [
+        (&small, 131072),
+        (&large, 262144),
+        (&small, 131072),
+        (&large, 262144),
+    ]
+    .into_iter()
+    .map(|(cg, want)| {
+        let child = cg
+            .command(&["sh", "-c", script, "sh", &meminfo])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting a reader loop");
+        (child, want)
+    })
+    .collect();
+    for (child, want) in children {
+        let out = child.wait_with_output().expect("reader loop");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 300, "300 reads per loop; read:\n{text}");
+        let wrong: Vec<&&str> = lines.iter().filter(|l| kb(l, "MemTotal") != want).collect();
+        assert!(
+            wrong.is_empty(),
+            "expected MemTotal {want} kB in every read, {} differ: {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        );
+    }
+}
+
 /// The whole disk holding `path` as `MAJ:MIN` (a partition's parent disk), or `None` when
 /// `path` is not on a block device.
 fn disk_of(path: &Path) -> Option<String> {
