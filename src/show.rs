@@ -39,7 +39,12 @@ pub fn show(
             }
             out.write_all(&content)
         };
-        write(out).map_err(|e| format!("writing output: {e}"))?;
+        match write(out) {
+            // The reader of our output is gone (`| head`): stop quietly, as cat does.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
+            Err(e) => return Err(format!("writing output: {e}")),
+            Ok(()) => {}
+        }
     }
     Ok(())
 }
