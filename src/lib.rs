@@ -15,3 +15,6 @@ pub mod reader;
 pub mod render;
 pub mod show;
 pub mod view;
+
+#[cfg(test)]
+mod robustness_tests;
