@@ -21,9 +21,11 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
+    /// The daemon's own flags.
     #[command(flatten)]
     pub daemon: DaemonArgs,
 
+    /// Flags that change what the files show.
     #[command(flatten)]
     pub view: ViewArgs,
 

@@ -44,15 +44,30 @@ pub enum DaemonError {
     AlreadyMounted(PathBuf),
     /// The mount point could not be prepared.
     #[error("cannot prepare mount point {path}: {source}")]
-    MountPoint { path: PathBuf, source: io::Error },
+    MountPoint {
+        /// The mount point.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
     /// Another daemon holds the pidfile.
     #[error(
         "pidfile {path} is locked by a running lxcfs-rs (pid {pid}); stop it first or use another --pidfile"
     )]
-    PidfileLocked { path: PathBuf, pid: String },
+    PidfileLocked {
+        /// The pidfile.
+        path: PathBuf,
+        /// The pid written in it.
+        pid: String,
+    },
     /// The pidfile could not be written.
     #[error("cannot write pidfile {path}: {source}")]
-    Pidfile { path: PathBuf, source: io::Error },
+    Pidfile {
+        /// The pidfile.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
     /// The daemon is in a cgroup namespace other than the host's and cannot leave it.
     #[error(
         "lxcfs-rs runs in a non-initial cgroup namespace and cannot join the host's ({0}); run it with the host cgroup namespace (docker --cgroupns=host, or hostPID + privileged on Kubernetes)"
@@ -63,7 +78,12 @@ pub enum DaemonError {
     Cgroup(#[from] crate::cgroup::CgroupError),
     /// Mounting failed.
     #[error("mounting on {path} failed: {source} (check the -o options)")]
-    Mount { path: PathBuf, source: io::Error },
+    Mount {
+        /// The mount point.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
     /// Signal handling could not be set up.
     #[error("cannot set up signal handling: {0}")]
     Signals(Errno),

@@ -3,6 +3,8 @@
 //! Flow of a request: [`fs`] (FUSE) → [`view`] (which file, who is reading) →
 //! [`cgroup`] / [`reader`] (what limits apply) → [`render`] (pure text transforms) → reply.
 
+#![warn(missing_docs)]
+
 pub mod cgroup;
 pub mod cli;
 pub mod cpulist;
