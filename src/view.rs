@@ -332,17 +332,21 @@ impl View {
             }
         }
         let meta = std::fs::symlink_metadata(self.host_cpu_path(rest)).ok()?;
-        let kind = if meta.file_type().is_symlink() {
-            NodeKind::Symlink
-        } else if meta.is_dir() {
-            NodeKind::Dir
-        } else {
-            NodeKind::File
-        };
         Some(Node {
-            kind,
+            kind: kind_from(meta.file_type()),
             same_for_all: !per_reader,
         })
+    }
+}
+
+/// The kind of a passed-through host entry (symlinks not followed).
+fn kind_from(file_type: std::fs::FileType) -> NodeKind {
+    if file_type.is_symlink() {
+        NodeKind::Symlink
+    } else if file_type.is_dir() {
+        NodeKind::Dir
+    } else {
+        NodeKind::File
     }
 }
 
@@ -399,17 +403,22 @@ impl Provider for View {
             below_cpu_dir(path).map(|rest| self.host_cpu_path(rest))
         };
         if let Some(dir) = host_dir {
-            let prefix = path.to_string();
+            // Which cpuN entries to hide is decided once for the whole listing.
+            let shown = (path == CPU_DIR).then(|| self.shown_cpus(self.cgroups(pid).as_ref()).0);
             for entry in std::fs::read_dir(dir)?.flatten() {
                 let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                     continue;
                 };
-                if out.iter().any(|(n, _)| *n == name) {
+                let hidden = shown
+                    .as_ref()
+                    .is_some_and(|shown| self.hidden_cpu_entry(&name, shown));
+                if hidden || out.iter().any(|(n, _)| *n == name) {
                     continue;
                 }
-                if let Some(node) = self.node(&format!("{prefix}/{name}"), pid) {
-                    out.push((name, node.kind));
-                }
+                let Ok(file_type) = entry.file_type() else {
+                    continue;
+                };
+                out.push((name, kind_from(file_type)));
             }
         }
         Ok(out)
