@@ -14,7 +14,7 @@ use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 use nix::mount::{MntFlags, umount2};
 use nix::sys::signal::{SigSet, Signal, kill};
-use nix::unistd::{Pid, getpid};
+use nix::unistd::getpid;
 use thiserror::Error;
 
 use crate::fs::LxcFs;
@@ -163,6 +163,16 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
         })?;
 
     let signal = stop.wait().map_err(DaemonError::Signals)?;
+    if let Ok(result) = done_rx.try_recv() {
+        warn!(
+            "{} was unmounted from outside; exiting",
+            cfg.mountpoint.display()
+        );
+        return result.map_err(|source| DaemonError::Mount {
+            path: cfg.mountpoint.clone(),
+            source,
+        });
+    }
     info!("{signal:?}: unmounting {}", cfg.mountpoint.display());
     if let Err(e) = unmounter.unmount() {
         // Busy (a reader's cwd, say): detach, so the mount point is free at once and the
@@ -363,11 +373,6 @@ impl Drop for PidFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
-}
-
-/// Sends SIGTERM to `pid` (used by tests and tools that stop a daemon they started).
-pub fn terminate(pid: u32) -> nix::Result<()> {
-    kill(Pid::from_raw(pid as i32), Signal::SIGTERM)
 }
 
 #[cfg(test)]
