@@ -71,9 +71,9 @@ pub struct DaemonArgs {
     #[arg(short = 'o', value_name = "OPTIONS", action = ArgAction::Append)]
     pub options: Vec<String>,
 
-    /// Threads serving FUSE requests.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
-    pub threads: u16,
+    /// Threads serving FUSE requests [default: the number of CPUs, at least 4, at most 16].
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: Option<u16>,
 
     /// Use pidfds for process tracking (lxcfs flag; lxcfs-rs never forks into namespaces,
     /// so this is accepted and has no effect).
@@ -99,6 +99,22 @@ pub struct ViewArgs {
     /// Read host files below DIR instead of / (for tests with fixture trees).
     #[arg(long, hide = true, value_name = "DIR", global = true)]
     pub host_root: Option<PathBuf>,
+}
+
+impl DaemonArgs {
+    /// The FUSE worker threads to run: `--threads`, or one per CPU within 4..=16 (a read
+    /// blocks on kernel file reads, so a few threads beyond the CPUs keep them busy; more than
+    /// 16 only adds contention).
+    pub fn threads(&self) -> usize {
+        self.threads.map_or_else(
+            || {
+                std::thread::available_parallelism()
+                    .map_or(4, usize::from)
+                    .clamp(4, 16)
+            },
+            usize::from,
+        )
+    }
 }
 
 impl ViewArgs {
@@ -151,7 +167,12 @@ mod tests {
         let cli = parse(&["-o", "allow_other,nonempty", "--threads", "8"]).unwrap();
         assert_eq!(cli.daemon.mountpoint, PathBuf::from("/var/lib/lxcfs"));
         assert_eq!(cli.daemon.options, vec!["allow_other,nonempty"]);
-        assert_eq!(cli.daemon.threads, 8);
+        assert_eq!(cli.daemon.threads(), 8);
+        let cli = parse(&[]).unwrap();
+        assert!(
+            (4..=16).contains(&cli.daemon.threads()),
+            "default within 4..=16"
+        );
     }
 
     #[test]

@@ -61,7 +61,7 @@ fn main() -> ExitCode {
         None => daemon::run(DaemonConfig {
             mountpoint: cli.daemon.mountpoint.clone(),
             pidfile: cli.daemon.pidfile.clone(),
-            threads: usize::from(cli.daemon.threads),
+            threads: cli.daemon.threads(),
             options: cli.daemon.options.clone(),
             view: cli.view.options(),
             host,
