@@ -66,17 +66,17 @@ impl LoadTracker {
         self.started.elapsed().as_secs()
     }
 
-    /// The load average of cgroup directory `dir`, starting to track it on first use
-    /// (with one sample taken at once, as the kernel's own counters start from zero).
-    pub fn load(&self, dir: &Path) -> LoadAvg {
+    /// The load average of cgroup directory `dir`, starting to track it on first use with
+    /// one sample of `active` (its running + blocked tasks now, which the caller has just
+    /// counted), as the kernel's own counters start from zero.
+    pub fn load(&self, dir: &Path, active: u64) -> LoadAvg {
         let now = self.now_secs();
         if let Some(t) = self.tracked.read().get(dir) {
             t.last_read.store(now, Ordering::Relaxed);
             return *t.load.lock();
         }
         let mut load = LoadAvg::default();
-        let (tasks, _) = count_tasks(&self.host, dir);
-        load.sample(tasks.running + tasks.blocked);
+        load.sample(active);
         let entry = Arc::new(Tracked {
             load: Mutex::new(load),
             last_read: AtomicU64::new(now),

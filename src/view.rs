@@ -298,8 +298,8 @@ impl View {
         let (Some(loads), Some(dir)) = (&self.loads, dir) else {
             return self.host_proc("loadavg");
         };
-        let load = loads.load(&dir);
         let (tasks, newest) = count_tasks(&self.host, &dir);
+        let load = loads.load(&dir, tasks.running + tasks.blocked);
         let last_pid = newest
             .and_then(|task| self.pidns.pid_as_seen_by(pid, task))
             .unwrap_or(0);
