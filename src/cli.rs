@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
+use crate::bind::Runtime;
 use crate::view::ViewOptions;
 
 /// lxcfs-rs: per-container /proc/meminfo, cpuinfo, stat, uptime, loadavg, diskstats, swaps
@@ -44,6 +45,46 @@ pub enum Command {
     /// Print what process PID would read from each FILE of the mount (all files when none
     /// is named), e.g. `lxcfs-rs show --pid 1234 proc/meminfo`.
     Show(ShowArgs),
+    /// Print the `-v SRC:DST:rw` flags that bind every file of the mount into a container:
+    /// `docker run $(lxcfs-rs bind-args) IMAGE` (or `lxc.mount.entry` lines with
+    /// `--runtime lxc`).
+    BindArgs(BindArgsArgs),
+    /// Bind the mount's files into a starting container: an OCI `createContainer` hook
+    /// (`hook oci`, OCI state on stdin) or an LXC mount hook (`hook lxc`).
+    Hook(HookArgs),
+}
+
+/// Flags of `bind-args`.
+#[derive(Debug, Args)]
+pub struct BindArgsArgs {
+    /// The container tool the flags are for.
+    #[arg(long, value_enum, default_value_t = Runtime::Docker)]
+    pub runtime: Runtime,
+
+    /// Where lxcfs-rs is mounted.
+    #[arg(default_value = "/var/lib/lxcfs")]
+    pub mountpoint: PathBuf,
+}
+
+/// Flags of `hook`.
+#[derive(Debug, Args)]
+pub struct HookArgs {
+    /// Which hook interface calls us.
+    #[arg(value_enum)]
+    pub kind: HookKind,
+
+    /// Where lxcfs-rs is mounted.
+    #[arg(default_value = "/var/lib/lxcfs")]
+    pub mountpoint: PathBuf,
+}
+
+/// The hook interfaces `hook` speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HookKind {
+    /// OCI runtime `createContainer` hook: the container state arrives on stdin.
+    Oci,
+    /// LXC `lxc.hook.mount`: the root filesystem is `$LXC_ROOTFS_MOUNT`.
+    Lxc,
 }
 
 /// Flags of the daemon.
@@ -184,6 +225,29 @@ mod tests {
         assert_eq!(show.pid, 42);
         assert_eq!(show.files, vec!["proc/meminfo"]);
         assert!(cli.view.enable_cfs);
+    }
+
+    #[test]
+    fn bind_args_and_hook_parse() {
+        let Some(Command::BindArgs(b)) = parse(&["bind-args"]).unwrap().command else {
+            panic!("not bind-args")
+        };
+        assert_eq!(b.runtime, Runtime::Docker);
+        assert_eq!(b.mountpoint, PathBuf::from("/var/lib/lxcfs"));
+        let cli = parse(&["bind-args", "--runtime", "podman", "/mnt/l"]).unwrap();
+        let Some(Command::BindArgs(b)) = cli.command else {
+            panic!("not bind-args")
+        };
+        assert_eq!(
+            (b.runtime, b.mountpoint),
+            (Runtime::Podman, PathBuf::from("/mnt/l"))
+        );
+        let Some(Command::Hook(h)) = parse(&["hook", "oci"]).unwrap().command else {
+            panic!("not hook")
+        };
+        assert_eq!(h.kind, HookKind::Oci);
+        assert!(parse(&["bind-args", "--runtime", "rkt"]).is_err());
+        assert!(parse(&["hook"]).is_err());
     }
 
     #[test]

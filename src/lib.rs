@@ -5,11 +5,13 @@
 
 #![warn(missing_docs)]
 
+pub mod bind;
 pub mod cgroup;
 pub mod cli;
 pub mod cpulist;
 pub mod daemon;
 pub mod fs;
+pub mod hook;
 pub mod host;
 pub mod loadavg;
 pub mod model;

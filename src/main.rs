@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use lxcfs_rs::cli::{Cli, Command};
+use lxcfs_rs::cli::{Cli, Command, HookKind};
 use lxcfs_rs::daemon::{self, DaemonConfig};
 use lxcfs_rs::host::HostPaths;
 use lxcfs_rs::show::show;
@@ -33,6 +33,20 @@ fn parse_cli() -> Result<Cli, ExitCode> {
     })
 }
 
+/// Runs a container hook. Skipped files are reported on stderr, which runtimes keep in
+/// their logs; the container still starts.
+fn run_hook(kind: HookKind, mountpoint: &std::path::Path) -> Result<(), String> {
+    let report = match kind {
+        HookKind::Oci => lxcfs_rs::hook::run_oci(mountpoint),
+        HookKind::Lxc => lxcfs_rs::hook::run_lxc(mountpoint),
+    }
+    .map_err(|e| format!("hook: {e}"))?;
+    for skipped in &report.skipped {
+        eprintln!("lxcfs-rs hook: not bound: {skipped}");
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     let cli = match parse_cli() {
         Ok(cli) => cli,
@@ -58,6 +72,10 @@ fn main() -> ExitCode {
                     &mut std::io::stdout().lock(),
                 )
             }),
+        Some(Command::BindArgs(args)) => lxcfs_rs::bind::bind_args(&args.mountpoint, args.runtime)
+            .map(|text| print!("{text}"))
+            .map_err(|e| e.to_string()),
+        Some(Command::Hook(args)) => run_hook(args.kind, &args.mountpoint),
         None => daemon::run(DaemonConfig {
             mountpoint: cli.daemon.mountpoint.clone(),
             pidfile: cli.daemon.pidfile.clone(),

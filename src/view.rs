@@ -94,6 +94,11 @@ pub fn generated_files() -> impl Iterator<Item = &'static str> {
     TREE.iter().filter(|(_, f)| f.is_some()).map(|(p, _)| *p)
 }
 
+/// Whether `path` (relative, no leading slash) is a fixed file or directory of the tree.
+pub fn is_tree_path(path: &str) -> bool {
+    tree_entry(path).is_some()
+}
+
 /// Per-reader content of the whole tree.
 pub struct View {
     host: HostPaths,
