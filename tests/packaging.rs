@@ -1,0 +1,267 @@
+//! Host deployment: the systemd unit verifies, `scripts/install.sh` installs and starts the
+//! daemon, and the static executable the container image ships runs with nothing beside it.
+
+mod common;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+/// The repository's root (tests run from the package directory).
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `scripts/install.sh` with `env` and `args`, installing our test binary; panics
+/// unless it exits 0.
+fn install(env: &[(&str, &Path)], args: &[&str]) -> String {
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo().join("scripts/install.sh"))
+        .args(["--binary", BIN])
+        .args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("running install.sh");
+    assert!(
+        out.status.success(),
+        "install.sh failed\n{}",
+        describe(&out)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Stops a daemon started by install.sh (by the pid in its pidfile) and detaches its mount
+/// if the test fails halfway.
+struct Installed {
+    pidfile: PathBuf,
+    mnt: PathBuf,
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        if let Some(pid) = fs::read_to_string(&self.pidfile)
+            .ok()
+            .and_then(|p| p.trim().parse::<u32>().ok())
+        {
+            signal(pid, nix::sys::signal::Signal::SIGTERM);
+            wait_until(Duration::from_secs(5), || {
+                !Path::new(&format!("/proc/{pid}")).exists()
+            });
+        }
+        if is_mounted(&self.mnt) {
+            let _ = nix::mount::umount2(&self.mnt, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+#[test]
+fn systemd_unit_verifies_and_keeps_its_promises() {
+    if !have_program("systemd-analyze") {
+        skip(
+            "systemd-analyze is missing (Debian package systemd; scripts/deps.sh test installs it)",
+        );
+        return;
+    }
+    if !nix::unistd::geteuid().is_root() {
+        skip("install.sh needs root");
+        return;
+    }
+    let dir = TestDir::new();
+    install(
+        &[("PREFIX", &dir.join("usr")), ("UNITDIR", &dir.join("unit"))],
+        &["--no-start"],
+    );
+    let unit = dir.join("unit/lxcfs-rs.service");
+    let verify = |path: &Path| {
+        Command::new("systemd-analyze")
+            .args(["verify", path.to_str().unwrap()])
+            .output()
+            .expect("running systemd-analyze")
+    };
+    let out = verify(&unit);
+    assert!(
+        out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("lxcfs-rs"),
+        "systemd-analyze verify {}\n{}",
+        unit.display(),
+        describe(&out)
+    );
+
+    let text = fs::read_to_string(&unit).unwrap();
+    let bin = dir.join("usr/bin/lxcfs-rs");
+    let values = |key: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        values("ExecStart"),
+        [format!("{} /var/lib/lxcfs", bin.display())]
+    );
+    assert_eq!(values("Type"), ["notify"], "started means mounted");
+    assert_eq!(values("Restart"), ["always"]);
+    assert_eq!(values("OOMScoreAdjust"), ["-1000"]);
+    assert_eq!(
+        values("ExecStopPost"),
+        ["-/bin/umount --lazy /var/lib/lxcfs"]
+    );
+    let before = values("Before").join(" ");
+    for runtime in [
+        "docker.service",
+        "containerd.service",
+        "podman.service",
+        "kubelet.service",
+    ] {
+        assert!(before.contains(runtime), "not Before={runtime}: {before}");
+    }
+    for own_namespace in ["PrivateTmp", "ProtectSystem", "PrivateMounts"] {
+        assert!(
+            values(own_namespace).is_empty(),
+            "{own_namespace} would hide the mount from the host"
+        );
+    }
+
+    // The check can fail: a unit whose executable is missing does not verify.
+    let broken = dir.join("unit/broken.service");
+    fs::write(
+        &broken,
+        text.replace(bin.to_str().unwrap(), "/nonexistent/lxcfs-rs"),
+    )
+    .unwrap();
+    assert!(!verify(&broken).status.success(), "a broken unit verified");
+}
+
+#[test]
+fn install_script_starts_replaces_and_stops_the_daemon() {
+    if !can_mount() {
+        return;
+    }
+    let dir = TestDir::new();
+    let mnt = dir.join("mnt");
+    let pidfile = dir.join("lxcfs-rs.pid");
+    let env = [
+        ("PREFIX", dir.join("usr")),
+        ("UNITDIR", dir.join("unit")),
+        ("MOUNTPOINT", mnt.clone()),
+        ("PIDFILE", pidfile.clone()),
+        ("LOGFILE", dir.join("lxcfs-rs.log")),
+    ];
+    let env: Vec<(&str, &Path)> = env.iter().map(|(k, v)| (*k, v.as_path())).collect();
+    let _guard = Installed {
+        pidfile: pidfile.clone(),
+        mnt: mnt.clone(),
+    };
+    let out = install(&env, &["--no-systemd"]);
+    assert!(out.contains("serving"), "{out}");
+    assert!(fuse_mount_at(&mnt).is_some(), "not mounted: {out}");
+    let pid = |f: &Path| fs::read_to_string(f).unwrap().trim().to_string();
+    let first = pid(&pidfile);
+    let meminfo = fs::read_to_string(mnt.join("proc/meminfo")).unwrap();
+    assert!(meminfo.starts_with("MemTotal:"), "{meminfo}");
+
+    // The installed hooks point at the installed binary and mount point.
+    let hook = fs::read_to_string(dir.join("usr/share/lxcfs-rs/lxc.mount.hook")).unwrap();
+    assert!(
+        hook.contains(&format!(
+            "{} hook lxc {}",
+            dir.join("usr/bin/lxcfs-rs").display(),
+            mnt.display()
+        )),
+        "{hook}"
+    );
+    let oci: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(dir.join("usr/share/lxcfs-rs/lxcfs-rs-hook.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        oci["hook"]["path"],
+        dir.join("usr/bin/lxcfs-rs").to_str().unwrap()
+    );
+    assert_eq!(oci["stages"][0], "createContainer");
+
+    // Installing again (an upgrade) replaces the running daemon.
+    install(&env, &["--no-systemd"]);
+    let second = pid(&pidfile);
+    assert_ne!(first, second, "the old daemon kept running");
+    assert!(
+        !Path::new(&format!("/proc/{first}")).exists() || {
+            let comm = fs::read_to_string(format!("/proc/{first}/comm")).unwrap_or_default();
+            comm.trim() != "lxcfs-rs"
+        }
+    );
+    assert!(fuse_mount_at(&mnt).is_some());
+
+    signal(second.parse().unwrap(), nix::sys::signal::Signal::SIGTERM);
+    assert!(
+        wait_until(Duration::from_secs(5), || fuse_mount_at(&mnt).is_none()),
+        "SIGTERM did not unmount"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !pidfile.exists()),
+        "pidfile left behind"
+    );
+}
+
+#[test]
+fn static_executable_runs_in_an_empty_root() {
+    if !can_mount() {
+        return;
+    }
+    if !have_program("readelf") {
+        skip("readelf (binutils) is missing; scripts/deps.sh installs gcc, which brings it");
+        return;
+    }
+    // The image's build step, as the Dockerfile runs it.
+    let dockerfile = fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    assert!(dockerfile.contains("RUN cp \"$(scripts/build-static)\" /lxcfs-rs"));
+    assert!(dockerfile.contains("FROM scratch"));
+    let out = Command::new(repo().join("scripts/build-static"))
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("static"),
+        )
+        .output()
+        .expect("running scripts/build-static");
+    assert!(
+        out.status.success(),
+        "build-static failed\n{}",
+        describe(&out)
+    );
+    let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
+
+    // What `FROM scratch` gives it: the executable alone, plus what `docker run --privileged
+    // --pid=host` brings (/proc, /sys, /dev). A reader limited to 256 MiB reads through it.
+    let root = TestDir::new();
+    for d in ["proc", "sys", "dev", "var/lib/lxcfs"] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    fs::copy(&exe, root.join("lxcfs-rs")).unwrap();
+    let cg = Cgroup::new();
+    cg.set_memory_limit(256 << 20);
+    let script = r#"
+        set -e
+        mount --rbind /proc "$1/proc"; mount --rbind /sys "$1/sys"; mount --rbind /dev "$1/dev"
+        chroot "$1" /lxcfs-rs /var/lib/lxcfs 2>"$1/log" & daemon=$!
+        i=0; until [ -e "$1/var/lib/lxcfs/proc/meminfo" ]; do
+            i=$((i+1)); [ $i -lt 100 ] || { cat "$1/log"; exit 1; }; sleep 0.05
+        done
+        head -n 1 "$1/var/lib/lxcfs/proc/meminfo"
+        kill -TERM $daemon; wait $daemon
+    "#;
+    let out = cg.run(&[
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        root.path().to_str().unwrap(),
+    ]);
+    assert_eq!(kb(&out, "MemTotal"), 262144, "{out}");
+}
