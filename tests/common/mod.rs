@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+pub mod container;
+
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_lxcfs-rs");
 
