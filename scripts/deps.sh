@@ -4,7 +4,7 @@
 #   scripts/deps.sh test    the above, plus what the tests use: the C lxcfs (as a yardstick, its
 #                           service kept from starting so it cannot take /var/lib/lxcfs),
 #                           busybox-static (splice readers, container root filesystems),
-#                           util-linux (unshare), runc and podman (real OCI containers), systemd
+#                           util-linux (unshare), runc, podman and lxc (real containers), systemd
 #                           (systemd-analyze verifies the unit)
 set -euo pipefail
 mode=${1:-build}
@@ -14,7 +14,7 @@ min_rust=1.85
 [ "$(id -u)" = 0 ] || { echo "deps.sh: run as root (it installs packages)" >&2; exit 1; }
 
 pkgs=(gcc libc6-dev ca-certificates curl)
-[ "$mode" = test ] && pkgs+=(lxcfs busybox-static util-linux procps runc podman systemd)
+[ "$mode" = test ] && pkgs+=(lxcfs busybox-static util-linux procps runc podman lxc systemd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -203,6 +203,43 @@ pub fn v1_mounts() -> BTreeMap<String, PathBuf> {
     out
 }
 
+/// Removes the cgroup `name` (a top-level directory) and everything below it from every
+/// cgroup hierarchy, deepest first: runtimes such as podman (conmon's cgroup) and LXC (its
+/// pivot cgroup) leave directories below the parent they were given. Waits a little for
+/// cgroups whose last process is still exiting.
+pub fn remove_cgroup_tree(name: &str) {
+    fn dirs_below(dir: &Path, out: &mut Vec<PathBuf>) {
+        if let Ok(entries) = fs::read_dir(dir) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    dirs_below(&e.path(), out);
+                }
+            }
+        }
+        out.push(dir.to_path_buf());
+    }
+    for m in mountinfo() {
+        if m.fstype != "cgroup" && m.fstype != "cgroup2" {
+            continue;
+        }
+        let top = m.mount_point.join(name);
+        if !top.exists() {
+            continue;
+        }
+        let mut dirs = Vec::new();
+        dirs_below(&top, &mut dirs);
+        for d in dirs {
+            let gone = wait_until(Duration::from_secs(3), || match fs::remove_dir(&d) {
+                Ok(()) => true,
+                Err(e) => e.raw_os_error() != Some(nix::libc::EBUSY),
+            });
+            if !gone {
+                eprintln!("warning: could not remove cgroup {} (busy)", d.display());
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------------------

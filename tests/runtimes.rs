@@ -1,0 +1,408 @@
+//! The ways users hand the files to containers, each with a real runtime: `podman run` with
+//! `lxcfs-rs bind-args` pasted in verbatim, the OCI hook through Podman's hooks directory
+//! (runc runs it), and LXC with our mount hook and with the C lxcfs package's own hook.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use common::container::{self, Rootfs};
+use common::*;
+
+/// What every container here prints: the values the bind mounts fix, one per line.
+const REPORT: &str = "echo total=$(awk '/^MemTotal:/ {print $2}' /proc/meminfo); \
+    echo online=$(cat /sys/devices/system/cpu/online); \
+    echo processors=$(grep -c ^processor /proc/cpuinfo); \
+    echo statcpus=$(grep -c ^cpu /proc/stat); \
+    echo cpudirs=$(ls /sys/devices/system/cpu | grep -c '^cpu[0-9]'); \
+    echo uptime=$(cut -d' ' -f1 /proc/uptime); \
+    /bin/probe sysconf";
+
+/// The `key=value` (or `key value`, as the probe prints) lines of a report.
+fn report(out: &str) -> std::collections::BTreeMap<String, String> {
+    out.lines()
+        .filter_map(|l| l.split_once('=').or_else(|| l.split_once(' ')))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// The host's values, read directly, for the reports of containers without our files.
+fn host_total_kb() -> u64 {
+    kb(&fs::read_to_string("/proc/meminfo").unwrap(), "MemTotal")
+}
+
+/// Asserts a report shows a 1-CPU container with `total_kb` of memory, read through us.
+fn assert_container_view(out: &str, total_kb: u64, what: &str) {
+    let r = report(out);
+    let get = |k: &str| r.get(k).map(String::as_str).unwrap_or("(missing)");
+    assert_eq!(
+        get("total"),
+        total_kb.to_string(),
+        "{what}: MemTotal\n{out}"
+    );
+    assert_eq!(get("online"), "0", "{what}: online\n{out}");
+    assert_eq!(get("processors"), "1", "{what}: cpuinfo processors\n{out}");
+    assert_eq!(
+        get("statcpus"),
+        "2",
+        "{what}: /proc/stat cpu lines (cpu, cpu0)\n{out}"
+    );
+    assert_eq!(get("cpudirs"), "1", "{what}: cpuN directories\n{out}");
+    assert_eq!(
+        get("onln"),
+        "1",
+        "{what}: sysconf(_SC_NPROCESSORS_ONLN)\n{out}"
+    );
+    assert_eq!(
+        get("conf"),
+        "1",
+        "{what}: sysconf(_SC_NPROCESSORS_CONF)\n{out}"
+    );
+    let up: f64 = get("uptime").parse().unwrap_or(f64::MAX);
+    assert!(
+        up < 30.0,
+        "{what}: uptime {up} is not the container's\n{out}"
+    );
+}
+
+/// Asserts a report shows the host (the files are the kernel's).
+fn assert_host_view(out: &str, what: &str) {
+    let r = report(out);
+    let get = |k: &str| r.get(k).map(String::as_str).unwrap_or("(missing)");
+    assert_eq!(
+        get("total"),
+        host_total_kb().to_string(),
+        "{what}: MemTotal\n{out}"
+    );
+    let host_online = fs::read_to_string("/sys/devices/system/cpu/online").unwrap();
+    assert_eq!(get("online"), host_online.trim(), "{what}: online\n{out}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Podman
+// ---------------------------------------------------------------------------------------
+
+/// Podman with its storage, state and cgroups in places of its own, so tests neither see
+/// nor leave anything of the host's: vfs storage (no overlay mounts), runc (crun refuses
+/// hybrid hosts), cgroupfs under a test parent cgroup, and the ulimits podman needs here.
+struct Podman {
+    dir: TestDir,
+    parent: String,
+    image: String,
+}
+
+impl Podman {
+    /// Podman with the busybox root filesystem imported as an image; `None` (after saying
+    /// why) when the test cannot run.
+    fn new(rootfs: &Rootfs) -> Option<Podman> {
+        if !have_program("podman") {
+            skip("podman is not installed (scripts/deps.sh test installs it)");
+            return None;
+        }
+        let dir = TestDir::new();
+        let podman = Podman {
+            parent: unique("lxcfs-rs-test-podman"),
+            image: "localhost/lxcfs-rs-test:busybox".into(),
+            dir,
+        };
+        let tar = podman.dir.join("rootfs.tar");
+        checked(
+            {
+                let mut c = Command::new("tar");
+                c.arg("-C").arg(rootfs.path()).arg("-cf").arg(&tar).arg(".");
+                c
+            },
+            &["tar", "rootfs"],
+        );
+        let mut import = podman.command();
+        import.arg("import").arg(&tar).arg(&podman.image);
+        checked(import, &["podman", "import"]);
+        Some(podman)
+    }
+
+    /// `podman` and the global flags that keep it in our directories.
+    fn argv(&self) -> Vec<String> {
+        let at = |d: &str| self.dir.join(d).to_str().expect("utf-8 path").to_string();
+        let mut argv: Vec<String> = ["podman", "--root"].map(String::from).into();
+        argv.push(at("storage"));
+        argv.push("--runroot".into());
+        argv.push(at("run"));
+        argv.push("--tmpdir".into());
+        argv.push(at("tmp"));
+        argv.extend(
+            [
+                "--storage-driver",
+                "vfs",
+                "--cgroup-manager",
+                "cgroupfs",
+                "--runtime",
+                "runc",
+                "--events-backend",
+                "file",
+            ]
+            .map(String::from),
+        );
+        argv
+    }
+
+    /// [`Podman::argv`] as a command.
+    fn command(&self) -> Command {
+        let argv = self.argv();
+        let mut c = Command::new(&argv[0]);
+        c.args(&argv[1..]);
+        c
+    }
+
+    /// The flags of a `podman run` with limits: 1 CPU, `memory`.
+    fn run_flags(&self, memory: &str) -> String {
+        format!(
+            "run --rm --network none --cgroup-parent /{} \
+             --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 \
+             -m {memory} --cpuset-cpus 0",
+            self.parent
+        )
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        remove_cgroup_tree(&self.parent);
+    }
+}
+
+/// A shell command line, single-quoted.
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+#[test]
+fn podman_run_with_bind_args_pasted_verbatim() {
+    if !container::can_run_containers() {
+        return;
+    }
+    let daemon = Daemon::start(&[]);
+    let rootfs = Rootfs::shared();
+    let Some(podman) = Podman::new(&rootfs) else {
+        return;
+    };
+    // Exactly what the README tells users to type, through a shell.
+    let podman_cmd = podman.argv().join(" ");
+    let line = format!(
+        "{podman_cmd} {} $({BIN} bind-args --runtime podman {}) {} /bin/sh -c {}",
+        podman.run_flags("256m"),
+        daemon.mnt.display(),
+        podman.image,
+        quote(REPORT)
+    );
+    let out = checked(
+        {
+            let mut c = Command::new("sh");
+            c.args(["-c", &line]);
+            c
+        },
+        &["podman run $(lxcfs-rs bind-args)"],
+    );
+    assert_container_view(&out, 262144, "podman with bind-args");
+
+    // The control: the same container without the flags sees the host.
+    let line = format!(
+        "{podman_cmd} {} {} /bin/sh -c {}",
+        podman.run_flags("256m"),
+        podman.image,
+        quote(REPORT)
+    );
+    let out = checked(
+        {
+            let mut c = Command::new("sh");
+            c.args(["-c", &line]);
+            c
+        },
+        &["podman run"],
+    );
+    assert_host_view(&out, "podman without bind-args");
+}
+
+#[test]
+fn oci_hook_binds_annotated_podman_containers() {
+    if !container::can_run_containers() {
+        return;
+    }
+    let daemon = Daemon::start(&[]);
+    let rootfs = Rootfs::shared();
+    let Some(podman) = Podman::new(&rootfs) else {
+        return;
+    };
+    // The packaged hook config, pointed at the binary under test and our mount point, as
+    // install.sh points it at the installed ones.
+    let hooks = podman.dir.join("hooks.d");
+    fs::create_dir(&hooks).unwrap();
+    let packaged = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/oci/lxcfs-rs-hook.json"),
+    )
+    .unwrap();
+    let config = packaged
+        .replace("/usr/local/bin/lxcfs-rs", BIN)
+        .replace("/var/lib/lxcfs", daemon.mnt.to_str().unwrap());
+    fs::write(hooks.join("lxcfs-rs.json"), config).unwrap();
+
+    let run = |annotation: Option<&str>| {
+        let mut c = podman.command();
+        c.arg("--hooks-dir").arg(&hooks);
+        c.args(podman.run_flags("128m").split_whitespace());
+        if let Some(a) = annotation {
+            c.args(["--annotation", a]);
+        }
+        c.args([podman.image.as_str(), "/bin/sh", "-c", REPORT]);
+        checked(c, &["podman run --hooks-dir"])
+    };
+    assert_container_view(
+        &run(Some("io.lxcfs-rs.enable=true")),
+        131072,
+        "podman with the OCI hook",
+    );
+    assert_host_view(&run(None), "podman without the annotation");
+    assert_host_view(
+        &run(Some("io.lxcfs-rs.enable=false")),
+        "podman with the annotation false",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// LXC
+// ---------------------------------------------------------------------------------------
+
+/// An LXC container (`lxc-execute`) running [`REPORT`] in `rootfs` with a 256 MiB limit on
+/// CPU 0, its cgroups below a test cgroup of its own, with `hook` as `lxc.hook.mount`;
+/// `prefix` (a command that execs its arguments) runs before lxc-execute.
+fn lxc_execute(rootfs: &Rootfs, hook: &Path, prefix: &[&str]) -> String {
+    let dir = TestDir::new();
+    let name = unique("lxcfs-rs-lxc");
+    let cgroup = unique("lxcfs-rs-test-lxc");
+    // LXC writes into the root filesystem's mount points; give it a copy.
+    let root = dir.join("rootfs");
+    checked(
+        {
+            let mut c = Command::new("cp");
+            c.arg("-a").arg(rootfs.path()).arg(&root);
+            c
+        },
+        &["cp", "-a", "rootfs"],
+    );
+    let container_dir = dir.join(&name);
+    fs::create_dir(&container_dir).unwrap();
+    let config = format!(
+        "lxc.uts.name = {name}\n\
+         lxc.rootfs.path = dir:{root}\n\
+         lxc.net.0.type = empty\n\
+         lxc.mount.auto = proc:mixed sys:ro\n\
+         lxc.autodev = 1\n\
+         lxc.apparmor.profile = unconfined\n\
+         lxc.cgroup.dir.container = {cgroup}/payload\n\
+         lxc.cgroup.dir.monitor = {cgroup}/monitor\n\
+         lxc.cgroup.dir.monitor.pivot = {cgroup}/pivot\n\
+         lxc.cgroup.memory.limit_in_bytes = 268435456\n\
+         lxc.cgroup.cpuset.cpus = 0\n\
+         lxc.hook.mount = {hook}\n",
+        root = root.display(),
+        hook = hook.display(),
+    );
+    fs::write(container_dir.join("config"), config).unwrap();
+    let log = dir.join("lxc.log");
+    let (lxcpath, logfile) = (dir.path().to_str().unwrap(), log.to_str().unwrap());
+    let mut argv: Vec<&str> = prefix.to_vec();
+    argv.extend([
+        "lxc-execute",
+        "-n",
+        &name,
+        "-P",
+        lxcpath,
+        "-o",
+        logfile,
+        "-l",
+        "INFO",
+        "--",
+        "/bin/sh",
+        "-c",
+        REPORT,
+    ]);
+    let mut c = Command::new(argv[0]);
+    c.args(&argv[1..]);
+    let out = c.output().expect("running lxc-execute");
+    // LXC removes the container's cgroup, not the ones it made for itself below ours.
+    remove_cgroup_tree(&cgroup);
+    assert!(
+        out.status.success(),
+        "lxc-execute failed\n{}\n--- lxc log ---\n{}",
+        describe(&out),
+        fs::read_to_string(&log).unwrap_or_default()
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn can_run_lxc() -> bool {
+    container::can_run_containers()
+        && (have_program("lxc-execute")
+            || skip(
+                "lxc-execute is missing (Debian package lxc; scripts/deps.sh test installs it)",
+            ))
+}
+
+#[test]
+fn lxc_container_with_our_mount_hook() {
+    if !can_run_lxc() {
+        return;
+    }
+    let daemon = Daemon::start(&[]);
+    let rootfs = Rootfs::shared();
+    // The packaged hook, pointed at the binary under test and our mount point.
+    let dir = TestDir::new();
+    let hook = dir.join("lxc.mount.hook");
+    let packaged = fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/lxc/lxc.mount.hook"),
+    )
+    .unwrap();
+    fs::write(
+        &hook,
+        packaged
+            .replace("/usr/local/bin/lxcfs-rs", BIN)
+            .replace("/var/lib/lxcfs", daemon.mnt.to_str().unwrap()),
+    )
+    .unwrap();
+    fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = lxc_execute(&rootfs, &hook, &[]);
+    assert_container_view(&out, 262144, "LXC with lxcfs-rs's hook");
+}
+
+#[test]
+fn lxc_container_with_the_lxcfs_packages_hook() {
+    const STOCK_HOOK: &str = "/usr/share/lxcfs/lxc.mount.hook";
+    if !can_run_lxc() {
+        return;
+    }
+    if !Path::new(STOCK_HOOK).exists() {
+        skip("the lxcfs package's LXC hook is missing (scripts/deps.sh test installs lxcfs)");
+        return;
+    }
+    let daemon = Daemon::start(&[]);
+    let rootfs = Rootfs::shared();
+    // The stock hook reads /var/lib/lxcfs: give it our mount there, in a mount namespace of
+    // its own, so the host's /var/lib/lxcfs is never touched.
+    let wrap = format!(
+        "mkdir -p /var/lib/lxcfs && mount --bind {} /var/lib/lxcfs && exec \"$@\"",
+        daemon.mnt.display()
+    );
+    let prefix = [
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        &wrap,
+        "sh",
+    ];
+    let out = lxc_execute(&rootfs, Path::new(STOCK_HOOK), &prefix);
+    assert_container_view(&out, 262144, "LXC with the lxcfs package's hook");
+}
