@@ -406,3 +406,53 @@ fn lxc_container_with_the_lxcfs_packages_hook() {
     let out = lxc_execute(&rootfs, Path::new(STOCK_HOOK), &prefix);
     assert_container_view(&out, 262144, "LXC with the lxcfs package's hook");
 }
+
+// ---------------------------------------------------------------------------------------
+// Host tools through the bind mounts
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn procps_tools_read_the_bound_files() {
+    if !can_mount() {
+        return;
+    }
+    for prog in ["free", "top", "uptime"] {
+        if !have_program(prog) {
+            skip(&format!(
+                "procps {prog} is missing (scripts/deps.sh test installs procps)"
+            ));
+            return;
+        }
+    }
+    let daemon = Daemon::start(&[]);
+    let cg = Cgroup::new();
+    cg.set_memory_limit(256 << 20).set_cpus("0");
+    // A container made by hand: its own pid namespace and /proc, our files bound over it.
+    let script = r#"
+        for f in meminfo stat uptime loadavg cpuinfo; do mount --bind "$1/proc/$f" "/proc/$f"; done
+        echo free_total=$(free -k | awk '/^Mem:/ {print $2}')
+        echo top_total=$(top -b -n 1 | awk '/^MiB Mem/ {print $4}')
+        echo top_cpus=$(top -b -n 1 -1 | grep -c '^%Cpu')
+        echo uptime=$(uptime)
+    "#;
+    let out = cg.run(&[
+        "unshare",
+        "--mount",
+        "--propagation",
+        "private",
+        "--pid",
+        "--fork",
+        "--mount-proc",
+        "sh",
+        "-c",
+        script,
+        "sh",
+        daemon.mnt.to_str().unwrap(),
+    ]);
+    let r = report(&out);
+    let get = |k: &str| r.get(k).map(String::as_str).unwrap_or("(missing)");
+    assert_eq!(get("free_total"), "262144", "procps free\n{out}");
+    assert_eq!(get("top_total"), "256.0", "procps top\n{out}");
+    assert_eq!(get("top_cpus"), "1", "procps top, one line per CPU\n{out}");
+    assert!(get("uptime").contains("up 0 min"), "procps uptime\n{out}");
+}
