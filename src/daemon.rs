@@ -3,16 +3,17 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
-use fuser::{MountOption, Session, SessionACL};
+use fuser::{Session, SessionACL};
 use log::{info, warn};
 use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
-use nix::mount::{MntFlags, umount2};
+use nix::mount::{MntFlags, MsFlags, umount2};
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::unistd::getpid;
 use thiserror::Error;
@@ -130,18 +131,19 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
 
     let view = Arc::new(View::new(cfg.host.clone(), cfg.view)?);
     let mut config = fuser::Config::default();
-    config.mount_options = mount_options(&cfg.options);
     config.acl = SessionACL::All;
     config.n_threads = Some(cfg.threads);
     config.clone_fd = true;
-    let mut session =
-        Session::new(LxcFs::new(view), &cfg.mountpoint, &config).map_err(|source| {
-            DaemonError::Mount {
-                path: cfg.mountpoint.clone(),
-                source,
-            }
-        })?;
-    let mut unmounter = session.unmount_callable();
+    let mount_err = |source| DaemonError::Mount {
+        path: cfg.mountpoint.clone(),
+        source,
+    };
+    let fuse = mount_fuse(&cfg.mountpoint, &cfg.options).map_err(mount_err)?;
+    let session = Session::from_fd(LxcFs::new(view), fuse, SessionACL::All, config)
+        .inspect_err(|_| {
+            let _ = umount2(&cfg.mountpoint, MntFlags::MNT_DETACH);
+        })
+        .map_err(mount_err)?;
     info!(
         "serving {} with {} threads",
         cfg.mountpoint.display(),
@@ -177,7 +179,7 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
         });
     }
     info!("{signal:?}: unmounting {}", cfg.mountpoint.display());
-    if let Err(e) = unmounter.unmount() {
+    if let Err(e) = umount2(&cfg.mountpoint, MntFlags::empty()) {
         // Busy (a reader's cwd, say): detach, so the mount point is free at once and the
         // filesystem goes away when its last user does.
         warn!("unmount failed ({e}); detaching instead");
@@ -318,18 +320,22 @@ pub(crate) fn is_fuse_mountpoint(path: &Path) -> bool {
         .any(|m| m.mount_point == path && (m.fs_type == "fuse" || m.fs_type.starts_with("fuse.")))
 }
 
-/// The kernel mount options: ours, plus the `-o` ones that mean something to the kernel.
-/// No `default_permissions`: with it the kernel refreshes a file's attributes (a GETATTR,
-/// which renders the file to learn its size) before every open; the mount is read-only and
-/// `open` refuses write access, which is all the checking 0444 files need.
-fn mount_options(extra: &[String]) -> Vec<MountOption> {
-    let mut opts = vec![
-        MountOption::FSName("lxcfs".into()),
-        MountOption::Subtype("lxcfs".into()),
-        MountOption::RO,
-        MountOption::NoSuid,
-        MountOption::NoDev,
-    ];
+/// What `mount(2)` gets for our `-o` options: flags, and options after FUSE's own.
+#[derive(Debug, PartialEq, Eq)]
+struct KernelMount {
+    flags: MsFlags,
+    extra: Vec<String>,
+}
+
+/// The kernel mount flags and options: ours, plus the `-o` ones that mean something to the
+/// kernel. No `default_permissions`: with it the kernel refreshes a file's attributes (a
+/// GETATTR, which renders the file to learn its size) before every open; the mount is
+/// read-only and `open` refuses write access, which is all the checking 0444 files need.
+fn mount_options(extra: &[String]) -> KernelMount {
+    let mut out = KernelMount {
+        flags: MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        extra: Vec::new(),
+    };
     for opt in extra
         .iter()
         .flat_map(|o| o.split(','))
@@ -346,12 +352,43 @@ fn mount_options(extra: &[String]) -> Vec<MountOption> {
             | "default_permissions"
             | "nodev"
             | "nosuid" => {}
-            "noexec" => opts.push(MountOption::NoExec),
-            "noatime" => opts.push(MountOption::NoAtime),
-            other => opts.push(MountOption::CUSTOM(other.to_string())),
+            "noexec" => out.flags |= MsFlags::MS_NOEXEC,
+            "noatime" => out.flags |= MsFlags::MS_NOATIME,
+            other => out.extra.push(other.to_string()),
         }
     }
-    opts
+    out
+}
+
+/// Mounts a FUSE filesystem at `mountpoint` as libfuse mounts lxcfs (type `fuse.lxcfs`,
+/// source `lxcfs`, so `findmnt -t fuse.lxcfs` and scripts written for lxcfs find it) and
+/// returns the `/dev/fuse` descriptor that serves it.
+fn mount_fuse(mountpoint: &Path, options: &[String]) -> io::Result<OwnedFd> {
+    let root_mode = std::fs::metadata(mountpoint)?.mode();
+    let fuse: OwnedFd = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")?
+        .into();
+    let opts = mount_options(options);
+    let mut data = format!(
+        "fd={},rootmode={root_mode:o},user_id={},group_id={},allow_other",
+        fuse.as_raw_fd(),
+        nix::unistd::getuid(),
+        nix::unistd::getgid()
+    );
+    for o in &opts.extra {
+        data.push(',');
+        data.push_str(o);
+    }
+    nix::mount::mount(
+        Some("lxcfs"),
+        mountpoint,
+        Some("fuse.lxcfs"),
+        opts.flags,
+        Some(data.as_str()),
+    )?;
+    Ok(fuse)
 }
 
 /// A pidfile held under an exclusive lock for the daemon's life and removed at exit.
@@ -415,12 +452,15 @@ mod tests {
             "noexec".into(),
             "weird=1".into(),
         ]);
-        assert!(opts.contains(&MountOption::NoExec));
-        assert!(opts.contains(&MountOption::CUSTOM("weird=1".into())));
-        assert!(
-            !opts
-                .iter()
-                .any(|o| matches!(o, MountOption::CUSTOM(s) if s == "allow_other"))
+        assert_eq!(
+            opts,
+            KernelMount {
+                flags: MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC,
+                extra: vec!["weird=1".into()],
+            }
         );
     }
 

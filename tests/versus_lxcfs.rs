@@ -10,8 +10,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{
-    Cgroup, Daemon, can_mount, have_program, kb, key_values, parse_loadavg, parse_uptime,
-    processors, skip, stat_cpu_labels,
+    Cgroup, Daemon, can_mount, fuse_mount_at, have_program, kb, key_values, parse_loadavg,
+    parse_uptime, processors, skip, stat_cpu_labels,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -257,4 +257,29 @@ fn memory_256m_cpuset_0_1_half_cpu_quota() {
         .set_cpus("0-1")
         .set_quota(50000, 100000);
     compare(&cg, 262144, 1, "0");
+}
+
+/// Scripts and tools written for lxcfs find mounts by type (`findmnt -t fuse.lxcfs`, `grep
+/// fuse.lxcfs /proc/mounts` in Kubernetes remount scripts): ours must look the same.
+#[test]
+fn mounted_as_the_same_filesystem_type_and_source() {
+    if !can_mount() || !lxcfs_available() {
+        return;
+    }
+    let ours = Daemon::start(&[]);
+    let theirs = Daemon::start_c_lxcfs();
+    let a = fuse_mount_at(&ours.mnt).expect("our mount");
+    let b = fuse_mount_at(&theirs.mnt).expect("lxcfs's mount");
+    assert_eq!(
+        (a.fstype.as_str(), a.source.as_str()),
+        ("fuse.lxcfs", "lxcfs")
+    );
+    assert_eq!((&a.fstype, &a.source), (&b.fstype, &b.source));
+    let ro = |m: &str| m.split(',').any(|o| o == "ro");
+    assert!(ro(&a.mount_options), "{}", a.mount_options);
+    assert!(
+        a.super_options.contains("allow_other"),
+        "{}",
+        a.super_options
+    );
 }

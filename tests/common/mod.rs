@@ -130,6 +130,8 @@ pub struct MountLine {
     pub mount_point: PathBuf,
     pub mount_options: String,
     pub fstype: String,
+    /// The mount source (what `mount` shows before "on").
+    pub source: String,
     pub super_options: String,
 }
 
@@ -166,6 +168,7 @@ pub fn mountinfo() -> Vec<MountLine> {
                 mount_point: PathBuf::from(unescape(l.get(4)?)),
                 mount_options: l.get(5)?.to_string(),
                 fstype: r.first()?.to_string(),
+                source: r.get(1).unwrap_or(&"").to_string(),
                 super_options: r.get(2).unwrap_or(&"").to_string(),
             })
         })
