@@ -269,6 +269,33 @@ fn oci_hook_binds_annotated_podman_containers() {
     );
 }
 
+/// The hook as a hand-written runc `config.json` names it, in a plain container and in an
+/// unprivileged one (user namespace), where runc runs the hook as the container's root.
+#[test]
+fn oci_hook_in_runc_config_json() {
+    if !container::can_run_containers() {
+        return;
+    }
+    let daemon = Daemon::start(&[]);
+    let rootfs = Rootfs::shared();
+    container::open_to_all(daemon.mnt.parent().expect("mount point's parent"));
+    let runc = container::Runc::new();
+    let mnt = daemon.mnt.to_str().unwrap();
+    let hook = |spec: container::Spec| {
+        spec.memory(128 << 20)
+            .cpus("0")
+            .create_container_hook(BIN, &["lxcfs-rs", "hook", "oci", mnt])
+    };
+    let plain = hook(container::Spec::new("hooked", &rootfs, REPORT));
+    let userns =
+        hook(container::Spec::new("hooked-userns", &rootfs, REPORT)).user_namespace(100000, 65536);
+    for spec in [plain, userns] {
+        let mut c = runc.start(spec);
+        let out = c.wait(std::time::Duration::from_secs(30)).raw.clone();
+        assert_container_view(&out, 131072, &c.name);
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // LXC
 // ---------------------------------------------------------------------------------------

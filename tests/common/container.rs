@@ -585,6 +585,12 @@ impl Spec {
         self.config["linux"]["gidMappings"] = map;
         self
     }
+
+    /// An OCI `createContainer` hook running `path` with `args` (`args[0]` is its argv[0]).
+    pub fn create_container_hook(mut self, path: &str, args: &[&str]) -> Spec {
+        self.config["hooks"]["createContainer"] = json!([{ "path": path, "args": args }]);
+        self
+    }
 }
 
 // ---------------------------------------------------------------------------------------
