@@ -200,7 +200,7 @@ impl View {
                 let host = self.host_proc("swaps")?;
                 let meminfo = self.host_proc("meminfo")?;
                 let mem = self.memory(cg, &meminfo);
-                if mem == MemoryLimits::default() && self.opts.swap_view {
+                if render::meminfo::host_swap_applies(&meminfo, &mem, self.opts.swap_view) {
                     return Ok(host);
                 }
                 let swap = render::meminfo::swap_kb(&meminfo, &mem, self.opts.swap_view);

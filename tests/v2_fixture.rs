@@ -345,6 +345,8 @@ fn build(root: &Path) {
         &format!("1\n4000\n{ROOT_READER}\n"),
     );
     write(root, &format!("{cg}/cpuset.cpus.effective"), "0-3\n");
+    // A real v2 root cgroup has memory.stat but no memory.current or memory.swap.current.
+    write(root, &format!("{cg}/memory.stat"), &parent_memory_stat());
 
     let ctr = format!("{cg}/ctr");
     for (f, v) in [

@@ -726,14 +726,10 @@ fn swaps_shows_the_swap_limit() {
     }
 }
 
-/// Known bug, kept apart so the rest runs: on a real v2 kernel the root cgroup has
-/// `memory.stat` but no `memory.current` or `memory.swap.current`, so the daemon's "no
-/// memory numbers at all" test (`MemoryLimits::default()` in src/view.rs) is false for a
-/// reader there, and it serves `none virtual <host SwapTotal> 0 0` instead of the host's
-/// swaps (which its meminfo does show, and which tests/v2_fixture.rs expects, its fixture
-/// root having no memory.stat). Run with `--ignored` once fixed, then drop the `ignore`.
+/// On a real v2 kernel the root cgroup has `memory.stat` but no `memory.current` or
+/// `memory.swap.current`: a reader there must still get the host's swaps, as its meminfo
+/// shows the host's swap lines.
 #[test]
-#[ignore = "lxcfs-rs bug: a root-cgroup reader on a real v2 kernel gets a virtual swaps line"]
 fn swaps_outside_any_limit_is_the_hosts() {
     let Some(vm) = vm() else { return };
     assert_eq!(

@@ -35,7 +35,7 @@ pub fn swap_kb(host_meminfo: &str, mem: &MemoryLimits, swap_view: bool) -> SwapK
     if !swap_view || host_total == 0 {
         return SwapKb::default();
     }
-    if mem.limit.is_none() && mem.swap_limit.is_none() {
+    if host_swap_applies(host_meminfo, mem, swap_view) {
         let host_free = host_kb(host_meminfo, "SwapFree").unwrap_or(host_total);
         return SwapKb {
             total: host_total,
@@ -45,6 +45,21 @@ pub fn swap_kb(host_meminfo: &str, mem: &MemoryLimits, swap_view: bool) -> SwapK
     let total = mem.swap_limit.map_or(host_total, |b| kb(b).min(host_total));
     let used = mem.swap_usage.map_or(0, kb).min(total);
     SwapKb { total, used }
+}
+
+/// The limit (kB) that replaces MemTotal: the cgroup's, capped at the host's MemTotal;
+/// `None` when none is set or it is under 1 kB.
+fn limit_kb(host_meminfo: &str, mem: &MemoryLimits) -> Option<u64> {
+    mem.limit
+        .map(|b| host_kb(host_meminfo, "MemTotal").map_or(kb(b), |t| kb(b).min(t)))
+        .filter(|&l| l > 0)
+}
+
+/// Whether the reader sees the host's swap unchanged (meminfo's swap lines and
+/// `/proc/swaps`): swap is shown and neither a usable memory limit nor a swap limit
+/// applies. The cgroup may still have usage and `memory.stat` (the root cgroup does).
+pub fn host_swap_applies(host_meminfo: &str, mem: &MemoryLimits, swap_view: bool) -> bool {
+    swap_view && limit_kb(host_meminfo, mem).is_none() && mem.swap_limit.is_none()
 }
 
 /// Renders `/proc/meminfo` as `semantics.md` says.
@@ -57,16 +72,11 @@ pub fn render_meminfo(host_meminfo: &str, mem: &MemoryLimits, swap_view: bool) -
     if host_meminfo.is_empty() {
         return String::new();
     }
-    let limit_kb = mem
-        .limit
-        .map(|b| host_kb(host_meminfo, "MemTotal").map_or(kb(b), |t| kb(b).min(t)))
-        .filter(|&l| l > 0);
-
     let mut values = BTreeMap::new();
-    if let Some(l) = limit_kb {
+    if let Some(l) = limit_kb(host_meminfo, mem) {
         values = memory_values(host_meminfo, mem, l);
     }
-    if !swap_view || limit_kb.is_some() || mem.swap_limit.is_some() {
+    if !host_swap_applies(host_meminfo, mem, swap_view) {
         let swap = swap_kb(host_meminfo, mem, swap_view);
         values.insert("SwapTotal", swap.total);
         values.insert("SwapFree", swap.total.saturating_sub(swap.used));
