@@ -118,7 +118,7 @@ pub fn bind_args(mountpoint: &Path, runtime: Runtime) -> Result<String, BindErro
                 source,
             },
         })?;
-    if !crate::daemon::is_fuse_mountpoint(&canonical) {
+    if !crate::daemon::is_lxcfs_mountpoint(&canonical) {
         return Err(BindError::NotMounted(mountpoint.to_path_buf()));
     }
     // Sources name the path as given, not the canonical one: that is what the user

@@ -312,12 +312,23 @@ fn notify_socket(path: &str, state: &str) {
 }
 
 /// Whether a FUSE filesystem is mounted exactly at `path`.
-pub(crate) fn is_fuse_mountpoint(path: &Path) -> bool {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
+fn is_fuse_mountpoint(path: &Path) -> bool {
+    mounted_type_at(path).is_some_and(|t| t == "fuse" || t.starts_with("fuse."))
+}
+
+/// Whether lxcfs-rs or the C lxcfs (both `fuse.lxcfs`) serves exactly `path`: what
+/// `bind-args` and the hooks bind from.
+pub(crate) fn is_lxcfs_mountpoint(path: &Path) -> bool {
+    mounted_type_at(path).is_some_and(|t| t == "fuse.lxcfs")
+}
+
+/// The type of the topmost mount at exactly `path`, if any.
+fn mounted_type_at(path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     crate::cgroup::parse_mounts(&text)
-        .any(|m| m.mount_point == path && (m.fs_type == "fuse" || m.fs_type.starts_with("fuse.")))
+        .filter(|m| m.mount_point == path)
+        .last()
+        .map(|m| m.fs_type)
 }
 
 /// What `mount(2)` gets for our `-o` options: flags, and options after FUSE's own.

@@ -86,7 +86,7 @@ pub fn bind_into(rootfs: &Path, mountpoint: &Path) -> Result<HookReport, HookErr
     let mut report = HookReport::default();
     let live = mountpoint
         .canonicalize()
-        .is_ok_and(|m| crate::daemon::is_fuse_mountpoint(&m));
+        .is_ok_and(|m| crate::daemon::is_lxcfs_mountpoint(&m));
     if !live {
         report.skipped.push(format!(
             "everything: no lxcfs filesystem is mounted at {}",

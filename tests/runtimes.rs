@@ -483,3 +483,18 @@ fn procps_tools_read_the_bound_files() {
     assert_eq!(get("top_cpus"), "1", "procps top, one line per CPU\n{out}");
     assert!(get("uptime").contains("up 0 min"), "procps uptime\n{out}");
 }
+
+#[test]
+fn bind_args_refuses_a_mount_point_nothing_serves() {
+    let dir = TestDir::new();
+    let out = run_bin(&["bind-args", dir.path().to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert!(
+        out.stdout.is_empty(),
+        "printed flags anyway: {}",
+        describe(&out)
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("no lxcfs filesystem is mounted at"), "{err}");
+}
