@@ -430,15 +430,7 @@ fn two_limited_containers_at_once_and_a_control() {
         .quota(50_000, 100_000)
         .barrier(&barrier);
     let host_up_before = host_uptime();
-    let mut a = runc.start(a);
-    let mut b = runc.start(b);
-    let mut control = runc.start(control);
-    barrier.wait_ready(&mut [&mut a, &mut b, &mut control]);
-    // All three are up and waiting: from here on they read at the same time.
-    barrier.go();
-    let ra = a.wait(RUN_LIMIT);
-    let rb = b.wait(RUN_LIMIT);
-    let rc = control.wait(RUN_LIMIT);
+    let [ra, rb, rc] = runc.run_together(&barrier, [a, b, control], RUN_LIMIT);
 
     let want_a = Want {
         mem_kb: 262_144,
@@ -531,14 +523,8 @@ fn cfs_quota_sets_the_cpu_count_only_with_enable_cfs() {
         .quota(150_000, 100_000)
         .lxcfs_with_cpu_dir(&cfs.mnt)
         .barrier(&barrier);
-    let mut half = runc.start(half);
-    let mut half_plain = runc.start(half_plain);
-    let mut one_and_half = runc.start(one_and_half);
-    barrier.wait_ready(&mut [&mut half, &mut half_plain, &mut one_and_half]);
-    barrier.go();
-    let r_half = half.wait(RUN_LIMIT);
-    let r_plain = half_plain.wait(RUN_LIMIT);
-    let r_15 = one_and_half.wait(RUN_LIMIT);
+    let [r_half, r_plain, r_15] =
+        runc.run_together(&barrier, [half, half_plain, one_and_half], RUN_LIMIT);
 
     let want_half = Want {
         mem_kb: host.mem_total(),

@@ -108,14 +108,14 @@ impl Podman {
             dir,
         };
         let tar = podman.dir.join("rootfs.tar");
-        checked(
-            {
-                let mut c = Command::new("tar");
-                c.arg("-C").arg(rootfs.path()).arg("-cf").arg(&tar).arg(".");
-                c
-            },
-            &["tar", "rootfs"],
-        );
+        run_argv(&[
+            "tar".as_ref(),
+            "-C".as_ref(),
+            rootfs.path().as_os_str(),
+            "-cf".as_ref(),
+            tar.as_os_str(),
+            ".".as_ref(),
+        ]);
         let mut import = podman.command();
         import.arg("import").arg(&tar).arg(&podman.image);
         checked(import, &["podman", "import"]);
@@ -155,6 +155,19 @@ impl Podman {
         c
     }
 
+    /// `podman run` with limits (1 CPU, `memory`), then `middle` (flags, as a shell would
+    /// split them), the image and [`REPORT`]: one line through `sh -c`, as a user types it.
+    fn run_in_shell(&self, memory: &str, middle: &str) -> String {
+        let line = format!(
+            "{} {} {middle} {} /bin/sh -c {}",
+            self.argv().join(" "),
+            self.run_flags(memory),
+            self.image,
+            quote(REPORT)
+        );
+        run_argv(&["sh", "-c", &line])
+    }
+
     /// The flags of a `podman run` with limits: 1 CPU, `memory`.
     fn run_flags(&self, memory: &str) -> String {
         format!(
@@ -170,6 +183,30 @@ impl Drop for Podman {
     fn drop(&mut self) {
         remove_cgroup_tree(&self.parent);
     }
+}
+
+/// Runs `argv`; panics (with its output) unless it exits 0. Returns its stdout.
+fn run_argv<S: AsRef<std::ffi::OsStr>>(argv: &[S]) -> String {
+    let mut c = Command::new(&argv[0]);
+    c.args(&argv[1..]);
+    let what: Vec<String> = argv
+        .iter()
+        .take(3)
+        .map(|a| a.as_ref().to_string_lossy().into_owned())
+        .collect();
+    checked(c, &what.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+/// A file of `packaging/`, pointed at the binary under test and the mount at `mnt`, as
+/// install.sh points it at the installed binary and mount point.
+fn packaged(file: &str, mnt: &Path) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("packaging")
+        .join(file);
+    fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+        .replace("/usr/local/bin/lxcfs-rs", BIN)
+        .replace("/var/lib/lxcfs", mnt.to_str().expect("utf-8 path"))
 }
 
 /// A shell command line, single-quoted.
@@ -188,39 +225,15 @@ fn podman_run_with_bind_args_pasted_verbatim() {
         return;
     };
     // Exactly what the README tells users to type, through a shell.
-    let podman_cmd = podman.argv().join(" ");
-    let line = format!(
-        "{podman_cmd} {} $({BIN} bind-args --runtime podman {}) {} /bin/sh -c {}",
-        podman.run_flags("256m"),
-        daemon.mnt.display(),
-        podman.image,
-        quote(REPORT)
+    let flags = format!(
+        "$({BIN} bind-args --runtime podman {})",
+        daemon.mnt.display()
     );
-    let out = checked(
-        {
-            let mut c = Command::new("sh");
-            c.args(["-c", &line]);
-            c
-        },
-        &["podman run $(lxcfs-rs bind-args)"],
-    );
+    let out = podman.run_in_shell("256m", &flags);
     assert_container_view(&out, 262144, "podman with bind-args");
 
     // The control: the same container without the flags sees the host.
-    let line = format!(
-        "{podman_cmd} {} {} /bin/sh -c {}",
-        podman.run_flags("256m"),
-        podman.image,
-        quote(REPORT)
-    );
-    let out = checked(
-        {
-            let mut c = Command::new("sh");
-            c.args(["-c", &line]);
-            c
-        },
-        &["podman run"],
-    );
+    let out = podman.run_in_shell("256m", "");
     assert_host_view(&out, "podman without bind-args");
 }
 
@@ -234,18 +247,13 @@ fn oci_hook_binds_annotated_podman_containers() {
     let Some(podman) = Podman::new(&rootfs) else {
         return;
     };
-    // The packaged hook config, pointed at the binary under test and our mount point, as
-    // install.sh points it at the installed ones.
     let hooks = podman.dir.join("hooks.d");
     fs::create_dir(&hooks).unwrap();
-    let packaged = fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/oci/lxcfs-rs-hook.json"),
+    fs::write(
+        hooks.join("lxcfs-rs.json"),
+        packaged("oci/lxcfs-rs-hook.json", &daemon.mnt),
     )
     .unwrap();
-    let config = packaged
-        .replace("/usr/local/bin/lxcfs-rs", BIN)
-        .replace("/var/lib/lxcfs", daemon.mnt.to_str().unwrap());
-    fs::write(hooks.join("lxcfs-rs.json"), config).unwrap();
 
     let run = |annotation: Option<&str>| {
         let mut c = podman.command();
@@ -309,14 +317,12 @@ fn lxc_execute(rootfs: &Rootfs, hook: &Path, prefix: &[&str]) -> String {
     let cgroup = unique("lxcfs-rs-test-lxc");
     // LXC writes into the root filesystem's mount points; give it a copy.
     let root = dir.join("rootfs");
-    checked(
-        {
-            let mut c = Command::new("cp");
-            c.arg("-a").arg(rootfs.path()).arg(&root);
-            c
-        },
-        &["cp", "-a", "rootfs"],
-    );
+    run_argv(&[
+        "cp".as_ref(),
+        "-a".as_ref(),
+        rootfs.path().as_os_str(),
+        root.as_os_str(),
+    ]);
     let container_dir = dir.join(&name);
     fs::create_dir(&container_dir).unwrap();
     let config = format!(
@@ -383,20 +389,9 @@ fn lxc_container_with_our_mount_hook() {
     }
     let daemon = Daemon::start(&[]);
     let rootfs = Rootfs::shared();
-    // The packaged hook, pointed at the binary under test and our mount point.
     let dir = TestDir::new();
     let hook = dir.join("lxc.mount.hook");
-    let packaged = fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/lxc/lxc.mount.hook"),
-    )
-    .unwrap();
-    fs::write(
-        &hook,
-        packaged
-            .replace("/usr/local/bin/lxcfs-rs", BIN)
-            .replace("/var/lib/lxcfs", daemon.mnt.to_str().unwrap()),
-    )
-    .unwrap();
+    fs::write(&hook, packaged("lxc/lxc.mount.hook", &daemon.mnt)).unwrap();
     fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let out = lxc_execute(&rootfs, &hook, &[]);
     assert_container_view(&out, 262144, "LXC with lxcfs-rs's hook");

@@ -663,6 +663,22 @@ impl Runc {
     }
 }
 
+impl Runc {
+    /// Starts `specs` (each with `barrier`), waits until every one is ready, releases them
+    /// at once so they read at the same time, and returns their reports in order.
+    pub fn run_together<const N: usize>(
+        &self,
+        barrier: &Barrier,
+        specs: [Spec; N],
+        timeout: Duration,
+    ) -> [Report; N] {
+        let mut containers = specs.map(|spec| self.start(spec));
+        barrier.wait_ready(&mut containers.each_mut());
+        barrier.go();
+        containers.each_mut().map(|c| c.wait(timeout))
+    }
+}
+
 impl Default for Runc {
     fn default() -> Self {
         Runc::new()
