@@ -41,6 +41,9 @@ fn run_hook(kind: HookKind, mountpoint: &std::path::Path) -> Result<(), String> 
         HookKind::Lxc => lxcfs_rs::hook::run_lxc(mountpoint),
     }
     .map_err(|e| format!("hook: {e}"))?;
+    for bound in &report.bound {
+        log::debug!("hook: bound {bound}");
+    }
     for skipped in &report.skipped {
         eprintln!("lxcfs-rs hook: not bound: {skipped}");
     }

@@ -95,7 +95,8 @@ pub fn generated_files() -> impl Iterator<Item = &'static str> {
 }
 
 /// Whether `path` (relative, no leading slash) is a fixed file or directory of the tree.
-pub fn is_tree_path(path: &str) -> bool {
+#[cfg(test)]
+pub(crate) fn is_tree_path(path: &str) -> bool {
     tree_entry(path).is_some()
 }
 
