@@ -48,7 +48,7 @@ pub enum BindError {
     #[error("mount point {0:?} contains a space or ':', which -v and lxc.mount.entry cannot carry")]
     UnsafePath(PathBuf),
     /// The mount point could not be resolved.
-    #[error("{path}: {source}")]
+    #[error("cannot resolve mount point {path}")]
     Io {
         /// The mount point.
         path: PathBuf,
@@ -118,7 +118,7 @@ pub fn bind_args(mountpoint: &Path, runtime: Runtime) -> Result<String, BindErro
                 source,
             },
         })?;
-    if !crate::daemon::is_lxcfs_mountpoint(&canonical) {
+    if !crate::mounts::is_lxcfs_mountpoint(&canonical) {
         return Err(BindError::NotMounted(mountpoint.to_path_buf()));
     }
     // Sources name the path as given, not the canonical one: that is what the user
@@ -137,7 +137,7 @@ mod tests {
     fn every_target_is_served() {
         for t in BIND_TARGETS {
             assert!(
-                crate::view::is_tree_path(t),
+                crate::files::lookup(t).is_some(),
                 "{t} is bound but not in the tree"
             );
         }

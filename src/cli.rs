@@ -3,9 +3,38 @@
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+use thiserror::Error;
 
-use crate::bind::Runtime;
+use crate::bind::{BindError, Runtime};
+use crate::cgroup::CgroupError;
+use crate::daemon::DaemonError;
+use crate::hook::HookError;
+use crate::show::ShowError;
 use crate::view::ViewOptions;
+
+/// Where lxcfs (and so lxcfs-rs) mounts by default.
+pub const DEFAULT_MOUNTPOINT: &str = "/var/lib/lxcfs";
+
+/// Why a command failed: one type for everything the command line runs, each keeping its
+/// cause as `source()`, so `main` prints the whole chain once.
+#[derive(Debug, Error)]
+pub enum CliError {
+    /// The daemon could not start or stopped with an error.
+    #[error(transparent)]
+    Daemon(#[from] DaemonError),
+    /// `show` could not find the cgroup hierarchies.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// `show` failed.
+    #[error(transparent)]
+    Show(#[from] ShowError),
+    /// `bind-args` failed.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// A hook failed.
+    #[error("hook")]
+    Hook(#[from] HookError),
+}
 
 /// lxcfs-rs: per-container /proc/meminfo, cpuinfo, stat, uptime, loadavg, diskstats, swaps
 /// and /sys/devices/system/cpu, computed from each reader's cgroup limits.
@@ -62,7 +91,7 @@ pub struct BindArgsArgs {
     pub runtime: Runtime,
 
     /// Where lxcfs-rs is mounted.
-    #[arg(default_value = "/var/lib/lxcfs")]
+    #[arg(default_value = DEFAULT_MOUNTPOINT)]
     pub mountpoint: PathBuf,
 }
 
@@ -74,7 +103,7 @@ pub struct HookArgs {
     pub kind: HookKind,
 
     /// Where lxcfs-rs is mounted.
-    #[arg(default_value = "/var/lib/lxcfs")]
+    #[arg(default_value = DEFAULT_MOUNTPOINT)]
     pub mountpoint: PathBuf,
 }
 
@@ -91,7 +120,7 @@ pub enum HookKind {
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
     /// Where to mount the filesystem; created when missing.
-    #[arg(default_value = "/var/lib/lxcfs")]
+    #[arg(default_value = DEFAULT_MOUNTPOINT)]
     pub mountpoint: PathBuf,
 
     /// Stay in the foreground (lxcfs-rs always does; accepted for compatibility).
@@ -129,7 +158,7 @@ pub struct ViewArgs {
     #[arg(short = 'l', long, global = true)]
     pub enable_loadavg: bool,
 
-    /// Show no swap: SwapTotal and SwapFree are 0 and /proc/swaps is empty.
+    /// Show no swap: SwapTotal and SwapFree are 0 and /proc/swaps lists no device.
     #[arg(short = 'u', long, global = true)]
     pub disable_swap: bool,
 
@@ -162,9 +191,9 @@ impl ViewArgs {
     /// The view options these flags select.
     pub fn options(&self) -> ViewOptions {
         ViewOptions {
-            quota_view: self.enable_cfs,
-            swap_view: !self.disable_swap,
-            loadavg: self.enable_loadavg,
+            cpus_from_quota: self.enable_cfs,
+            show_swap: !self.disable_swap,
+            cgroup_loadavg: self.enable_loadavg,
         }
     }
 }
@@ -204,9 +233,9 @@ mod tests {
         assert_eq!(cli.daemon.mountpoint, PathBuf::from("/mnt/l"));
         assert_eq!(cli.daemon.pidfile, Some(PathBuf::from("/run/x.pid")));
         let o = cli.view.options();
-        assert!(o.loadavg && o.quota_view && !o.swap_view);
+        assert!(o.cgroup_loadavg && o.cpus_from_quota && !o.show_swap);
         let cli = parse(&["-o", "allow_other,nonempty", "--threads", "8"]).unwrap();
-        assert_eq!(cli.daemon.mountpoint, PathBuf::from("/var/lib/lxcfs"));
+        assert_eq!(cli.daemon.mountpoint, PathBuf::from(DEFAULT_MOUNTPOINT));
         assert_eq!(cli.daemon.options, vec!["allow_other,nonempty"]);
         assert_eq!(cli.daemon.threads(), 8);
         let cli = parse(&[]).unwrap();
@@ -233,7 +262,7 @@ mod tests {
             panic!("not bind-args")
         };
         assert_eq!(b.runtime, Runtime::Docker);
-        assert_eq!(b.mountpoint, PathBuf::from("/var/lib/lxcfs"));
+        assert_eq!(b.mountpoint, PathBuf::from(DEFAULT_MOUNTPOINT));
         let cli = parse(&["bind-args", "--runtime", "podman", "/mnt/l"]).unwrap();
         let Some(Command::BindArgs(b)) = cli.command else {
             panic!("not bind-args")

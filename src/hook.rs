@@ -16,22 +16,42 @@ use crate::bind::bind_pairs;
 /// Why a hook could not bind the files.
 #[derive(Debug, thiserror::Error)]
 pub enum HookError {
+    /// The OCI state could not be read from stdin.
+    #[error("OCI state on stdin: cannot read it")]
+    StateRead(#[source] std::io::Error),
     /// The runtime handed us something that is not an OCI state.
-    #[error("OCI state on stdin: {0}")]
-    State(String),
-    /// The bundle's config.json is missing or malformed.
-    #[error("{path}: {reason}")]
-    Config {
+    #[error("OCI state on stdin: not JSON")]
+    StateJson(#[source] serde_json::Error),
+    /// The state names no bundle.
+    #[error("OCI state on stdin: no \"bundle\" field")]
+    NoBundle,
+    /// The bundle's config.json could not be read.
+    #[error("cannot read {path}")]
+    ConfigRead {
         /// The config file.
         path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The bundle's config.json is not JSON.
+    #[error("{path}: not JSON")]
+    ConfigJson {
+        /// The config file.
+        path: PathBuf,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// The bundle's config.json names no root filesystem.
+    #[error("{path}: no root.path")]
+    NoRootPath {
+        /// The config file.
+        path: PathBuf,
     },
     /// LXC did not say where the root filesystem is.
     #[error("LXC_ROOTFS_MOUNT is not set; run this as an lxc.hook.mount")]
     NoLxcRootfs,
     /// A bind mount failed.
-    #[error("bind {src} on {dst}: {source}")]
+    #[error("bind {src} on {dst}")]
     Mount {
         /// The file of the mount.
         src: PathBuf,
@@ -45,25 +65,27 @@ pub enum HookError {
 /// The container's root filesystem from an OCI state (on the hook's stdin) and the
 /// bundle's `config.json` (`root.path`, relative to the bundle unless absolute).
 pub fn oci_rootfs(state: &str) -> Result<PathBuf, HookError> {
-    let state: Value = serde_json::from_str(state).map_err(|e| HookError::State(e.to_string()))?;
+    let state: Value = serde_json::from_str(state).map_err(HookError::StateJson)?;
     let bundle = state
         .get("bundle")
         .and_then(Value::as_str)
         .filter(|b| !b.is_empty())
-        .ok_or_else(|| HookError::State("no \"bundle\" field".into()))?;
+        .ok_or(HookError::NoBundle)?;
     let bundle = Path::new(bundle);
-    let config_path = bundle.join("config.json");
-    let config_err = |reason: String| HookError::Config {
-        path: config_path.clone(),
-        reason,
+    let path = bundle.join("config.json");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(source) => return Err(HookError::ConfigRead { path, source }),
     };
-    let text = std::fs::read_to_string(&config_path).map_err(|e| config_err(e.to_string()))?;
-    let config: Value = serde_json::from_str(&text).map_err(|e| config_err(e.to_string()))?;
+    let config: Value = match serde_json::from_str(&text) {
+        Ok(config) => config,
+        Err(source) => return Err(HookError::ConfigJson { path, source }),
+    };
     let root = config
         .pointer("/root/path")
         .and_then(Value::as_str)
         .filter(|r| !r.is_empty())
-        .ok_or_else(|| config_err("no root.path".into()))?;
+        .ok_or(HookError::NoRootPath { path: path.clone() })?;
     Ok(bundle.join(root))
 }
 
@@ -86,7 +108,7 @@ pub fn bind_into(rootfs: &Path, mountpoint: &Path) -> Result<HookReport, HookErr
     let mut report = HookReport::default();
     let live = mountpoint
         .canonicalize()
-        .is_ok_and(|m| crate::daemon::is_lxcfs_mountpoint(&m));
+        .is_ok_and(|m| crate::mounts::is_lxcfs_mountpoint(&m));
     if !live {
         report.skipped.push(format!(
             "everything: no lxcfs filesystem is mounted at {}",
@@ -139,7 +161,7 @@ pub fn run_oci(mountpoint: &Path) -> Result<HookReport, HookError> {
     let mut state = String::new();
     std::io::stdin()
         .read_to_string(&mut state)
-        .map_err(|e| HookError::State(e.to_string()))?;
+        .map_err(HookError::StateRead)?;
     bind_into(&oci_rootfs(&state)?, mountpoint)
 }
 
@@ -176,18 +198,29 @@ mod tests {
 
     #[test]
     fn bad_state_and_config_are_clear_errors() {
-        for state in ["", "not json", "{}", r#"{"bundle":""}"#, r#"{"bundle":7}"#] {
+        for state in ["", "not json"] {
             let e = oci_rootfs(state).unwrap_err();
-            assert!(matches!(e, HookError::State(_)), "{state:?}: {e}");
+            assert!(matches!(e, HookError::StateJson(_)), "{state:?}: {e}");
+        }
+        for state in ["{}", r#"{"bundle":""}"#, r#"{"bundle":7}"#] {
+            let e = oci_rootfs(state).unwrap_err();
+            assert!(matches!(e, HookError::NoBundle), "{state:?}: {e}");
         }
         let missing = r#"{"bundle":"/nonexistent/bundle"}"#;
-        let e = oci_rootfs(missing).unwrap_err().to_string();
-        assert!(e.contains("/nonexistent/bundle/config.json"), "{e}");
-        for config in ["{", "{}", r#"{"root":{}}"#, r#"{"root":{"path":""}}"#] {
+        let e = oci_rootfs(missing).unwrap_err();
+        assert!(matches!(e, HookError::ConfigRead { .. }), "{e}");
+        let text = crate::error_chain::Chain(&e).to_string();
+        assert!(text.contains("/nonexistent/bundle/config.json"), "{text}");
+        assert!(text.contains("No such file"), "the cause is kept: {text}");
+        let b = bundle("{");
+        let state = format!(r#"{{"bundle":"{}"}}"#, b.path().display());
+        let e = oci_rootfs(&state).unwrap_err();
+        assert!(matches!(e, HookError::ConfigJson { .. }), "{e}");
+        for config in ["{}", r#"{"root":{}}"#, r#"{"root":{"path":""}}"#] {
             let b = bundle(config);
             let state = format!(r#"{{"bundle":"{}"}}"#, b.path().display());
             let e = oci_rootfs(&state).unwrap_err();
-            assert!(matches!(e, HookError::Config { .. }), "{config:?}: {e}");
+            assert!(matches!(e, HookError::NoRootPath { .. }), "{config:?}: {e}");
         }
     }
 

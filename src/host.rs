@@ -1,6 +1,7 @@
-//! Where the host's files are: the one place that names `/proc` and `/sys`.
+//! Where the host's files are: the one place that names `/proc`, `/sys` and `/dev` paths.
 //!
-//! Tests point these at fixture trees; the daemon uses the real ones.
+//! [`HostPaths`] names the files of the host being served; tests point it at fixture trees.
+//! [`own`] names the files about the daemon process itself, which no fixture replaces.
 
 use std::path::{Path, PathBuf};
 
@@ -52,6 +53,26 @@ impl HostPaths {
     pub fn sys_cpu_dir(&self) -> PathBuf {
         self.host_path(Path::new("/sys/devices/system/cpu"))
     }
+
+    /// The mount table the cgroup hierarchies are found in: `<proc>/self/mountinfo`.
+    pub fn mountinfo(&self) -> PathBuf {
+        self.proc_file("self/mountinfo")
+    }
+}
+
+/// Files about the daemon process itself and the devices it opens. These are always the real
+/// ones, even with `--host-root`: they describe this process, not the host it serves.
+pub mod own {
+    /// The FUSE device.
+    pub const DEV_FUSE: &str = "/dev/fuse";
+    /// Our mount table, as our mount namespace sees it.
+    pub const MOUNTINFO: &str = "/proc/self/mountinfo";
+    /// Our cgroup namespace.
+    pub const CGROUP_NS: &str = "/proc/self/ns/cgroup";
+    /// Our pid namespace.
+    pub const PID_NS: &str = "/proc/self/ns/pid";
+    /// The cgroup namespace of pid 1, the host's when we share its pid namespace.
+    pub const INIT_CGROUP_NS: &str = "/proc/1/ns/cgroup";
 }
 
 #[cfg(test)]
@@ -73,5 +94,6 @@ mod tests {
             h.sys_cpu_dir(),
             PathBuf::from("/tmp/fx/sys/devices/system/cpu")
         );
+        assert_eq!(h.mountinfo(), PathBuf::from("/tmp/fx/proc/self/mountinfo"));
     }
 }

@@ -1,7 +1,15 @@
 //! lxcfs-rs: a container-aware `/proc` served over FUSE.
 //!
-//! Flow of a request: [`fs`] (FUSE) → [`view`] (which file, who is reading) →
-//! [`cgroup`] / [`reader`] (what limits apply) → [`render`] (pure text transforms) → reply.
+//! Flow of a request, each layer using only those below it: [`fs`] (FUSE, knows nothing of
+//! cgroups) → [`view`] (the tree) → [`files`] (one recipe per served file: who is reading,
+//! what limits apply) → [`cgroup`] / [`reader`] / [`load_tracker`] (the reader's cgroups,
+//! pid namespace and load) → [`render`] (pure text transforms over [`model`] values) → bytes.
+//! At the bottom: [`host`] (every host path), [`kfile`] (every kernel-file read), [`mounts`]
+//! (mount-table queries), [`fallback`] (why a reader got host values), [`error_chain`].
+//! The commands sit on top: [`cli`], [`daemon`], [`show`], [`bind`], [`hook`].
+//!
+//! What each file shows: `docs/semantics.md`; how the code is laid out and how to add a
+//! served file: `docs/contributing.md`.
 
 #![warn(missing_docs)]
 
@@ -10,11 +18,16 @@ pub mod cgroup;
 pub mod cli;
 pub mod cpulist;
 pub mod daemon;
+pub mod error_chain;
+pub mod fallback;
+pub mod files;
 pub mod fs;
 pub mod hook;
 pub mod host;
-pub mod loadavg;
+pub mod kfile;
+pub mod load_tracker;
 pub mod model;
+pub mod mounts;
 pub mod reader;
 pub mod render;
 pub mod show;

@@ -1,10 +1,12 @@
-//! The `lxcfs-rs` command: the daemon, or `show`.
+//! The `lxcfs-rs` command: the daemon, `show`, `bind-args` or `hook`.
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use lxcfs_rs::cli::{Cli, Command, HookKind};
+use lxcfs_rs::cli::{Cli, CliError, Command, HookKind};
 use lxcfs_rs::daemon::{self, DaemonConfig};
+use lxcfs_rs::error_chain::Chain;
+use lxcfs_rs::hook::{self, HookError};
 use lxcfs_rs::host::HostPaths;
 use lxcfs_rs::show::show;
 use lxcfs_rs::view::View;
@@ -35,17 +37,54 @@ fn parse_cli() -> Result<Cli, ExitCode> {
 
 /// Runs a container hook. Skipped files are reported on stderr, which runtimes keep in
 /// their logs; the container still starts.
-fn run_hook(kind: HookKind, mountpoint: &std::path::Path) -> Result<(), String> {
+fn run_hook(kind: HookKind, mountpoint: &std::path::Path) -> Result<(), HookError> {
     let report = match kind {
-        HookKind::Oci => lxcfs_rs::hook::run_oci(mountpoint),
-        HookKind::Lxc => lxcfs_rs::hook::run_lxc(mountpoint),
-    }
-    .map_err(|e| format!("hook: {e}"))?;
+        HookKind::Oci => hook::run_oci(mountpoint),
+        HookKind::Lxc => hook::run_lxc(mountpoint),
+    }?;
     for bound in &report.bound {
         log::debug!("hook: bound {bound}");
     }
     for skipped in &report.skipped {
         eprintln!("lxcfs-rs hook: not bound: {skipped}");
+    }
+    Ok(())
+}
+
+/// Runs the command `cli` names.
+fn run(cli: &Cli) -> Result<(), CliError> {
+    let host = cli
+        .view
+        .host_root
+        .as_deref()
+        .map(HostPaths::under)
+        .unwrap_or_default();
+    match &cli.command {
+        Some(Command::Show(args)) => {
+            let view = View::new(host.clone(), cli.view.options())?;
+            show(
+                &view,
+                &host,
+                args.pid,
+                &args.files,
+                &mut std::io::stdout().lock(),
+            )?;
+        }
+        Some(Command::BindArgs(args)) => {
+            print!(
+                "{}",
+                lxcfs_rs::bind::bind_args(&args.mountpoint, args.runtime)?
+            );
+        }
+        Some(Command::Hook(args)) => run_hook(args.kind, &args.mountpoint)?,
+        None => daemon::run(DaemonConfig {
+            mountpoint: cli.daemon.mountpoint.clone(),
+            pidfile: cli.daemon.pidfile.clone(),
+            threads: cli.daemon.threads(),
+            options: cli.daemon.options.clone(),
+            view: cli.view.options(),
+            host,
+        })?,
     }
     Ok(())
 }
@@ -57,42 +96,10 @@ fn main() -> ExitCode {
     };
     let level = if cli.daemon.debug { "debug" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
-    let host = cli
-        .view
-        .host_root
-        .as_deref()
-        .map(HostPaths::under)
-        .unwrap_or_default();
-    let result = match &cli.command {
-        Some(Command::Show(args)) => View::new(host.clone(), cli.view.options())
-            .map_err(|e| e.to_string())
-            .and_then(|view| {
-                show(
-                    &view,
-                    &host,
-                    args.pid,
-                    &args.files,
-                    &mut std::io::stdout().lock(),
-                )
-            }),
-        Some(Command::BindArgs(args)) => lxcfs_rs::bind::bind_args(&args.mountpoint, args.runtime)
-            .map(|text| print!("{text}"))
-            .map_err(|e| e.to_string()),
-        Some(Command::Hook(args)) => run_hook(args.kind, &args.mountpoint),
-        None => daemon::run(DaemonConfig {
-            mountpoint: cli.daemon.mountpoint.clone(),
-            pidfile: cli.daemon.pidfile.clone(),
-            threads: cli.daemon.threads(),
-            options: cli.daemon.options.clone(),
-            view: cli.view.options(),
-            host,
-        })
-        .map_err(|e| e.to_string()),
-    };
-    match result {
+    match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("lxcfs-rs: {e}");
+            eprintln!("lxcfs-rs: {}", Chain(&e));
             ExitCode::FAILURE
         }
     }

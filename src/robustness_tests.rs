@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::fs::Provider;
+use crate::fs::{Caller, Provider};
 use crate::host::HostPaths;
 use crate::model::{CpuTime, CpuUsage, IoStat, MemStat, MemoryLimits, TaskCounts};
 use crate::render;
@@ -177,41 +177,46 @@ fn renderers_survive_mangled_host_files_and_extreme_values() {
         let mem = extreme_memory(&mut rng);
         let swap_view = rng.below(2) == 0;
         let m = mutate(&mut rng, &meminfo);
-        let out = render::meminfo::render_meminfo(&m, &mem, swap_view);
+        let out = render::meminfo::render(&m, &mem, swap_view);
         assert!(
             !out.contains("MemTotal:              0 kB")
                 || m.contains("MemTotal:              0 kB"),
             "MemTotal 0 from:\n{m}"
         );
-        let swap = render::meminfo::swap_kb(&m, &mem, swap_view);
-        render::swaps::render_swaps(&mutate(&mut rng, &swaps), swap);
+        let swap = render::swap::shown(&m, &mem, swap_view);
+        render::swaps::render(&mutate(&mut rng, &swaps), swap);
+        render::swaps::render(
+            &mutate(&mut rng, &swaps),
+            Some(render::swap::sizes(&m, &mem, swap_view)),
+        );
         let shown: Vec<u32> = (0..rng.below(6) as u32).map(|i| i * 2).collect();
-        render::cpuinfo::render_cpuinfo(&mutate(&mut rng, &cpuinfo), &shown);
+        render::cpuinfo::render(&mutate(&mut rng, &cpuinfo), &shown);
         let tasks = TaskCounts {
             running: u64::MAX,
             blocked: 0,
             total: u64::MAX,
         };
         let usage = &usages[rng.below(usages.len())];
-        render::stat::render_stat(
+        render::stat::render(
             &mutate(&mut rng, &stat),
             &shown,
             usage,
             Some(tasks),
             [0, 1, 100, 1000][rng.below(4)],
         );
-        render::diskstats::render_diskstats(&mutate(&mut rng, &diskstats), &io[..rng.below(2)]);
+        render::diskstats::render(&mutate(&mut rng, &diskstats), &io[..rng.below(2)]);
         crate::cpulist::parse(&mutate(&mut rng, "0-3,6\n")).ok();
+        render::cpu_list::render(&shown, rng.below(2) == 0);
     }
     for age in [f64::NAN, f64::INFINITY, -1.0, 0.0, 1e300] {
         for busy in [None, Some(f64::NAN), Some(-5.0), Some(1e300)] {
-            render::uptime::render_uptime(age, usize::MAX, busy);
+            render::uptime::render(age, usize::MAX, busy);
         }
     }
-    let mut load = render::loadavg::LoadAvg::default();
+    let mut load = crate::model::LoadAvg::default();
     for active in [0, 1, u64::from(u32::MAX), 7] {
         load.sample(active);
-        render::loadavg::render_loadavg(&load, u64::MAX, u64::MAX, u32::MAX);
+        render::loadavg::render(&load, u64::MAX, u64::MAX, u32::MAX);
     }
 }
 
@@ -346,9 +351,9 @@ fn every_file_survives_mangled_cgroup_and_proc_files() {
         let dir = tempfile::tempdir().expect("tempdir");
         mangled_host(&mut rng, dir.path());
         let opts = ViewOptions {
-            quota_view: round % 2 == 0,
-            swap_view: round % 3 != 0,
-            loadavg: round % 4 == 0,
+            cpus_from_quota: round % 2 == 0,
+            show_swap: round % 3 != 0,
+            cgroup_loadavg: round % 4 == 0,
         };
         // A mountinfo mangled past use is a start-up error, which is fine; a panic is not.
         let Ok(view) = View::new(HostPaths::under(dir.path()), opts) else {
@@ -358,7 +363,7 @@ fn every_file_survives_mangled_cgroup_and_proc_files() {
             for pid in [42, 41, 0, 7] {
                 // Errors are allowed (a host file mangled to nothing readable); panics are not,
                 // and a served meminfo always has a MemTotal above zero if the host's had one.
-                if let Ok(bytes) = view.content(file, pid)
+                if let Ok(bytes) = view.content(file, Caller { pid, request: 0 })
                     && file == "proc/meminfo"
                 {
                     let text = String::from_utf8_lossy(&bytes);

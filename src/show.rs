@@ -2,22 +2,46 @@
 
 use std::io::{self, Write};
 
-use crate::fs::Provider;
+use thiserror::Error;
+
+use crate::fs::{Caller, Provider};
 use crate::host::HostPaths;
 use crate::view::{View, generated_files};
 
+/// Why `show` stopped.
+#[derive(Debug, Error)]
+pub enum ShowError {
+    /// The pid names no process.
+    #[error("no process with pid {0}")]
+    NoProcess(u32),
+    /// The file is not in the tree.
+    #[error("{0}: no such file in the lxcfs-rs tree")]
+    NoSuchFile(String),
+    /// The file could not be made.
+    #[error("{file}")]
+    File {
+        /// The file, relative to the mount.
+        file: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// Our output could not be written.
+    #[error("writing output")]
+    Output(#[source] io::Error),
+}
+
 /// Writes what `pid` would read from each of `files` (every generated file when empty) to
 /// `out`; with more than one file, each is preceded by a `==> FILE <==` header as `head`
-/// prints it. Errors name the file or the pid.
+/// prints it.
 pub fn show(
     view: &View,
     host: &HostPaths,
     pid: u32,
     files: &[String],
     out: &mut impl Write,
-) -> Result<(), String> {
+) -> Result<(), ShowError> {
     if !host.pid_file(pid, "").is_dir() {
-        return Err(format!("no process with pid {pid}"));
+        return Err(ShowError::NoProcess(pid));
     }
     let files: Vec<String> = if files.is_empty() {
         generated_files().map(str::to_string).collect()
@@ -28,10 +52,18 @@ pub fn show(
             .collect()
     };
     let headers = files.len() > 1;
+    let caller = Caller { pid, request: 0 };
     for (i, file) in files.iter().enumerate() {
-        let content = view
-            .content(file, pid)
-            .map_err(|e| format!("{file}: {}", describe(&e)))?;
+        let content = view.content(file, caller).map_err(|source| {
+            if source.kind() == io::ErrorKind::NotFound {
+                ShowError::NoSuchFile(file.clone())
+            } else {
+                ShowError::File {
+                    file: file.clone(),
+                    source,
+                }
+            }
+        })?;
         let write = |out: &mut dyn Write| -> io::Result<()> {
             if headers {
                 let sep = if i == 0 { "" } else { "\n" };
@@ -42,17 +74,9 @@ pub fn show(
         match write(out) {
             // The reader of our output is gone (`| head`): stop quietly, as cat does.
             Err(e) if e.kind() == io::ErrorKind::BrokenPipe => return Ok(()),
-            Err(e) => return Err(format!("writing output: {e}")),
+            Err(e) => return Err(ShowError::Output(e)),
             Ok(()) => {}
         }
     }
     Ok(())
-}
-
-fn describe(e: &io::Error) -> String {
-    if e.kind() == io::ErrorKind::NotFound {
-        "no such file in the lxcfs-rs tree".to_string()
-    } else {
-        e.to_string()
-    }
 }

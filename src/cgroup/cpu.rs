@@ -1,10 +1,11 @@
 //! Which CPUs a reader may use (cpuset) and how much of them (CFS quota).
 
 use super::controller::Controller;
-use super::files::{is_not_found, logged, read_parsed};
 use super::membership::{CgDir, ReaderCgroups, Version};
 use super::value::{parse_cpu_max, parse_i64, parse_u64, quota_cpus};
 use crate::cpulist;
+use crate::fallback;
+use crate::kfile::read_parsed;
 use crate::model::CpuLimits;
 
 impl ReaderCgroups {
@@ -51,9 +52,9 @@ fn cpuset(cg: &CgDir) -> Option<Vec<u32>> {
                 cpulist::parse(t).map_err(|e| e.to_string())
             }) {
                 Ok(cpus) => return Some(cpus),
-                Err(e) if is_not_found(&e) => continue,
+                Err(e) if e.is_not_found() => continue,
                 Err(e) => {
-                    log::debug!("{e}");
+                    fallback::error(&e);
                     return None;
                 }
             }
@@ -66,13 +67,13 @@ fn cpuset(cg: &CgDir) -> Option<Vec<u32>> {
 fn min_quota(cg: &CgDir) -> Option<f64> {
     cg.limit_dirs()
         .filter_map(|dir| match cg.version {
-            Version::V2 => logged(read_parsed(&dir.join("cpu.max"), parse_cpu_max)).flatten(),
+            Version::V2 => fallback::ok(read_parsed(&dir.join("cpu.max"), parse_cpu_max)).flatten(),
             Version::V1 => {
-                let quota = logged(read_parsed(&dir.join("cpu.cfs_quota_us"), parse_i64))?;
+                let quota = fallback::ok(read_parsed(&dir.join("cpu.cfs_quota_us"), parse_i64))?;
                 // Negative (-1) is "no quota"; only then is the period not worth reading.
                 let quota = u64::try_from(quota).ok()?;
                 let period = dir.join("cpu.cfs_period_us");
-                logged(read_parsed(&period, |t| quota_cpus(quota, parse_u64(t)?))).flatten()
+                fallback::ok(read_parsed(&period, |t| quota_cpus(quota, parse_u64(t)?))).flatten()
             }
         })
         .min_by(f64::total_cmp)

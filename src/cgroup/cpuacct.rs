@@ -3,9 +3,10 @@
 use std::collections::BTreeMap;
 
 use super::controller::Controller;
-use super::files::{logged, read_parsed};
 use super::membership::{CgDir, ReaderCgroups, Version};
 use super::value::for_each_key_value;
+use crate::fallback;
+use crate::kfile::read_parsed;
 use crate::model::{CpuTime, CpuUsage};
 
 impl ReaderCgroups {
@@ -24,9 +25,9 @@ impl ReaderCgroups {
 }
 
 fn v1(cg: &CgDir) -> CpuUsage {
-    logged(read_parsed(&cg.file("cpuacct.usage_all"), parse_usage_all))
+    fallback::ok(read_parsed(&cg.file("cpuacct.usage_all"), parse_usage_all))
         .or_else(|| {
-            logged(read_parsed(
+            fallback::ok(read_parsed(
                 &cg.file("cpuacct.usage_percpu"),
                 parse_usage_percpu,
             ))
@@ -35,7 +36,7 @@ fn v1(cg: &CgDir) -> CpuUsage {
 }
 
 fn v2(cg: &CgDir) -> CpuUsage {
-    logged(read_parsed(&cg.file("cpu.stat"), parse_cpu_stat)).unwrap_or_default()
+    fallback::ok(read_parsed(&cg.file("cpu.stat"), parse_cpu_stat)).unwrap_or_default()
 }
 
 /// `cpuacct.usage_all`: a `cpu user system` header, then `<cpu> <user ns> <system ns>` lines.

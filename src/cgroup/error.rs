@@ -1,33 +1,21 @@
 //! Errors of the cgroup layer. Each carries the path involved, so a log line alone says which
 //! file or which reader was the problem.
 
-use std::io;
 use std::path::PathBuf;
 
 use thiserror::Error;
 
+use crate::kfile::FileError;
+
 /// Why cgroup hierarchies or a reader's cgroups could not be worked out.
 ///
-/// The per-value readers (`ReaderCgroups::memory` and friends) never return these: they log them
-/// at debug level and fall back to the host value.
+/// The per-value readers (`ReaderCgroups::memory` and friends) never return these: they note
+/// them as fallbacks (`crate::fallback`) and use the host value.
 #[derive(Debug, Error)]
 pub enum CgroupError {
-    /// A file could not be read (the process is gone, permissions, ...).
-    #[error("cannot read {path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// What the kernel said.
-        source: io::Error,
-    },
-    /// A file was read but its content makes no sense.
-    #[error("malformed {path}: {what}")]
-    Malformed {
-        /// The file.
-        path: PathBuf,
-        /// What was wrong with it.
-        what: String,
-    },
+    /// A file could not be read, or its content makes no sense.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// `/proc/<pid>/cgroup` names a path starting with `/..`: the daemon runs in a non-initial
     /// cgroup namespace and cannot see the reader's cgroup. Serving host values instead would be
     /// silently wrong, so this is an error the caller must surface.
@@ -63,22 +51,4 @@ pub enum CgroupError {
         /// The mountinfo file.
         path: PathBuf,
     },
-}
-
-impl CgroupError {
-    /// Wraps an I/O error with the file it came from.
-    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
-        CgroupError::Io {
-            path: path.into(),
-            source,
-        }
-    }
-
-    /// A malformed-content error for `path`.
-    pub(crate) fn malformed(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {
-        CgroupError::Malformed {
-            path: path.into(),
-            what: what.into(),
-        }
-    }
 }

@@ -1,8 +1,9 @@
 //! Block I/O done by a reader's cgroup, per device.
 
 use super::controller::Controller;
-use super::files::{logged, read_parsed};
 use super::membership::{CgDir, ReaderCgroups, Version};
+use crate::fallback;
+use crate::kfile::read_parsed;
 use crate::model::IoStat;
 
 impl ReaderCgroups {
@@ -24,7 +25,7 @@ impl ReaderCgroups {
 }
 
 fn v2(cg: &CgDir) -> Vec<IoStat> {
-    logged(read_parsed(&cg.file("io.stat"), |text| {
+    fallback::ok(read_parsed(&cg.file("io.stat"), |text| {
         Ok(parse_io_stat(text))
     }))
     .unwrap_or_default()
@@ -34,7 +35,7 @@ fn v1(cg: &CgDir) -> Vec<IoStat> {
     let mut stats = Vec::new();
     let bytes = cg.file("blkio.throttle.io_service_bytes_recursive");
     let ops = cg.file("blkio.throttle.io_serviced_recursive");
-    logged(read_parsed(&bytes, |t| {
+    fallback::ok(read_parsed(&bytes, |t| {
         parse_blkio(t, &mut stats, |s, read, n| {
             if read {
                 s.read_bytes = n
@@ -44,7 +45,7 @@ fn v1(cg: &CgDir) -> Vec<IoStat> {
         });
         Ok(())
     }));
-    logged(read_parsed(&ops, |t| {
+    fallback::ok(read_parsed(&ops, |t| {
         parse_blkio(
             t,
             &mut stats,

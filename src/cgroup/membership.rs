@@ -4,9 +4,10 @@ use std::path::{Path, PathBuf};
 
 use super::controller::Controller;
 use super::error::CgroupError;
-use super::files::read_with;
 use super::mountinfo::{Hierarchies, Mount};
+use crate::fallback;
 use crate::host::HostPaths;
+use crate::kfile::{FileError, read_with};
 
 /// Where the task list for loadavg comes from on v1, in order of preference.
 pub(crate) const TASK_CONTROLLERS: [Controller; 4] = [
@@ -48,10 +49,11 @@ impl CgDir {
         version: Version,
     ) -> Result<CgDir, CgroupError> {
         let Some(below_slash) = cgroup.strip_prefix('/') else {
-            return Err(CgroupError::malformed(
+            return Err(FileError::malformed(
                 file,
                 format!("cgroup path {cgroup:?} is not absolute"),
-            ));
+            )
+            .into());
         };
         for (i, c) in below_slash.split('/').enumerate() {
             if c == ".." {
@@ -62,7 +64,7 @@ impl CgDir {
                     }
                 } else {
                     // Never produced by the kernel; refusing it keeps us inside the mount.
-                    CgroupError::malformed(file, format!("cgroup path {cgroup:?} contains .."))
+                    FileError::malformed(file, format!("cgroup path {cgroup:?} contains ..")).into()
                 });
             }
         }
@@ -147,7 +149,7 @@ impl Hierarchies {
     /// no v1 hierarchy uses the `0::` path if the cgroup2 root lists it in `cgroup.controllers`.
     pub fn of_pid(&self, host: &HostPaths, pid: u32) -> Result<ReaderCgroups, CgroupError> {
         let file = host.pid_file(pid, "cgroup");
-        read_with(&file, |text| self.resolve(&file, text)).map_err(|e| CgroupError::io(&file, e))?
+        read_with(&file, |text| self.resolve(&file, text)).map_err(|e| FileError::io(&file, e))?
     }
 
     /// Resolves the text of a `/proc/<pid>/cgroup` file named `file`.
@@ -159,7 +161,7 @@ impl Hierarchies {
             let (Some(id), Some(controllers), Some(path)) =
                 (fields.next(), fields.next(), fields.next())
             else {
-                log::debug!("{}: skipping line {line:?}", file.display());
+                fallback::note(format_args!("{}: skipping line {line:?}", file.display()));
                 continue;
             };
             if id == "0" && controllers.is_empty() {
@@ -184,11 +186,11 @@ impl Hierarchies {
             dirs[i] = match (&self.v1[i], v1_paths[i]) {
                 (Some(mount), Some(path)) => Some(CgDir::resolve(file, mount, path, Version::V1)?),
                 (Some(_), None) => {
-                    log::debug!(
+                    fallback::note(format_args!(
                         "{}: no line for the mounted v1 {} hierarchy",
                         file.display(),
                         c.v1_name()
-                    );
+                    ));
                     None
                 }
                 (None, _) if self.v2_enabled[i] => match unified {

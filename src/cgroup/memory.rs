@@ -1,9 +1,10 @@
 //! Memory limits, usage and `memory.stat` of a reader's cgroup.
 
 use super::controller::Controller;
-use super::files::{logged, read_parsed};
 use super::membership::{CgDir, ReaderCgroups, Version};
-use super::value::{for_each_key_value, parse_u64, parse_v1_limit, parse_v2_limit};
+use super::value::{for_each_key_value, nonempty, parse_u64, parse_v1_limit, parse_v2_limit};
+use crate::fallback;
+use crate::kfile::{self, read_parsed};
 use crate::model::{MemStat, MemoryLimits};
 
 impl ReaderCgroups {
@@ -15,7 +16,7 @@ impl ReaderCgroups {
     /// `with_swap` false skips the swap files (their fields are then `None`): when no swap
     /// is shown (`-u`, or a host without swap) they would be read for nothing.
     ///
-    /// Never fails: an unreadable value is `None` in the result (logged at debug).
+    /// Never fails: an unreadable value is `None` in the result (noted as a fallback).
     pub fn memory(&self, with_swap: bool) -> MemoryLimits {
         match self.dir(Controller::Memory) {
             Some(cg) if cg.version == Version::V2 => v2(cg, with_swap),
@@ -23,25 +24,37 @@ impl ReaderCgroups {
             None => MemoryLimits::default(),
         }
     }
+
+    /// v1 `memory.kmem.slabinfo` text when present, not empty (kernels since 5.x leave it
+    /// empty) and the cgroup is not the root; else `None`.
+    pub fn slabinfo(&self) -> Option<String> {
+        let cg = self.dir(Controller::Memory)?;
+        if cg.version != Version::V1 || cg.is_root {
+            return None;
+        }
+        nonempty(fallback::ok(kfile::read_text(
+            &cg.file("memory.kmem.slabinfo"),
+        )))
+    }
 }
 
 fn v2(cg: &CgDir, with_swap: bool) -> MemoryLimits {
     let mut mem = MemoryLimits {
         limit: min_limit(cg, "memory.max", parse_v2_limit),
-        usage: logged(read_parsed(&cg.file("memory.current"), parse_u64)),
+        usage: fallback::ok(read_parsed(&cg.file("memory.current"), parse_u64)),
         stat: read_stat(cg, v2_slot),
         ..MemoryLimits::default()
     };
     if with_swap {
         mem.swap_limit = min_limit(cg, "memory.swap.max", parse_v2_limit);
-        mem.swap_usage = logged(read_parsed(&cg.file("memory.swap.current"), parse_u64));
+        mem.swap_usage = fallback::ok(read_parsed(&cg.file("memory.swap.current"), parse_u64));
     }
     mem
 }
 
 fn v1(cg: &CgDir, with_swap: bool) -> MemoryLimits {
     let limit = min_limit(cg, "memory.limit_in_bytes", parse_v1_limit);
-    let usage = logged(read_parsed(&cg.file("memory.usage_in_bytes"), parse_u64));
+    let usage = fallback::ok(read_parsed(&cg.file("memory.usage_in_bytes"), parse_u64));
     let stat = read_stat(cg, v1_slot);
     if !with_swap {
         return MemoryLimits {
@@ -54,7 +67,7 @@ fn v1(cg: &CgDir, with_swap: bool) -> MemoryLimits {
     // memsw caps memory + swap, so what is left for swap is memsw minus the memory limit; with
     // no memory limit, swap alone can take all of memsw.
     let memsw_limit = min_limit(cg, "memory.memsw.limit_in_bytes", parse_v1_limit);
-    let memsw_usage = logged(read_parsed(
+    let memsw_usage = fallback::ok(read_parsed(
         &cg.file("memory.memsw.usage_in_bytes"),
         parse_u64,
     ));
@@ -78,7 +91,7 @@ fn min_limit(
     parse: fn(&str) -> Result<Option<u64>, String>,
 ) -> Option<u64> {
     cg.limit_dirs()
-        .filter_map(|dir| logged(read_parsed(&dir.join(name), parse)).flatten())
+        .filter_map(|dir| fallback::ok(read_parsed(&dir.join(name), parse)).flatten())
         .min()
 }
 
@@ -96,7 +109,7 @@ fn read_stat(cg: &CgDir, slot: Slot) -> MemStat {
         });
         Ok(stat)
     });
-    logged(parsed).unwrap_or_default()
+    fallback::ok(parsed).unwrap_or_default()
 }
 
 /// Where a v2 `memory.stat` key goes. Exact names only: `file` is not `file_mapped`.

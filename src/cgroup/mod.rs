@@ -4,21 +4,22 @@
 //! [`Hierarchies`] is built once at start from mountinfo; [`Hierarchies::of_pid`] resolves a
 //! reader's cgroup directories per controller (v1, v2 or both on a hybrid host) into
 //! [`ReaderCgroups`], whose methods read the values into the `crate::model` types. Those
-//! methods never fail: whatever cannot be read is `None` and the renderers use the host value.
+//! methods never fail: whatever cannot be read is `None` (noted in `crate::fallback`) and the
+//! renderers use the host value. Which files are read, per version: `docs/semantics.md#limits-reading-cgroup-values`.
 //!
 //! One module per concern: `mountinfo` (where hierarchies are), `membership` (which cgroup a
-//! reader is in), `value` (number formats), then one per controller family.
+//! reader is in), `value` (number formats), then one per controller family (`memory`, `cpu`,
+//! `cpuacct`, `io`, `pressure`, `tasks`). All file reads go through `crate::kfile`.
 
 mod controller;
 mod cpu;
 mod cpuacct;
 mod error;
-pub(crate) mod files;
 mod io;
 mod membership;
 mod memory;
 mod mountinfo;
-mod passthrough;
+mod pressure;
 mod tasks;
 mod value;
 
@@ -28,5 +29,5 @@ pub(crate) mod tests;
 pub use error::CgroupError;
 pub use membership::ReaderCgroups;
 pub use mountinfo::Hierarchies;
-pub(crate) use mountinfo::parse_mounts;
+pub use pressure::Psi;
 pub use tasks::count_tasks;

@@ -5,12 +5,11 @@
 
 use std::path::PathBuf;
 
-use procfs::process::MountInfo;
-
 use super::controller::Controller;
 use super::error::CgroupError;
-use super::files::read_with;
 use crate::host::HostPaths;
+use crate::kfile::{self, FileError};
+use crate::mounts::parse_mounts;
 
 /// One mounted hierarchy.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,15 +41,14 @@ pub struct Hierarchies {
 impl Hierarchies {
     /// Reads `<host.proc>/self/mountinfo` and finds the hierarchies.
     pub fn discover(host: &HostPaths) -> Result<Hierarchies, CgroupError> {
-        let path = host.proc_file("self/mountinfo");
-        let text = read_with(&path, str::to_owned).map_err(|e| CgroupError::io(&path, e))?;
+        let text = kfile::read_text(&host.mountinfo())?;
         Hierarchies::from_mountinfo(host, &text)
     }
 
     /// Parses mountinfo text (for unit tests and `discover`). Also reads the cgroup2 root's
     /// `cgroup.controllers`, which decides which controllers a reader's `0::` path serves.
     pub fn from_mountinfo(host: &HostPaths, text: &str) -> Result<Hierarchies, CgroupError> {
-        let mountinfo = host.proc_file("self/mountinfo");
+        let mountinfo = host.mountinfo();
         let mut found = Hierarchies {
             v1: Default::default(),
             v2: None,
@@ -77,38 +75,20 @@ impl Hierarchies {
         let has_v1 = found.v1.iter().any(Option::is_some);
         if let Some(v2) = &found.v2 {
             let path = v2.dir.join("cgroup.controllers");
-            match read_with(&path, |t| {
+            match kfile::read_with(&path, |t| {
                 Controller::ALL.map(|c| t.split_ascii_whitespace().any(|n| n == c.v2_name()))
             }) {
                 Ok(enabled) => found.v2_enabled = enabled,
                 // With v1 hierarchies around the unified one usually has no controllers anyway;
                 // on a pure v2 host, not knowing them would quietly serve host values.
                 Err(e) if has_v1 => log::warn!("{}: {e}; using only cgroup v1", path.display()),
-                Err(e) => return Err(CgroupError::io(path, e)),
+                Err(e) => return Err(FileError::io(path, e).into()),
             }
         } else if !has_v1 {
             return Err(CgroupError::NoHierarchies { path: mountinfo });
         }
         Ok(found)
     }
-}
-
-/// The mounts of a mountinfo text as procfs parses them, with the mount point and root
-/// fields unescaped; unparsable lines are skipped.
-pub(crate) fn parse_mounts(text: &str) -> impl Iterator<Item = MountInfo> + '_ {
-    text.lines()
-        .map(str::trim_end)
-        .filter(|l| !l.is_empty())
-        .filter_map(|line| {
-            MountInfo::from_line(line)
-                .map_err(|e| log::debug!("mountinfo: skipping unparsable line {line:?}: {e}"))
-                .ok()
-                .map(|mut info| {
-                    info.mount_point = PathBuf::from(unescape(&info.mount_point.to_string_lossy()));
-                    info.root = unescape(&info.root);
-                    info
-                })
-        })
 }
 
 /// Keeps the mount with the shortest root when a hierarchy is mounted more than once (bind
@@ -120,47 +100,9 @@ fn keep_broadest(slot: &mut Option<Mount>, mount: Mount) {
     }
 }
 
-/// Undoes mountinfo's octal escapes (`\040` for a space, `\011` tab, `\012` newline, `\134`
-/// backslash), which procfs leaves in place.
-fn unescape(field: &str) -> String {
-    if !field.contains('\\') {
-        return field.to_owned();
-    }
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'\\'
-            && let Some(octal) = bytes.get(i + 1..i + 4)
-            && octal.iter().all(|b| (b'0'..=b'7').contains(b))
-        {
-            let value = octal
-                .iter()
-                .fold(0u32, |acc, b| acc * 8 + u32::from(b - b'0'));
-            if let Ok(byte) = u8::try_from(value) {
-                out.push(byte);
-                i += 4;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unescapes_octal() {
-        assert_eq!(unescape("/a\\040b"), "/a b");
-        assert_eq!(unescape("/a\\134b"), "/a\\b");
-        assert_eq!(unescape("/plain"), "/plain");
-        assert_eq!(unescape("/odd\\9"), "/odd\\9");
-        assert_eq!(unescape("/end\\04"), "/end\\04");
-    }
 
     #[test]
     fn broadest_mount_wins() {

@@ -2,9 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::files::read_with;
 use super::membership::{ReaderCgroups, TASK_CONTROLLERS, Version};
+use crate::fallback;
 use crate::host::HostPaths;
+use crate::kfile::read_with;
 use crate::model::TaskCounts;
 use crate::reader::parse_stat;
 
@@ -46,7 +47,7 @@ pub fn count_tasks(host: &HostPaths, dir: &Path) -> (TaskCounts, Option<u32>) {
         if let Err(e) = read_with(&list, |text| {
             tids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
         }) {
-            log::debug!("{}: {e}", list.display());
+            fallback::note(format_args!("{}: {e}", list.display()));
         }
         for &tid in &tids {
             stat_path.push(tid.to_string());
@@ -73,7 +74,7 @@ pub fn count_tasks(host: &HostPaths, dir: &Path) -> (TaskCounts, Option<u32>) {
                     .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
                     .map(|e| e.path()),
             ),
-            Err(e) => log::debug!("{}: {e}", cgroup.display()),
+            Err(e) => fallback::note(format_args!("{}: {e}", cgroup.display())),
         }
     }
     (counts, newest.map(|(_, tid)| tid))

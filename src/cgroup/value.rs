@@ -92,6 +92,13 @@ pub(crate) fn for_each_key_value(text: &str, mut f: impl FnMut(&str, u64)) {
     }
 }
 
+/// A file served as it is, if it says something: an empty one says nothing about the cgroup
+/// (kernels since 5.x leave v1 `memory.kmem.slabinfo` empty), and the host file is then the
+/// better answer.
+pub(crate) fn nonempty(text: Option<String>) -> Option<String> {
+    text.filter(|t| !t.trim().is_empty())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +159,13 @@ mod tests {
         assert!(parse_cpu_max("50000 0\n").is_err());
         assert!(parse_cpu_max("abc 100000").is_err());
         assert!(parse_cpu_max("").is_err());
+    }
+
+    #[test]
+    fn blank_text_is_no_text() {
+        assert_eq!(nonempty(Some(" \n".into())), None);
+        assert_eq!(nonempty(None), None);
+        assert_eq!(nonempty(Some("x\n".into())).as_deref(), Some("x\n"));
     }
 
     #[test]

@@ -8,5 +8,5 @@ mod inodes;
 mod provider;
 mod session;
 
-pub use provider::{Node, NodeKind, Provider};
+pub use provider::{Caller, Node, NodeKind, Provider};
 pub use session::LxcFs;

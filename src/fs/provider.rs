@@ -23,16 +23,33 @@ pub struct Node {
     pub same_for_all: bool,
 }
 
+/// Who sent a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    /// The reader's thread id as the daemon's pid namespace sees it; 0 when the kernel could
+    /// not map it (a reader in a pid namespace the daemon cannot see).
+    pub pid: u32,
+    /// The FUSE request's id, for logs; 0 outside FUSE (`lxcfs-rs show`).
+    pub request: u64,
+}
+
+impl Caller {
+    /// The host itself: pid 0, which a provider answers with the host's view.
+    pub const HOST: Caller = Caller { pid: 0, request: 0 };
+}
+
 /// Decides what the tree holds for a reader. Paths are relative to the mount point with no
-/// leading slash (`""` is the root, `"proc/meminfo"` a file); `pid` is the reader's thread id
-/// as the daemon's pid namespace sees it, 0 when the kernel could not map it.
+/// leading slash (`""` is the root, `"proc/meminfo"` a file).
+///
+/// A caller with pid 0 gets the host's view: the FUSE layer relies on that to size files
+/// (see `LxcFs::file_size`), as well as on readers it cannot map.
 pub trait Provider: Send + Sync + 'static {
-    /// The node at `path` as `pid` sees it, or `None` when it does not exist for that reader.
-    fn node(&self, path: &str, pid: u32) -> Option<Node>;
-    /// The entries of directory `path` for `pid`: names and kinds, without `.` and `..`.
-    fn list(&self, path: &str, pid: u32) -> io::Result<Vec<(String, NodeKind)>>;
-    /// The whole content of file `path` for `pid`.
-    fn content(&self, path: &str, pid: u32) -> io::Result<Vec<u8>>;
+    /// The node at `path` as `caller` sees it, or `None` when it does not exist for them.
+    fn node(&self, path: &str, caller: Caller) -> Option<Node>;
+    /// The entries of directory `path` for `caller`: names and kinds, without `.` and `..`.
+    fn list(&self, path: &str, caller: Caller) -> io::Result<Vec<(String, NodeKind)>>;
+    /// The whole content of file `path` for `caller`.
+    fn content(&self, path: &str, caller: Caller) -> io::Result<Vec<u8>>;
     /// The target of symlink `path`.
     fn readlink(&self, path: &str) -> io::Result<Vec<u8>>;
 }

@@ -16,7 +16,7 @@ use parking_lot::Mutex;
 
 use super::handles::{Handle, Handles, slice};
 use super::inodes::{InodeInfo, Inodes, child_path};
-use super::provider::{Node, NodeKind, Provider};
+use super::provider::{Caller, Node, NodeKind, Provider};
 
 /// How long the kernel may keep a name, or a directory's attributes, that are the same for
 /// every reader. Short, so a tree change (CPU hotplug) shows quickly, but long enough that a
@@ -33,6 +33,25 @@ pub struct LxcFs<P: Provider> {
     inodes: Inodes,
     handles: Handles,
     started: SystemTime,
+}
+
+/// Who sent `req`.
+fn caller(req: &Request) -> Caller {
+    Caller {
+        pid: req.pid(),
+        request: u64::from(req.unique()),
+    }
+}
+
+/// The file type the kernel is told for a node kind.
+impl From<NodeKind> for FileType {
+    fn from(kind: NodeKind) -> Self {
+        match kind {
+            NodeKind::Dir => FileType::Directory,
+            NodeKind::File => FileType::RegularFile,
+            NodeKind::Symlink => FileType::Symlink,
+        }
+    }
 }
 
 /// The errno for an I/O error from the provider.
@@ -73,32 +92,34 @@ impl<P: Provider> LxcFs<P> {
     /// than the host's but for a few bytes, which the page rounding covers) keeps tools that
     /// trust st_size (Node's readFileSync) from truncating; and a size above zero keeps the
     /// kernel's splice path from stopping at offset 0 before it asks us (see `read`).
-    fn file_size(&self, info: &InodeInfo, pid: u32) -> u64 {
+    fn file_size(&self, info: &InodeInfo, caller: Caller) -> u64 {
         let mut served = info.served.load(Ordering::Relaxed);
         if served == 0 {
-            let len = |pid| {
+            let len = |who| {
                 self.provider
-                    .content(&info.path, pid)
+                    .content(&info.path, who)
                     .map_or(0, |c| c.len() as u64)
             };
-            let seed = len(0).max(len(pid));
+            let host = Caller { pid: 0, ..caller };
+            let seed = len(host).max(len(caller));
             served = info.served.fetch_max(seed, Ordering::Relaxed).max(seed);
         }
         served.max(1).next_multiple_of(PAGE)
     }
 
-    fn attr(&self, ino: u64, info: &InodeInfo, node: Node, pid: u32) -> FileAttr {
-        let (kind, perm, nlink, size) = match node.kind {
-            NodeKind::Dir => (FileType::Directory, 0o555, 2, 0),
+    fn attr(&self, ino: u64, info: &InodeInfo, node: Node, caller: Caller) -> FileAttr {
+        let (perm, nlink, size) = match node.kind {
+            NodeKind::Dir => (0o555, 2, 0),
             NodeKind::Symlink => {
                 let len = self
                     .provider
                     .readlink(&info.path)
                     .map_or(0, |t| t.len() as u64);
-                (FileType::Symlink, 0o777, 1, len)
+                (0o777, 1, len)
             }
-            NodeKind::File => (FileType::RegularFile, 0o444, 1, self.file_size(info, pid)),
+            NodeKind::File => (0o444, 1, self.file_size(info, caller)),
         };
+        let kind = FileType::from(node.kind);
         FileAttr {
             ino: INodeNo(ino),
             size,
@@ -119,9 +140,12 @@ impl<P: Provider> LxcFs<P> {
     }
 
     /// Resolves an inode to what the table knows of it and the node it is for this reader.
-    fn resolve(&self, ino: u64, pid: u32) -> Result<(Arc<InodeInfo>, Node), Errno> {
+    fn resolve(&self, ino: u64, caller: Caller) -> Result<(Arc<InodeInfo>, Node), Errno> {
         let info = self.inodes.get(ino).ok_or(Errno::ENOENT)?;
-        let node = self.provider.node(&info.path, pid).ok_or(Errno::ENOENT)?;
+        let node = self
+            .provider
+            .node(&info.path, caller)
+            .ok_or(Errno::ENOENT)?;
         Ok((info, node))
     }
 }
@@ -135,7 +159,7 @@ impl<P: Provider> Filesystem for LxcFs<P> {
             return reply.error(Errno::ENOENT);
         };
         let path = child_path(&dir, name);
-        let Some(node) = self.provider.node(&path, req.pid()) else {
+        let Some(node) = self.provider.node(&path, caller(req)) else {
             return reply.error(Errno::ENOENT);
         };
         let ino = self.inodes.intern(&path);
@@ -146,22 +170,22 @@ impl<P: Provider> Filesystem for LxcFs<P> {
         reply.entry_with_ttls(
             &attr_ttl,
             &entry_ttl,
-            &self.attr(ino, &info, node, req.pid()),
+            &self.attr(ino, &info, node, caller(req)),
             Generation(0),
         );
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.resolve(ino.0, req.pid()) {
+        match self.resolve(ino.0, caller(req)) {
             Ok((info, node)) => {
-                reply.attr(&ttls(node).1, &self.attr(ino.0, &info, node, req.pid()))
+                reply.attr(&ttls(node).1, &self.attr(ino.0, &info, node, caller(req)))
             }
             Err(e) => reply.error(e),
         }
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.resolve(ino.0, req.pid()) {
+        match self.resolve(ino.0, caller(req)) {
             Ok((info, node)) if node.kind == NodeKind::Symlink => {
                 match self.provider.readlink(&info.path) {
                     Ok(target) => reply.data(&target),
@@ -177,7 +201,7 @@ impl<P: Provider> Filesystem for LxcFs<P> {
         if flags.0 & nix::libc::O_ACCMODE != nix::libc::O_RDONLY {
             return reply.error(Errno::EACCES);
         }
-        match self.resolve(ino.0, req.pid()) {
+        match self.resolve(ino.0, caller(req)) {
             Ok((inode, node)) if node.kind == NodeKind::File => {
                 let fh = self.handles.insert(Handle {
                     inode,
@@ -223,7 +247,7 @@ impl<P: Provider> Filesystem for LxcFs<P> {
         };
         let mut snapshot = handle.snapshot.lock();
         if offset == 0 || snapshot.is_none() {
-            match self.provider.content(&handle.inode.path, req.pid()) {
+            match self.provider.content(&handle.inode.path, caller(req)) {
                 Ok(bytes) => {
                     handle
                         .inode
@@ -287,8 +311,7 @@ impl<P: Provider> Filesystem for LxcFs<P> {
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let pid = req.pid();
-        let (inode, node) = match self.resolve(ino.0, pid) {
+        let (inode, node) = match self.resolve(ino.0, caller(req)) {
             Ok(found) => found,
             Err(e) => return reply.error(e),
         };
@@ -296,7 +319,7 @@ impl<P: Provider> Filesystem for LxcFs<P> {
             return reply.error(Errno::ENOTDIR);
         }
         let path = &*inode.path;
-        let listed = match self.provider.list(path, pid) {
+        let listed = match self.provider.list(path, caller(req)) {
             Ok(listed) => listed,
             Err(e) => return reply.error(errno(&e)),
         };
@@ -330,12 +353,7 @@ impl<P: Provider> Filesystem for LxcFs<P> {
             return reply.error(Errno::EBADF);
         };
         for (i, (ino, kind, name)) in handle.entries.iter().enumerate().skip(offset as usize) {
-            let kind = match kind {
-                NodeKind::Dir => FileType::Directory,
-                NodeKind::File => FileType::RegularFile,
-                NodeKind::Symlink => FileType::Symlink,
-            };
-            if reply.add(INodeNo(*ino), (i + 1) as u64, kind, name) {
+            if reply.add(INodeNo(*ino), (i + 1) as u64, FileType::from(*kind), name) {
                 break;
             }
         }
@@ -364,24 +382,29 @@ mod tests {
     struct Sizes;
 
     impl Provider for Sizes {
-        fn node(&self, _path: &str, _pid: u32) -> Option<Node> {
+        fn node(&self, _path: &str, _caller: Caller) -> Option<Node> {
             Some(Node {
                 kind: NodeKind::File,
                 same_for_all: true,
             })
         }
-        fn list(&self, _path: &str, _pid: u32) -> io::Result<Vec<(String, NodeKind)>> {
+        fn list(&self, _path: &str, _caller: Caller) -> io::Result<Vec<(String, NodeKind)>> {
             Ok(Vec::new())
         }
-        fn content(&self, _path: &str, pid: u32) -> io::Result<Vec<u8>> {
+        fn content(&self, _path: &str, caller: Caller) -> io::Result<Vec<u8>> {
             Ok(vec![
                 b'x';
-                [10_000, 100, 200][pid.saturating_sub(6) as usize % 3]
+                [10_000, 100, 200]
+                    [caller.pid.saturating_sub(6) as usize % 3]
             ])
         }
         fn readlink(&self, _path: &str) -> io::Result<Vec<u8>> {
             Err(io::Error::from_raw_os_error(nix::libc::EINVAL))
         }
+    }
+
+    fn pid(pid: u32) -> Caller {
+        Caller { pid, request: 1 }
     }
 
     fn inode() -> InodeInfo {
@@ -396,11 +419,18 @@ mod tests {
         let fs = LxcFs::new(Arc::new(Sizes));
         let info = inode();
         assert_eq!(
-            fs.file_size(&info, 7),
+            fs.file_size(&info, pid(7)),
             12_288,
             "10,000 host bytes, page-rounded"
         );
-        assert_eq!(fs.file_size(&info, 0), 12_288);
+        assert_eq!(fs.file_size(&info, pid(0)), 12_288);
+    }
+
+    #[test]
+    fn node_kinds_map_to_fuse_file_types() {
+        assert_eq!(FileType::from(NodeKind::Dir), FileType::Directory);
+        assert_eq!(FileType::from(NodeKind::File), FileType::RegularFile);
+        assert_eq!(FileType::from(NodeKind::Symlink), FileType::Symlink);
     }
 
     #[test]
@@ -408,26 +438,26 @@ mod tests {
         let fs = LxcFs::new(Arc::new(Sizes));
         let info = inode();
         info.served.store(20_000, Ordering::Relaxed);
-        assert_eq!(fs.file_size(&info, 8), 20_480);
+        assert_eq!(fs.file_size(&info, pid(8)), 20_480);
         let empty = InodeInfo {
             path: Arc::from("proc/x"),
             served: AtomicU64::new(0),
         };
         struct Empty;
         impl Provider for Empty {
-            fn node(&self, _: &str, _: u32) -> Option<Node> {
+            fn node(&self, _: &str, _: Caller) -> Option<Node> {
                 None
             }
-            fn list(&self, _: &str, _: u32) -> io::Result<Vec<(String, NodeKind)>> {
+            fn list(&self, _: &str, _: Caller) -> io::Result<Vec<(String, NodeKind)>> {
                 Ok(Vec::new())
             }
-            fn content(&self, _: &str, _: u32) -> io::Result<Vec<u8>> {
+            fn content(&self, _: &str, _: Caller) -> io::Result<Vec<u8>> {
                 Ok(Vec::new())
             }
             fn readlink(&self, _: &str) -> io::Result<Vec<u8>> {
                 Ok(Vec::new())
             }
         }
-        assert_eq!(LxcFs::new(Arc::new(Empty)).file_size(&empty, 1), PAGE);
+        assert_eq!(LxcFs::new(Arc::new(Empty)).file_size(&empty, pid(1)), PAGE);
     }
 }

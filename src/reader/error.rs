@@ -17,7 +17,7 @@ pub enum ReaderError {
         path: PathBuf,
     },
     /// A file of the process could not be read for another reason.
-    #[error("cannot read {path} of process {pid}: {source}")]
+    #[error("cannot read {path} of process {pid}")]
     Io {
         /// The process.
         pid: u32,

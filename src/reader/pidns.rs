@@ -7,6 +7,7 @@ use parking_lot::RwLock;
 
 use super::error::ReaderError;
 use super::procpid::{StatusFields, ns_inode, read_status, start_ticks};
+use crate::fallback;
 use crate::host::HostPaths;
 
 /// Init of a pid namespace: host pid and start time (clock ticks since boot, field 22 of
@@ -86,9 +87,9 @@ impl PidNsCache {
         let depth = reader.depth();
         let (oldest_inside, found) = self.walk_to_init(pid, reader)?;
         let Some(init_pid) = found.or_else(|| self.scan_for_init(ns, depth)) else {
-            log::debug!(
+            fallback::note(format_args!(
                 "pid namespace {ns} of {pid} has no init; using its oldest ancestor {oldest_inside}"
-            );
+            ));
             let start_ticks = start_ticks(&self.host, oldest_inside)?;
             return Ok(Some(NsInit {
                 pid: oldest_inside,
@@ -154,7 +155,7 @@ impl PidNsCache {
         let entries = match std::fs::read_dir(&self.host.proc) {
             Ok(e) => e,
             Err(e) => {
-                log::debug!("{}: {e}", self.host.proc.display());
+                fallback::note(format_args!("{}: {e}", self.host.proc.display()));
                 return None;
             }
         };

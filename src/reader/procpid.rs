@@ -9,8 +9,8 @@
 use std::os::unix::fs::MetadataExt;
 
 use super::error::ReaderError;
-use crate::cgroup::files::read_with;
 use crate::host::HostPaths;
+use crate::kfile::read_with;
 
 /// Fields of `/proc/<pid>/stat`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,9 +1,10 @@
-//! `/proc/cpuinfo`: the host's per-CPU blocks of the CPUs a reader is shown.
+//! `/proc/cpuinfo`: the host's per-CPU blocks of the CPUs a reader is shown
+//! (`docs/semantics.md#proc-cpuinfo`).
 //!
 //! Blocks are kept byte-for-byte apart from the numbering, because tools parse arbitrary
 //! lines of it (flags, model name, bugs) and the arch decides which lines exist.
 
-use super::{split_ending, split_key};
+use super::text::{split_ending, split_key};
 
 /// One blank-line-terminated part of the host file.
 struct Block<'a> {
@@ -22,7 +23,7 @@ struct Block<'a> {
 /// (before or after them). The host text is returned unchanged when it has no `processor`
 /// lines at all (an arch whose format we do not know), when `shown` is empty, or when no
 /// shown CPU has a block: an empty cpuinfo would break more readers than the host's does.
-pub fn render_cpuinfo(host_cpuinfo: &str, shown: &[u32]) -> String {
+pub fn render(host_cpuinfo: &str, shown: &[u32]) -> String {
     let blocks = split_blocks(host_cpuinfo);
     let Some(first_cpu) = blocks.iter().position(|b| b.cpu.is_some()) else {
         return host_cpuinfo.to_string();
@@ -157,13 +158,13 @@ mod tests {
 
     #[test]
     fn all_cpus_shown_is_the_host_file() {
-        assert_eq!(render_cpuinfo(HOST2, &[0, 1]), HOST2);
-        assert_eq!(render_cpuinfo(HOST4, &[0, 1, 2, 3]), HOST4);
+        assert_eq!(render(HOST2, &[0, 1]), HOST2);
+        assert_eq!(render(HOST4, &[0, 1, 2, 3]), HOST4);
     }
 
     #[test]
     fn non_contiguous_cpus_are_renumbered_and_counted() {
-        let out = render_cpuinfo(HOST4, &[1, 3]);
+        let out = render(HOST4, &[1, 3]);
         assert_eq!(values(&out, "processor"), ["0", "1"]);
         assert_eq!(values(&out, "core id"), ["1", "3"]);
         assert_eq!(values(&out, "apicid"), ["1", "3"]);
@@ -176,7 +177,7 @@ mod tests {
 
     #[test]
     fn every_other_line_is_kept_byte_for_byte() {
-        let out = render_cpuinfo(HOST4, &[2]);
+        let out = render(HOST4, &[2]);
         let changed = ["processor", "siblings", "cpu cores"];
         let host_block = HOST4.split("\n\n").nth(2).unwrap_or_default();
         let kept = |t: &str| -> Vec<String> {
@@ -192,7 +193,7 @@ mod tests {
 
     #[test]
     fn shown_order_is_kept_and_missing_cpus_skipped() {
-        let out = render_cpuinfo(HOST4, &[3, 9, 0]);
+        let out = render(HOST4, &[3, 9, 0]);
         assert_eq!(values(&out, "processor"), ["0", "1"]);
         assert_eq!(values(&out, "core id"), ["3", "0"]);
         assert_eq!(values(&out, "siblings"), ["2", "2"]);
@@ -200,19 +201,19 @@ mod tests {
 
     #[test]
     fn falls_back_to_the_host_text() {
-        assert_eq!(render_cpuinfo(HOST2, &[]), HOST2);
-        assert_eq!(render_cpuinfo(HOST2, &[7]), HOST2);
-        assert_eq!(render_cpuinfo("", &[0]), "");
+        assert_eq!(render(HOST2, &[]), HOST2);
+        assert_eq!(render(HOST2, &[7]), HOST2);
+        assert_eq!(render("", &[0]), "");
         let s390ish =
             "vendor_id       : IBM/S390\n# processors    : 2\nprocessor 0: version = FF\n";
-        assert_eq!(render_cpuinfo(s390ish, &[0]), s390ish);
+        assert_eq!(render(s390ish, &[0]), s390ish);
     }
 
     #[test]
     fn header_and_trailer_blocks_stay_around_the_cpus() {
         let host = "Header\t: x\n\nprocessor\t: 0\nBogoMIPS\t: 50.00\n\nprocessor\t: 1\nBogoMIPS\t: 51.00\n\n\
                     Hardware\t: board\n";
-        let out = render_cpuinfo(host, &[1]);
+        let out = render(host, &[1]);
         assert_eq!(
             out,
             "Header\t: x\n\nprocessor\t: 0\nBogoMIPS\t: 51.00\n\nHardware\t: board\n"
@@ -222,7 +223,7 @@ mod tests {
     #[test]
     fn missing_final_blank_line_and_crlf_are_handled() {
         let host = "processor : 0\r\nsiblings : 2\r\n\r\nprocessor : 1\r\nsiblings : 2";
-        let out = render_cpuinfo(host, &[1, 0]);
+        let out = render(host, &[1, 0]);
         assert_eq!(
             out,
             "processor : 0\r\nsiblings : 2\n\nprocessor : 1\r\nsiblings : 2\r\n\r\n"
@@ -239,11 +240,8 @@ mod tests {
             "\n\nprocessor : 0",
             "processor : 0\n\u{e9}:\n",
         ] {
-            let _ = render_cpuinfo(host, &[0, 1]);
+            let _ = render(host, &[0, 1]);
         }
-        assert_eq!(
-            render_cpuinfo("\n\nprocessor : 0\n", &[0]),
-            "\n\nprocessor : 0\n"
-        );
+        assert_eq!(render("\n\nprocessor : 0\n", &[0]), "\n\nprocessor : 0\n");
     }
 }

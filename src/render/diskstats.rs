@@ -1,4 +1,5 @@
-//! `/proc/diskstats`: the block devices a cgroup did I/O on, with its own counts.
+//! `/proc/diskstats`: the block devices a cgroup did I/O on, with its own counts
+//! (`docs/semantics.md#proc-diskstats`).
 
 use std::collections::BTreeMap;
 
@@ -23,7 +24,7 @@ const SECTOR: u64 = 512;
 /// Reads completed, sectors read, writes completed and sectors written come from `io`;
 /// the cgroup does not track the others, so they are 0. Entries of `io` for the same
 /// device are added up. Empty `io` (no I/O stats known) gives the host text unchanged.
-pub fn render_diskstats(host_diskstats: &str, io: &[IoStat]) -> String {
+pub fn render(host_diskstats: &str, io: &[IoStat]) -> String {
     if io.is_empty() {
         return host_diskstats.to_string();
     }
@@ -124,7 +125,7 @@ mod tests {
     #[test]
     fn shows_only_devices_with_io_named_from_the_host() {
         let stats = [io(254, 0, 1_048_576, 4097 * 512 + 100, 30, 7)];
-        let out = render_diskstats(HOST, &stats);
+        let out = render(HOST, &stats);
         assert_eq!(
             out,
             " 254       0 vda 30 0 2048 0 7 0 4097 0 0 0 0 0 0 0 0 0 0\n"
@@ -138,7 +139,7 @@ mod tests {
             io(8, 0, 512, 512, 1, 1),
             io(7, 3, 0, 1024, 0, 2),
         ];
-        let out = render_diskstats(HOST, &stats);
+        let out = render(HOST, &stats);
         let names: Vec<_> = out
             .lines()
             .filter_map(|l| l.split_ascii_whitespace().nth(2))
@@ -151,7 +152,7 @@ mod tests {
     fn duplicate_entries_for_a_device_are_summed() {
         let stats = [io(254, 0, 512, 0, 1, 0), io(254, 0, 1024, 512, 2, 1)];
         assert_eq!(
-            render_diskstats(HOST, &stats),
+            render(HOST, &stats),
             " 254       0 vda 3 0 3 0 1 0 1 0 0 0 0 0 0 0 0 0 0\n"
         );
     }
@@ -161,7 +162,7 @@ mod tests {
         let host =
             "   8       0 sda 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15\n   8       1 sda1 1 2 3 4\n";
         let stats = [io(8, 0, 0, 0, 1, 1), io(8, 1, 0, 0, 1, 1)];
-        let out = render_diskstats(host, &stats);
+        let out = render(host, &stats);
         let widths: Vec<usize> = out
             .lines()
             .map(|l| l.split_ascii_whitespace().count() - 3)
@@ -172,21 +173,21 @@ mod tests {
     #[test]
     fn wide_device_numbers_push_the_columns_like_printf() {
         let host = "259 1234567 nvme0n1p9 0 0 0 0 0 0 0 0 0 0 0\n";
-        let out = render_diskstats(host, &[io(259, 1234567, 0, 0, 0, 0)]);
+        let out = render(host, &[io(259, 1234567, 0, 0, 0, 0)]);
         assert_eq!(out, " 259 1234567 nvme0n1p9 0 0 0 0 0 0 0 0 0 0 0\n");
     }
 
     #[test]
     fn no_io_stats_gives_the_host_file() {
-        assert_eq!(render_diskstats(HOST, &[]), HOST);
-        assert_eq!(render_diskstats("", &[]), "");
+        assert_eq!(render(HOST, &[]), HOST);
+        assert_eq!(render("", &[]), "");
     }
 
     #[test]
     fn garbage_lines_are_skipped_without_panicking() {
         let host = "garbage\r\n  254 0\r\n x y z\r\n 254 0 vda 1 2 3\r\n";
-        let out = render_diskstats(host, &[io(254, 0, 0, 0, 5, 0)]);
+        let out = render(host, &[io(254, 0, 0, 0, 5, 0)]);
         assert_eq!(out, " 254       0 vda 5 0 0 0 0 0 0 0 0 0 0\n");
-        assert_eq!(render_diskstats("", &[io(1, 1, 1, 1, 1, 1)]), "");
+        assert_eq!(render("", &[io(1, 1, 1, 1, 1, 1)]), "");
     }
 }

@@ -1,52 +1,13 @@
-//! `/proc/loadavg`: the kernel's load average, computed over one cgroup's tasks.
-//!
-//! The same fixed-point arithmetic as `kernel/sched/loadavg.c`, so a container's numbers
-//! rise and decay exactly as a VM's would under the same load.
+//! `/proc/loadavg`: a cgroup's load average (kept by the load tracker, see
+//! `crate::model::LoadAvg`) printed as the kernel prints its own
+//! (`docs/semantics.md#proc-loadavg`).
 
-/// Bits of fraction in the fixed-point load.
-const FSHIFT: u32 = 11;
-/// 1.0 in fixed point.
-const FIXED_1: u64 = 1 << FSHIFT;
-/// Per-5-second decay factors for the 1, 5 and 15 minute averages: `FIXED_1 / exp(5s/1min)`
-/// and so on.
-const EXP: [u64; 3] = [1884, 2014, 2037];
-
-/// Exponentially decayed load of one cgroup, sampled every 5 s by the caller.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct LoadAvg {
-    /// The 1, 5 and 15 minute averages in fixed point (`FIXED_1` = 1.0), as the kernel's
-    /// `avenrun`.
-    pub avenrun: [u64; 3],
-}
-
-impl LoadAvg {
-    /// Folds in one sample of `active_tasks` (tasks in state R or D), as the kernel's
-    /// `calc_global_load` does every `LOAD_FREQ`.
-    pub fn sample(&mut self, active_tasks: u64) {
-        let active = active_tasks.saturating_mul(FIXED_1);
-        for (load, exp) in self.avenrun.iter_mut().zip(EXP) {
-            *load = calc_load(*load, exp, active);
-        }
-    }
-}
-
-/// The kernel's `calc_load`, including the rounding up newer kernels do while the load
-/// rises (`active >= load`), which lets it reach a steady integer load instead of stalling
-/// just below it. Computed in 128 bits so no input overflows.
-fn calc_load(load: u64, exp: u64, active: u64) -> u64 {
-    let (load, exp, active) = (u128::from(load), u128::from(exp), u128::from(active));
-    let fixed_1 = u128::from(FIXED_1);
-    let mut new = load * exp + active * (fixed_1 - exp);
-    if active >= load {
-        new += fixed_1 - 1;
-    }
-    u64::try_from(new / fixed_1).unwrap_or(u64::MAX)
-}
+use crate::model::{FIXED_1, FSHIFT, LoadAvg};
 
 /// `"a.aa b.bb c.cc running/total lastpid\n"` as the kernel's `loadavg_proc_show` prints
 /// it: each average rounded by adding `FIXED_1/200` (half of 0.01), then its integer part
 /// and two truncated decimals.
-pub fn render_loadavg(load: &LoadAvg, running: u64, total: u64, last_pid: u32) -> String {
+pub fn render(load: &LoadAvg, running: u64, total: u64, last_pid: u32) -> String {
     let [a, b, c] = load.avenrun.map(two_decimals);
     format!("{a} {b} {c} {running}/{total} {last_pid}\n")
 }
@@ -89,10 +50,7 @@ mod tests {
         }
         assert_eq!(l.avenrun, expected);
         assert_eq!(l.avenrun, [1299, 378, 132]);
-        assert_eq!(
-            render_loadavg(&l, 1, 12, 4144),
-            "0.63 0.18 0.06 1/12 4144\n"
-        );
+        assert_eq!(render(&l, 1, 12, 4144), "0.63 0.18 0.06 1/12 4144\n");
     }
 
     #[test]
@@ -101,7 +59,7 @@ mod tests {
         samples.extend([0; 12]);
         let l = sampled(&samples);
         assert_eq!(l.avenrun, [474, 303, 120]);
-        assert_eq!(render_loadavg(&l, 0, 3, 1), "0.23 0.15 0.06 0/3 1\n");
+        assert_eq!(render(&l, 0, 3, 1), "0.23 0.15 0.06 0/3 1\n");
         let idle = sampled(&[0; 1000]);
         assert_eq!(idle, LoadAvg::default());
     }
@@ -110,17 +68,17 @@ mod tests {
     fn steady_load_converges_to_the_task_count() {
         let l = sampled(&[3; 60]);
         assert_eq!(l.avenrun, [6110, 3911, 1722]);
-        assert_eq!(render_loadavg(&l, 3, 50, 7), "2.98 1.91 0.84 3/50 7\n");
+        assert_eq!(render(&l, 3, 50, 7), "2.98 1.91 0.84 3/50 7\n");
         // Rounding up while rising lets the 1-minute average reach exactly 3.00.
         let l = sampled(&[3; 1000]);
         assert_eq!(l.avenrun[0], 3 * FIXED_1);
-        assert_eq!(render_loadavg(&l, 0, 0, 0), "3.00 3.00 3.00 0/0 0\n");
+        assert_eq!(render(&l, 0, 0, 0), "3.00 3.00 3.00 0/0 0\n");
     }
 
     #[test]
     fn formatting_rounds_like_loadavg_proc_show() {
         let show = |x| {
-            render_loadavg(
+            render(
                 &LoadAvg {
                     avenrun: [x, 0, FIXED_1],
                 },
@@ -141,7 +99,7 @@ mod tests {
             avenrun: [u64::MAX; 3],
         };
         l.sample(u64::MAX);
-        let _ = render_loadavg(&l, u64::MAX, u64::MAX, u32::MAX);
+        let _ = render(&l, u64::MAX, u64::MAX, u32::MAX);
         assert!(l.avenrun.iter().all(|&x| x > 0));
     }
 }

@@ -1,74 +1,27 @@
-//! `/proc/meminfo`: the host file with the values the cgroup knows replaced.
+//! `/proc/meminfo`: the host file with the values the cgroup knows replaced
+//! (`docs/semantics.md#proc-meminfo`).
 //!
 //! Only values change: line order, keys, padding style and unknown keys stay as the host
 //! wrote them, so tools that parse by key or by column keep working on any kernel version.
 
 use std::collections::BTreeMap;
 
-use super::{split_ending, split_key};
+use super::host_meminfo::{ValueLine, host_kb, kb, limit_kb, parse_value_line};
+use super::swap;
+use super::text::split_ending;
 use crate::model::{MemStat, MemoryLimits};
 
 /// The kernel prints meminfo values in a field at least this many digits wide
 /// (`seq_put_decimal_ull_width(.., 8)`); a wider value pushes its line's end column out.
 const KERNEL_VALUE_WIDTH: usize = 8;
 
-/// Swap sizes shown to a reader, in kB.
-///
-/// Computed once and shared by `/proc/meminfo` and `/proc/swaps` so that both files always
-/// agree, as they do on a real machine.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct SwapKb {
-    /// Swap size (SwapTotal, and the size column of `/proc/swaps`).
-    pub total: u64,
-    /// Swap in use (SwapTotal − SwapFree), never more than `total`.
-    pub used: u64,
-}
-
-/// The swap a reader sees.
-///
-/// `swap_view` false (the `-u` flag) or a host without swap shows none. With no memory and no
-/// swap limit the host's own numbers stand, as the rest of meminfo does then. Otherwise the
-/// swap limit capped at the host's swap (no limit: the host's swap), and the cgroup's swap
-/// usage capped at that (unknown usage: 0, since host usage would belong to other cgroups).
-pub fn swap_kb(host_meminfo: &str, mem: &MemoryLimits, swap_view: bool) -> SwapKb {
-    let host_total = host_kb(host_meminfo, "SwapTotal").unwrap_or(0);
-    if !swap_view || host_total == 0 {
-        return SwapKb::default();
-    }
-    if host_swap_applies(host_meminfo, mem, swap_view) {
-        let host_free = host_kb(host_meminfo, "SwapFree").unwrap_or(host_total);
-        return SwapKb {
-            total: host_total,
-            used: host_total.saturating_sub(host_free),
-        };
-    }
-    let total = mem.swap_limit.map_or(host_total, |b| kb(b).min(host_total));
-    let used = mem.swap_usage.map_or(0, kb).min(total);
-    SwapKb { total, used }
-}
-
-/// The limit (kB) that replaces MemTotal: the cgroup's, capped at the host's MemTotal;
-/// `None` when none is set or it is under 1 kB.
-fn limit_kb(host_meminfo: &str, mem: &MemoryLimits) -> Option<u64> {
-    mem.limit
-        .map(|b| host_kb(host_meminfo, "MemTotal").map_or(kb(b), |t| kb(b).min(t)))
-        .filter(|&l| l > 0)
-}
-
-/// Whether the reader sees the host's swap unchanged (meminfo's swap lines and
-/// `/proc/swaps`): swap is shown and neither a usable memory limit nor a swap limit
-/// applies. The cgroup may still have usage and `memory.stat` (the root cgroup does).
-pub fn host_swap_applies(host_meminfo: &str, mem: &MemoryLimits, swap_view: bool) -> bool {
-    swap_view && limit_kb(host_meminfo, mem).is_none() && mem.swap_limit.is_none()
-}
-
-/// Renders `/proc/meminfo` as `semantics.md` says.
+/// Renders `/proc/meminfo`.
 ///
 /// With no usable memory limit (none set, or one under 1 kB, which would show MemTotal 0 and
 /// make `ps` die of SIGFPE) the memory lines stay the host's; the swap lines still follow
-/// [`swap_kb`] unless the host's swap view applies unchanged. Empty host text gives an empty
-/// string so the caller can fall back to serving the host file.
-pub fn render_meminfo(host_meminfo: &str, mem: &MemoryLimits, swap_view: bool) -> String {
+/// [`swap::shown`]. Empty host text gives an empty string so the caller can fall back to
+/// serving the host file.
+pub fn render(host_meminfo: &str, mem: &MemoryLimits, swap_view: bool) -> String {
     if host_meminfo.is_empty() {
         return String::new();
     }
@@ -76,8 +29,7 @@ pub fn render_meminfo(host_meminfo: &str, mem: &MemoryLimits, swap_view: bool) -
     if let Some(l) = limit_kb(host_meminfo, mem) {
         values = memory_values(host_meminfo, mem, l);
     }
-    if !host_swap_applies(host_meminfo, mem, swap_view) {
-        let swap = swap_kb(host_meminfo, mem, swap_view);
+    if let Some(swap) = swap::shown(host_meminfo, mem, swap_view) {
         values.insert("SwapTotal", swap.total);
         values.insert("SwapFree", swap.total.saturating_sub(swap.used));
         values.insert("SwapCached", 0);
@@ -150,52 +102,6 @@ fn direct_stats(st: &MemStat) -> [(&'static str, Option<u64>); 16] {
         ("SReclaimable", st.slab_reclaimable),
         ("SUnreclaim", st.slab_unreclaimable),
     ]
-}
-
-/// Bytes to kB, as the kernel truncates.
-fn kb(bytes: u64) -> u64 {
-    bytes / 1024
-}
-
-/// A `Key:   value rest` line cut where a rewrite needs it.
-#[derive(Debug, PartialEq, Eq)]
-struct ValueLine<'a> {
-    /// `Key` without the colon.
-    key: &'a str,
-    /// Byte length of the line up to and including the colon.
-    head_len: usize,
-    /// Byte length of the line up to the end of the value's digits.
-    end: usize,
-    /// The value's digits.
-    digits: &'a str,
-    /// The value.
-    value: u64,
-}
-
-/// Parses one meminfo line (no line ending); `None` for a line with no numeric value.
-fn parse_value_line(body: &str) -> Option<ValueLine<'_>> {
-    let (key, after) = split_key(body)?;
-    let head_len = body.len() - after.len();
-    let rest = after.trim_start_matches([' ', '\t']);
-    let start = body.len() - rest.len();
-    let n = rest.bytes().take_while(u8::is_ascii_digit).count();
-    let digits = &rest[..n];
-    let value = digits.parse().ok()?;
-    Some(ValueLine {
-        key,
-        head_len,
-        end: start + n,
-        digits,
-        value,
-    })
-}
-
-/// The value of `key` in meminfo-style text (in the file's own unit, kB for meminfo).
-pub(crate) fn host_kb(text: &str, key: &str) -> Option<u64> {
-    text.lines()
-        .filter_map(parse_value_line)
-        .find(|l| l.key == key)
-        .map(|l| l.value)
 }
 
 /// The host text with the value of every key in `values` replaced; other lines unchanged.
@@ -308,7 +214,7 @@ mod tests {
 
     #[test]
     fn v2_limit_replaces_every_known_value_in_kernel_layout() {
-        let out = render_meminfo(HOST, &limited(GIB, Some(300 * MIB), v2_stat()), true);
+        let out = render(HOST, &limited(GIB, Some(300 * MIB), v2_stat()), true);
         assert_eq!(line(&out, "MemTotal"), "MemTotal:        1048576 kB");
         assert_eq!(line(&out, "MemFree"), "MemFree:          741376 kB");
         // MemFree + (120 + 80 + 5) MiB of reclaimable memory.
@@ -342,7 +248,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_order_and_line_count_pass_through() {
-        let out = render_meminfo(HOST, &limited(GIB, Some(300 * MIB), v2_stat()), true);
+        let out = render(HOST, &limited(GIB, Some(300 * MIB), v2_stat()), true);
         assert_eq!(keys(&out), keys(HOST));
         for key in [
             "Mlocked",
@@ -360,7 +266,7 @@ mod tests {
 
     #[test]
     fn v1_stat_falls_back_to_host_slab_stack_and_page_tables() {
-        let out = render_meminfo(HOST, &limited(GIB, Some(300 * MIB), v1_stat()), true);
+        let out = render(HOST, &limited(GIB, Some(300 * MIB), v1_stat()), true);
         for key in [
             "SReclaimable",
             "SUnreclaim",
@@ -386,7 +292,7 @@ mod tests {
             shmem: None,
             ..v2_stat()
         };
-        let out = render_meminfo(HOST, &limited(GIB, Some(300 * MIB), stat), true);
+        let out = render(HOST, &limited(GIB, Some(300 * MIB), stat), true);
         assert_eq!(line(&out, "Active"), line(HOST, "Active"));
         assert_eq!(line(&out, "Active(file)"), line(HOST, "Active(file)"));
         assert_eq!(line(&out, "Shmem"), line(HOST, "Shmem"));
@@ -397,7 +303,7 @@ mod tests {
 
     #[test]
     fn limit_above_host_is_capped_at_host_memtotal() {
-        let out = render_meminfo(HOST, &limited(1024 * GIB, Some(GIB), v2_stat()), true);
+        let out = render(HOST, &limited(1024 * GIB, Some(GIB), v2_stat()), true);
         let host_total = value(HOST, "MemTotal");
         assert_eq!(line(&out, "MemTotal"), line(HOST, "MemTotal"));
         assert_eq!(value(&out, "MemFree"), host_total - 1024 * 1024);
@@ -405,14 +311,14 @@ mod tests {
 
     #[test]
     fn usage_above_limit_gives_memfree_zero() {
-        let out = render_meminfo(HOST, &limited(GIB, Some(2 * GIB), v2_stat()), true);
+        let out = render(HOST, &limited(GIB, Some(2 * GIB), v2_stat()), true);
         assert_eq!(value(&out, "MemFree"), 0);
         assert_eq!(value(&out, "MemAvailable"), 205 * 1024);
         let huge_cache = MemStat {
             active_file: Some(4 * GIB),
             ..v2_stat()
         };
-        let out = render_meminfo(HOST, &limited(GIB, Some(2 * GIB), huge_cache), true);
+        let out = render(HOST, &limited(GIB, Some(2 * GIB), huge_cache), true);
         assert_eq!(
             value(&out, "MemAvailable"),
             1024 * 1024,
@@ -422,9 +328,9 @@ mod tests {
 
     #[test]
     fn unknown_usage_caps_host_memfree_at_the_limit() {
-        let out = render_meminfo(HOST, &limited(GIB, None, v2_stat()), true);
+        let out = render(HOST, &limited(GIB, None, v2_stat()), true);
         assert_eq!(value(&out, "MemFree"), 1024 * 1024);
-        let out = render_meminfo(HOST, &limited(1024 * GIB, None, v2_stat()), true);
+        let out = render(HOST, &limited(1024 * GIB, None, v2_stat()), true);
         assert_eq!(line(&out, "MemFree"), line(HOST, "MemFree"));
     }
 
@@ -434,7 +340,7 @@ mod tests {
             active_anon: Some(20 * 1024 * GIB),
             ..v2_stat()
         };
-        let out = render_meminfo(HOST, &limited(GIB, Some(0), stat), true);
+        let out = render(HOST, &limited(GIB, Some(0), stat), true);
         // 11 digits overflow the kernel's 8-wide field; the 16-wide key field stays.
         assert_eq!(line(&out, "Active(anon)"), "Active(anon):   21474836480 kB");
         assert_eq!(line(&out, "Active"), "Active:         21474959360 kB");
@@ -443,14 +349,14 @@ mod tests {
     #[test]
     fn narrow_host_layout_keeps_its_end_column_and_one_space_minimum() {
         let host = "MemTotal: 2000 kB\nMemFree: 1500 kB\n";
-        let out = render_meminfo(
+        let out = render(
             host,
             &limited(1000 * 1024, Some(1023 * 1024 / 2), MemStat::default()),
             true,
         );
         assert_eq!(out, "MemTotal: 1000 kB\nMemFree:  489 kB\n");
         let host = "MemTotal: 200000000000 kB\nMemFree: 1 kB\n";
-        let out = render_meminfo(
+        let out = render(
             host,
             &limited(123_456_789_012 * 1024, Some(0), MemStat::default()),
             true,
@@ -460,19 +366,19 @@ mod tests {
 
     #[test]
     fn no_limit_serves_the_host_file() {
-        let out = render_meminfo(HOST_SWAP, &MemoryLimits::default(), true);
+        let out = render(HOST_SWAP, &MemoryLimits::default(), true);
         assert_eq!(out, HOST_SWAP);
         let usage_only = MemoryLimits {
             usage: Some(GIB),
             stat: v2_stat(),
             ..Default::default()
         };
-        assert_eq!(render_meminfo(HOST, &usage_only, true), HOST);
+        assert_eq!(render(HOST, &usage_only, true), HOST);
     }
 
     #[test]
     fn no_swap_view_zeroes_swap_even_without_a_limit() {
-        let out = render_meminfo(HOST_SWAP, &MemoryLimits::default(), false);
+        let out = render(HOST_SWAP, &MemoryLimits::default(), false);
         assert_eq!(line(&out, "SwapTotal"), "SwapTotal:             0 kB");
         assert_eq!(line(&out, "SwapFree"), "SwapFree:              0 kB");
         assert_eq!(line(&out, "SwapCached"), "SwapCached:            0 kB");
@@ -492,103 +398,31 @@ mod tests {
             swap_usage: Some(100 * MIB),
             ..limited(GIB, Some(300 * MIB), v2_stat())
         };
-        let out = render_meminfo(HOST_SWAP, &mem, true);
+        let out = render(HOST_SWAP, &mem, true);
         assert_eq!(line(&out, "SwapTotal"), "SwapTotal:       1048576 kB");
         assert_eq!(line(&out, "SwapFree"), "SwapFree:         946176 kB");
         assert_eq!(line(&out, "SwapCached"), "SwapCached:            0 kB");
     }
 
     #[test]
-    fn swap_kb_covers_each_case() {
-        let host_total = 4194300;
-        let host_used = 4194300 - 3932156;
-        let none = MemoryLimits::default();
-        assert_eq!(swap_kb(HOST_SWAP, &none, false), SwapKb::default());
-        assert_eq!(
-            swap_kb(HOST, &none, true),
-            SwapKb::default(),
-            "host without swap"
-        );
-        assert_eq!(
-            swap_kb(HOST_SWAP, &none, true),
-            SwapKb {
-                total: host_total,
-                used: host_used
-            }
-        );
-
-        let mem_only = limited(GIB, None, MemStat::default());
-        assert_eq!(
-            swap_kb(HOST_SWAP, &mem_only, true),
-            SwapKb {
-                total: host_total,
-                used: 0
-            }
-        );
-
-        let capped = MemoryLimits {
-            swap_limit: Some(1024 * GIB),
-            swap_usage: Some(GIB),
-            ..mem_only.clone()
-        };
-        assert_eq!(
-            swap_kb(HOST_SWAP, &capped, true),
-            SwapKb {
-                total: host_total,
-                used: 1024 * 1024
-            }
-        );
-
-        let over = MemoryLimits {
-            swap_limit: Some(MIB),
-            swap_usage: Some(GIB),
-            ..mem_only.clone()
-        };
-        assert_eq!(
-            swap_kb(HOST_SWAP, &over, true),
-            SwapKb {
-                total: 1024,
-                used: 1024
-            }
-        );
-
-        let swap_only = MemoryLimits {
-            swap_limit: Some(2 * MIB),
-            swap_usage: Some(MIB),
-            ..Default::default()
-        };
-        assert_eq!(
-            swap_kb(HOST_SWAP, &swap_only, true),
-            SwapKb {
-                total: 2048,
-                used: 1024
-            }
-        );
-        assert_eq!(swap_kb("", &swap_only, true), SwapKb::default());
-    }
-
-    #[test]
     fn zero_or_sub_kb_limit_serves_host_memory_lines() {
         for limit in [0, 512] {
-            let out = render_meminfo(HOST, &limited(limit, Some(0), v2_stat()), true);
+            let out = render(HOST, &limited(limit, Some(0), v2_stat()), true);
             assert_eq!(out, HOST, "limit {limit}");
         }
     }
 
     #[test]
     fn empty_host_gives_empty_text() {
-        assert_eq!(
-            render_meminfo("", &limited(GIB, Some(0), v2_stat()), true),
-            ""
-        );
-        assert_eq!(render_meminfo("", &MemoryLimits::default(), false), "");
+        assert_eq!(render("", &limited(GIB, Some(0), v2_stat()), true), "");
+        assert_eq!(render("", &MemoryLimits::default(), false), "");
     }
 
     #[test]
     fn crlf_and_garbage_lines_survive() {
         let host = "MemTotal:       24684084 kB\r\ngarbage line\r\nMemFree:        24467232 kB\r\n\
                     Weird: notanumber kB\r\nMemAvailable:   24415344 kB";
-        let out = render_meminfo(host, &limited(GIB, Some(GIB / 2), MemStat::default()), true);
+        let out = render(host, &limited(GIB, Some(GIB / 2), MemStat::default()), true);
         assert_eq!(
             out,
             "MemTotal:        1048576 kB\r\ngarbage line\r\nMemFree:          524288 kB\r\n\
@@ -599,7 +433,7 @@ mod tests {
     #[test]
     fn missing_memtotal_still_renders_the_limit() {
         let host = "MemFree:        1000 kB\nBuffers: 5 kB\n";
-        let out = render_meminfo(
+        let out = render(
             host,
             &limited(GIB, Some(GIB - 1024 * 100), MemStat::default()),
             true,
@@ -620,24 +454,9 @@ mod tests {
             "\u{feff}MemTotal: 1",
         ];
         for host in odd {
-            let _ = render_meminfo(host, &limited(GIB, Some(2 * GIB), v2_stat()), false);
-            let _ = render_meminfo(host, &MemoryLimits::default(), true);
-            let _ = swap_kb(host, &limited(GIB, None, v2_stat()), true);
+            let _ = render(host, &limited(GIB, Some(2 * GIB), v2_stat()), false);
+            let _ = render(host, &MemoryLimits::default(), true);
+            let _ = swap::sizes(host, &limited(GIB, None, v2_stat()), true);
         }
-    }
-
-    #[test]
-    fn parses_value_lines() {
-        let l = parse_value_line("MemTotal:       24684084 kB").expect("line");
-        assert_eq!(
-            (l.key, l.head_len, l.end, l.digits, l.value),
-            ("MemTotal", 9, 24, "24684084", 24684084)
-        );
-        assert_eq!(
-            parse_value_line("HugePages_Total:       0").map(|l| l.value),
-            Some(0)
-        );
-        assert_eq!(parse_value_line("power management:"), None);
-        assert_eq!(parse_value_line("no colon 5"), None);
     }
 }

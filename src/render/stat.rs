@@ -1,4 +1,5 @@
-//! `/proc/stat`: per-CPU time as the cgroup used its own CPUs, host counters otherwise.
+//! `/proc/stat`: per-CPU time as the cgroup used its own CPUs, host counters otherwise
+//! (`docs/semantics.md#proc-stat`).
 //!
 //! `top` and friends compute usage from the deltas of these columns, so each shown CPU's
 //! columns must add up to the real elapsed time on that CPU: the cgroup's busy time plus
@@ -6,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use super::split_ending;
+use super::text::split_ending;
 use crate::model::{CpuTime, CpuUsage, TaskCounts};
 
 /// Columns of a `cpu` line that partition the CPU's time: user nice system idle iowait irq
@@ -22,7 +23,7 @@ const USER: usize = 0;
 const SYSTEM: usize = 2;
 const IDLE: usize = 3;
 
-/// Renders `/proc/stat` as `semantics.md` says.
+/// Renders `/proc/stat`.
 ///
 /// `cpu` and `cpuN` lines for the CPUs in `shown` (host ids; ids the host has no line for
 /// are skipped) renumbered `0..k-1`, in USER_HZ ticks; user and system from `usage` (per
@@ -34,7 +35,7 @@ const IDLE: usize = 3;
 ///
 /// The host text is returned unchanged when `shown` is empty or the host has no line for
 /// any shown CPU, rather than serving a `/proc/stat` without CPUs.
-pub fn render_stat(
+pub fn render(
     host_stat: &str,
     shown: &[u32],
     usage: &CpuUsage,
@@ -273,7 +274,7 @@ mod tests {
             (1, time(25_999_999_999, 3_000_000_000)),
             (3, time(100_000_000_000, 50_010_000_000)),
         ]));
-        let out = render_stat(HOST4, &[1, 3], &usage, None, 100);
+        let out = render(HOST4, &[1, 3], &usage, None, 100);
         let idle1 = HOST4_CPU_TIME - 2599 - 300;
         let idle3 = HOST4_CPU_TIME - 10000 - 5001;
         let expected_cpus = format!(
@@ -290,7 +291,7 @@ mod tests {
     #[test]
     fn per_cpu_usage_missing_a_cpu_counts_it_idle() {
         let usage = CpuUsage::PerCpu(BTreeMap::from([(1, time(1_000_000_000, 0))]));
-        let out = render_stat(HOST4, &[0, 1], &usage, None, 100);
+        let out = render(HOST4, &[0, 1], &usage, None, 100);
         assert_eq!(
             line(&out, "cpu0"),
             format!("cpu0 0 0 0 {HOST4_CPU_TIME} 0 0 0 0 0 0")
@@ -305,7 +306,7 @@ mod tests {
     fn total_usage_is_split_evenly_in_ticks() {
         // 1.019 s user = 101 ticks over 3 CPUs: 34 34 33; 0.02 s system = 2 ticks: 1 1 0.
         let usage = CpuUsage::Total(time(1_019_000_000, 20_000_000));
-        let out = render_stat(HOST4, &[0, 2, 3], &usage, None, 100);
+        let out = render(HOST4, &[0, 2, 3], &usage, None, 100);
         assert_eq!(
             line(&out, "cpu0"),
             format!("cpu0 34 0 1 {} 0 0 0 0 0 0", HOST4_CPU_TIME - 35)
@@ -328,21 +329,21 @@ mod tests {
     #[test]
     fn busy_beyond_host_time_gives_idle_zero() {
         let usage = CpuUsage::Total(time(10_000_000_000_000, 0));
-        let out = render_stat(HOST4, &[0], &usage, None, 100);
+        let out = render(HOST4, &[0], &usage, None, 100);
         assert_eq!(line(&out, "cpu0"), "cpu0 1000000 0 0 0 0 0 0 0 0 0");
     }
 
     #[test]
     fn user_hz_other_than_100() {
         let usage = CpuUsage::Total(time(1_234_567_890, 0));
-        let out = render_stat(HOST4, &[0], &usage, None, 1000);
+        let out = render(HOST4, &[0], &usage, None, 1000);
         assert!(line(&out, "cpu0").starts_with("cpu0 1234 0 0 "));
     }
 
     #[test]
     fn guest_time_is_not_counted_twice() {
         let host = "cpu  1000 0 0 9000 0 0 0 0 400 100\ncpu0 1000 0 0 9000 0 0 0 0 400 100\n";
-        let out = render_stat(
+        let out = render(
             host,
             &[0],
             &CpuUsage::Total(time(2_000_000_000, 0)),
@@ -357,7 +358,7 @@ mod tests {
 
     #[test]
     fn unknown_usage_keeps_host_lines_of_shown_cpus() {
-        let out = render_stat(HOST2, &[1], &CpuUsage::Unknown, None, 100);
+        let out = render(HOST2, &[1], &CpuUsage::Unknown, None, 100);
         let expected =
             "cpu  4299 0 1490 32326 338 0 34 52 0 0\ncpu0 4299 0 1490 32326 338 0 34 52 0 0\nintr ";
         assert!(out.starts_with(expected), "{out}");
@@ -366,7 +367,7 @@ mod tests {
 
     #[test]
     fn unknown_usage_of_all_cpus_sums_them() {
-        let out = render_stat(HOST2, &[0, 1], &CpuUsage::Unknown, None, 100);
+        let out = render(HOST2, &[0, 1], &CpuUsage::Unknown, None, 100);
         assert_eq!(line(&out, "cpu"), "cpu  8103 0 2700 65762 419 0 39 93 0 0");
         assert_eq!(line(&out, "cpu0"), line(HOST2, "cpu0"));
         assert_eq!(line(&out, "cpu1"), line(HOST2, "cpu1"));
@@ -379,13 +380,13 @@ mod tests {
             blocked: 5,
             total: 40,
         };
-        let out = render_stat(HOST4, &[0], &CpuUsage::Unknown, Some(tasks), 100);
+        let out = render(HOST4, &[0], &CpuUsage::Unknown, Some(tasks), 100);
         assert_eq!(line(&out, "procs_running"), "procs_running 2");
         assert_eq!(line(&out, "procs_blocked"), "procs_blocked 5");
         for key in ["intr", "ctxt", "btime", "processes", "softirq"] {
             assert_eq!(line(&out, key), line(HOST4, key), "{key}");
         }
-        let out = render_stat(HOST4, &[0], &CpuUsage::Unknown, None, 100);
+        let out = render(HOST4, &[0], &CpuUsage::Unknown, None, 100);
         assert_eq!(line(&out, "procs_running"), "procs_running 3");
         assert_eq!(line(&out, "procs_blocked"), "procs_blocked 1");
     }
@@ -393,7 +394,7 @@ mod tests {
     #[test]
     fn host_column_count_is_kept() {
         let host = "cpu  10 0 5 100 1 0 0 0\ncpu0 10 0 5 100 1 0 0 0\nctxt 5\n";
-        let out = render_stat(
+        let out = render(
             host,
             &[0],
             &CpuUsage::Total(time(30_000_000, 20_000_000)),
@@ -405,16 +406,16 @@ mod tests {
             "cpu  3 0 2 111 0 0 0 0\ncpu0 3 0 2 111 0 0 0 0\nctxt 5\n"
         );
         let short = "cpu  1 2\ncpu0 1 2\n";
-        let out = render_stat(short, &[0], &CpuUsage::Total(time(0, 0)), None, 100);
+        let out = render(short, &[0], &CpuUsage::Total(time(0, 0)), None, 100);
         assert_eq!(out, "cpu  0 0 0 3\ncpu0 0 0 0 3\n");
     }
 
     #[test]
     fn falls_back_to_host_text() {
         let usage = CpuUsage::Total(time(1, 1));
-        assert_eq!(render_stat(HOST4, &[], &usage, None, 100), HOST4);
-        assert_eq!(render_stat(HOST4, &[8], &usage, None, 100), HOST4);
-        assert_eq!(render_stat("", &[0], &usage, None, 100), "");
+        assert_eq!(render(HOST4, &[], &usage, None, 100), HOST4);
+        assert_eq!(render(HOST4, &[8], &usage, None, 100), HOST4);
+        assert_eq!(render("", &[0], &usage, None, 100), "");
     }
 
     #[test]
@@ -425,7 +426,7 @@ mod tests {
             blocked: 0,
             total: 1,
         };
-        let out = render_stat(host, &[0, 1], &CpuUsage::Unknown, Some(tasks), 100);
+        let out = render(host, &[0, 1], &CpuUsage::Unknown, Some(tasks), 100);
         assert_eq!(
             out,
             "cpu  1 0 1 10\ncpu0 1 0 1 10\ncpu1 0 0 0 0\ncpux 5\r\nprocs_running 1\r\ngarbage\r\n"
@@ -437,7 +438,7 @@ mod tests {
             "\n\n",
             "cpu0 18446744073709551615 18446744073709551615 5",
         ] {
-            let _ = render_stat(
+            let _ = render(
                 odd,
                 &[0, u32::MAX],
                 &CpuUsage::Total(time(u64::MAX, u64::MAX)),

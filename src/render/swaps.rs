@@ -1,9 +1,10 @@
-//! `/proc/swaps`: one virtual device standing for the cgroup's swap allowance.
+//! `/proc/swaps`: one virtual device standing for the cgroup's swap allowance
+//! (`docs/semantics.md#proc-swaps`).
 //!
 //! The host's devices are hidden: their paths and sizes describe the host, and a reader
 //! adding them up must get the same SwapTotal as `/proc/meminfo` shows it.
 
-use super::meminfo::SwapKb;
+use super::swap::SwapKb;
 
 /// The header `mm/swapfile.c` prints, for a host file that has none.
 const KERNEL_HEADER: &str = "Filename\t\t\t\tType\t\tSize\t\tUsed\t\tPriority\n";
@@ -15,10 +16,20 @@ const PATH_COLUMN: usize = 40;
 /// with the header's `Size\t\t` / `Used\t\t`.
 const SHORT_NUMBER: u64 = 10_000_000;
 
-/// The host file's header line (the kernel's when the host text has none), then, when the
-/// reader has swap, one `none` device of type `virtual` with the sizes of [`SwapKb`], laid
-/// out as `swap_show` lays out a device line so columns match the header.
-pub fn render_swaps(host_swaps: &str, swap: SwapKb) -> String {
+/// The host text unchanged when `shown` is `None` (the host's swap stands, see
+/// `render::swap::shown`); otherwise the host file's header line (the kernel's when the host
+/// text has none), then, when the reader has swap, one `none` device of type `virtual` with
+/// the sizes of [`SwapKb`], laid out as `swap_show` lays out a device line so columns match
+/// the header.
+pub fn render(host_swaps: &str, shown: Option<SwapKb>) -> String {
+    match shown {
+        Some(swap) => virtual_device(host_swaps, swap),
+        None => host_swaps.to_string(),
+    }
+}
+
+/// The header and the virtual device line for `swap`.
+fn virtual_device(host_swaps: &str, swap: SwapKb) -> String {
     let mut out = host_header(host_swaps);
     if swap.total > 0 {
         out.push_str(&device_line("none", "virtual\t", swap.total, swap.used, 0));
@@ -76,7 +87,7 @@ mod tests {
 
     #[test]
     fn shows_one_virtual_device_under_the_host_header() {
-        let out = render_swaps(
+        let out = virtual_device(
             HOST_TWO,
             SwapKb {
                 total: 1048576,
@@ -94,7 +105,7 @@ mod tests {
 
     #[test]
     fn large_sizes_drop_the_second_tab_like_the_kernel() {
-        let out = render_swaps(
+        let out = virtual_device(
             HOST_NONE,
             SwapKb {
                 total: 16777212,
@@ -109,22 +120,32 @@ mod tests {
 
     #[test]
     fn no_swap_shows_the_header_only() {
-        assert_eq!(render_swaps(HOST_NONE, SwapKb::default()), HOST_NONE);
+        assert_eq!(virtual_device(HOST_NONE, SwapKb::default()), HOST_NONE);
         assert_eq!(
-            render_swaps(HOST_TWO, SwapKb { total: 0, used: 0 }),
+            virtual_device(HOST_TWO, SwapKb { total: 0, used: 0 }),
             KERNEL_HEADER
         );
     }
 
     #[test]
-    fn missing_or_odd_host_header_uses_the_kernels() {
-        assert_eq!(render_swaps("", SwapKb::default()), KERNEL_HEADER);
+    fn the_host_file_stands_when_nothing_is_shown_instead() {
+        assert_eq!(render(HOST_TWO, None), HOST_TWO);
+        assert_eq!(render(HOST_TWO, Some(SwapKb::default())), KERNEL_HEADER);
         assert_eq!(
-            render_swaps("/dev/sda2 partition 1 0 -2\n", SwapKb::default()),
+            render(HOST_NONE, Some(SwapKb { total: 4, used: 1 })),
+            virtual_device(HOST_NONE, SwapKb { total: 4, used: 1 })
+        );
+    }
+
+    #[test]
+    fn missing_or_odd_host_header_uses_the_kernels() {
+        assert_eq!(virtual_device("", SwapKb::default()), KERNEL_HEADER);
+        assert_eq!(
+            virtual_device("/dev/sda2 partition 1 0 -2\n", SwapKb::default()),
             KERNEL_HEADER
         );
         assert_eq!(
-            render_swaps("Filename Type", SwapKb::default()),
+            virtual_device("Filename Type", SwapKb::default()),
             "Filename Type\n"
         );
     }

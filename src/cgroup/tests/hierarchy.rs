@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use super::Fixture;
 use crate::cgroup::{CgroupError, Hierarchies};
 use crate::host::HostPaths;
+use crate::kfile::FileError;
 
 #[test]
 fn mount_with_a_subtree_root_serves_paths_under_it() {
@@ -88,7 +89,7 @@ fn missing_mountinfo_and_missing_pid_are_io_errors_naming_the_file() {
     let fx = Fixture::new();
     let e = Hierarchies::discover(&fx.host).unwrap_err();
     assert!(
-        matches!(&e, CgroupError::Io { path, .. } if path == &fx.path("proc/self/mountinfo")),
+        matches!(&e, CgroupError::File(FileError::Io { path, .. }) if path == &fx.path("proc/self/mountinfo")),
         "{e}"
     );
 
@@ -97,7 +98,7 @@ fn missing_mountinfo_and_missing_pid_are_io_errors_naming_the_file() {
             .unwrap();
     let e = h.of_pid(&fx.host, 4242).unwrap_err();
     assert!(
-        matches!(&e, CgroupError::Io { path, .. } if path == &fx.path("proc/4242/cgroup")),
+        matches!(&e, CgroupError::File(FileError::Io { path, .. }) if path == &fx.path("proc/4242/cgroup")),
         "{e}"
     );
     assert!(e.to_string().contains("4242"));
@@ -125,7 +126,7 @@ fn odd_proc_cgroup_lines() {
     fx.cgroup(1, "4:memory:relative\n");
     assert!(matches!(
         h.of_pid(&fx.host, 1),
-        Err(CgroupError::Malformed { .. })
+        Err(CgroupError::File(FileError::Malformed { .. }))
     ));
 }
 

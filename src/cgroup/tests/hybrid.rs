@@ -1,7 +1,7 @@
 //! Hybrid hosts: v1 controllers plus a cgroup2 mount at `/sys/fs/cgroup/unified`.
 
 use super::Fixture;
-use crate::cgroup::Hierarchies;
+use crate::cgroup::{Hierarchies, Psi};
 use crate::model::IoStat;
 
 const PID: u32 = 300;
@@ -72,9 +72,9 @@ fn v1_lines_win_and_v2_fills_in_enabled_controllers() {
             ..Default::default()
         }]
     );
-    assert_eq!(r.pressure("cpu"), None, "cpu is a v1 controller here");
+    assert_eq!(r.pressure(Psi::Cpu), None, "cpu is a v1 controller here");
     assert_eq!(
-        r.pressure("io").as_deref(),
+        r.pressure(Psi::Io).as_deref(),
         Some("some total=2\n"),
         "io lives on v2 here"
     );

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use super::Fixture;
-use crate::cgroup::{Hierarchies, ReaderCgroups};
+use crate::cgroup::{Hierarchies, Psi, ReaderCgroups};
 use crate::model::{CpuTime, CpuUsage, IoStat, MemStat};
 
 const PID: u32 = 100;
@@ -224,7 +224,7 @@ fn check_common(fx: &Fixture, comounted: bool) {
         }],
         "Total lines ignored, the idle device left out"
     );
-    assert_eq!(r.pressure("cpu"), None, "no pressure files on v1");
+    assert_eq!(r.pressure(Psi::Cpu), None, "no pressure files on v1");
     assert_eq!(r.slabinfo().as_deref(), Some("slabinfo - version: 2.1\n"));
     let cpu = if comounted {
         "sys/fs/cgroup/cpu,cpuacct"

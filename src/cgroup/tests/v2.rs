@@ -1,7 +1,8 @@
 //! Pure cgroup v2 hosts.
 
 use super::Fixture;
-use crate::cgroup::{CgroupError, Hierarchies, ReaderCgroups};
+use crate::cgroup::{CgroupError, Hierarchies, Psi, ReaderCgroups};
+use crate::kfile::FileError;
 use crate::model::{CpuTime, CpuUsage, IoStat, MemStat};
 
 const PID: u32 = 200;
@@ -197,13 +198,12 @@ fn io_stat() {
 fn pressure_as_it_is() {
     let fx = host();
     let r = reader(&fx);
-    assert_eq!(r.pressure("cpu").as_deref(), Some(PRESSURE));
-    assert!(r.pressure("io").unwrap().ends_with("total=1\n"));
-    assert!(r.pressure("memory").unwrap().ends_with("total=2\n"));
-    assert_eq!(r.pressure("irq"), None);
+    assert_eq!(r.pressure(Psi::Cpu).as_deref(), Some(PRESSURE));
+    assert!(r.pressure(Psi::Io).unwrap().ends_with("total=1\n"));
+    assert!(r.pressure(Psi::Memory).unwrap().ends_with("total=2\n"));
     assert_eq!(r.slabinfo(), None, "no slabinfo on v2");
     fx.remove(&format!("{C1}/cpu.pressure"));
-    assert_eq!(reader(&fx).pressure("cpu"), None);
+    assert_eq!(reader(&fx).pressure(Psi::Cpu), None);
 }
 
 #[test]
@@ -211,7 +211,11 @@ fn root_reader() {
     let fx = host();
     fx.cgroup(PID, "0::/\n");
     let r = reader(&fx);
-    assert_eq!(r.pressure("cpu"), None, "the root's pressure is the host's");
+    assert_eq!(
+        r.pressure(Psi::Cpu),
+        None,
+        "the root's pressure is the host's"
+    );
     assert_eq!(r.cpu_usage(), CpuUsage::Unknown);
     assert_eq!(r.task_dir(), None);
     assert_eq!(r.memory(true).limit, None);
@@ -231,8 +235,8 @@ fn controllers_not_enabled_on_the_root_are_not_read() {
     let r = reader(&fx);
     assert_eq!(r.memory(true), Default::default());
     assert_eq!(r.io(), vec![]);
-    assert_eq!(r.pressure("memory"), None);
-    assert!(r.pressure("cpu").is_some());
+    assert_eq!(r.pressure(Psi::Memory), None);
+    assert!(r.pressure(Psi::Cpu).is_some());
 }
 
 #[test]
@@ -241,7 +245,7 @@ fn unreadable_controllers_on_a_pure_v2_host_is_an_error() {
     fx.remove("sys/fs/cgroup/cgroup.controllers");
     let e = Hierarchies::discover(&fx.host).unwrap_err();
     assert!(
-        matches!(e, CgroupError::Io { ref path, .. } if path.ends_with("cgroup.controllers")),
+        matches!(e, CgroupError::File(FileError::Io { ref path, .. }) if path.ends_with("cgroup.controllers")),
         "{e}"
     );
 }
@@ -273,7 +277,10 @@ fn paths_above_the_namespace_root_are_refused() {
         .unwrap()
         .of_pid(&fx.host, PID)
         .unwrap_err();
-    assert!(matches!(e, CgroupError::Malformed { .. }), "{e}");
+    assert!(
+        matches!(e, CgroupError::File(FileError::Malformed { .. })),
+        "{e}"
+    );
     // A name that merely starts with two dots is fine.
     fx.cgroup(PID, "0::/..hidden\n");
     assert!(

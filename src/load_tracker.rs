@@ -1,4 +1,5 @@
-//! Per-cgroup load averages, sampled only for cgroups someone reads.
+//! Per-cgroup load averages, sampled only for cgroups someone reads
+//! (`docs/semantics.md#proc-loadavg`).
 //!
 //! lxcfs walks every cgroup on the host every 5 s; here a cgroup is sampled from the moment
 //! a reader asks for its loadavg until nobody has asked for [`FORGET_AFTER`], so the cost
@@ -14,7 +15,7 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::cgroup::count_tasks;
 use crate::host::HostPaths;
-use crate::render::loadavg::LoadAvg;
+use crate::model::LoadAvg;
 
 /// The kernel's sampling interval for load averages.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);

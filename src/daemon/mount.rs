@@ -1,0 +1,157 @@
+//! The mount itself: the mount point made ready, the `-o` options turned into `mount(2)`
+//! flags, and the FUSE mount made as libfuse makes lxcfs's.
+
+use std::fs::OpenOptions;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use log::warn;
+use nix::errno::Errno;
+use nix::mount::{MntFlags, MsFlags, umount2};
+
+use super::error::DaemonError;
+use crate::host::own;
+use crate::mounts;
+
+/// Makes `path` a directory ready to mount on: created when missing, a stale FUSE mount
+/// left by a dead daemon detached, a live one refused.
+pub(super) fn prepare_mountpoint(path: &Path) -> Result<(), DaemonError> {
+    let io_err = |source| DaemonError::MountPoint {
+        path: path.to_path_buf(),
+        source,
+    };
+    match std::fs::metadata(path) {
+        Err(e) if e.raw_os_error() == Some(Errno::ENOTCONN as i32) => {
+            warn!(
+                "{}: detaching a stale mount (its daemon is gone)",
+                path.display()
+            );
+            umount2(path, MntFlags::MNT_DETACH).map_err(|e| io_err(e.into()))?;
+            prepare_mountpoint(path)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(path).map_err(io_err)
+        }
+        Err(e) => Err(io_err(e)),
+        Ok(meta) if !meta.is_dir() => Err(DaemonError::MountPointNotDir(path.to_path_buf())),
+        Ok(_) => {
+            let canonical = path.canonicalize().map_err(io_err)?;
+            if mounts::is_fuse_mountpoint(&canonical) {
+                Err(DaemonError::AlreadyMounted(path.to_path_buf()))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What `mount(2)` gets for our `-o` options: flags, and options after FUSE's own.
+#[derive(Debug, PartialEq, Eq)]
+struct KernelMount {
+    flags: MsFlags,
+    extra: Vec<String>,
+}
+
+/// The kernel mount flags and options: ours, plus the `-o` ones that mean something to the
+/// kernel. No `default_permissions`: with it the kernel refreshes a file's attributes (a
+/// GETATTR, which renders the file to learn its size) before every open; the mount is
+/// read-only and `open` refuses write access, which is all the checking 0444 files need.
+fn mount_options(extra: &[String]) -> KernelMount {
+    let mut out = KernelMount {
+        flags: MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        extra: Vec::new(),
+    };
+    for opt in extra
+        .iter()
+        .flat_map(|o| o.split(','))
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+    {
+        match opt {
+            // What lxcfs-rs always does, or libfuse-only switches with no kernel meaning.
+            "allow_other"
+            | "ro"
+            | "nonempty"
+            | "direct_io"
+            | "big_writes"
+            | "default_permissions"
+            | "nodev"
+            | "nosuid" => {}
+            "noexec" => out.flags |= MsFlags::MS_NOEXEC,
+            "noatime" => out.flags |= MsFlags::MS_NOATIME,
+            other => out.extra.push(other.to_string()),
+        }
+    }
+    out
+}
+
+/// Mounts a FUSE filesystem at `mountpoint` as libfuse mounts lxcfs (type `fuse.lxcfs`,
+/// source `lxcfs`, so `findmnt -t fuse.lxcfs` and scripts written for lxcfs find it) and
+/// returns the `/dev/fuse` descriptor that serves it.
+pub(super) fn mount_fuse(mountpoint: &Path, options: &[String]) -> io::Result<OwnedFd> {
+    let root_mode = std::fs::metadata(mountpoint)?.mode();
+    let fuse: OwnedFd = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(own::DEV_FUSE)?
+        .into();
+    let opts = mount_options(options);
+    let mut data = format!(
+        "fd={},rootmode={root_mode:o},user_id={},group_id={},allow_other",
+        fuse.as_raw_fd(),
+        nix::unistd::getuid(),
+        nix::unistd::getgid()
+    );
+    for o in &opts.extra {
+        data.push(',');
+        data.push_str(o);
+    }
+    nix::mount::mount(
+        Some("lxcfs"),
+        mountpoint,
+        Some("fuse.lxcfs"),
+        opts.flags,
+        Some(data.as_str()),
+    )?;
+    Ok(fuse)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dash_o_options() {
+        let opts = mount_options(&[
+            "allow_other,nonempty".into(),
+            "noexec".into(),
+            "weird=1".into(),
+        ]);
+        assert_eq!(
+            opts,
+            KernelMount {
+                flags: MsFlags::MS_RDONLY
+                    | MsFlags::MS_NOSUID
+                    | MsFlags::MS_NODEV
+                    | MsFlags::MS_NOEXEC,
+                extra: vec!["weird=1".into()],
+            }
+        );
+    }
+
+    #[test]
+    fn missing_mountpoint_is_created_and_file_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mp = dir.path().join("a/b");
+        prepare_mountpoint(&mp).unwrap();
+        assert!(mp.is_dir());
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        assert!(matches!(
+            prepare_mountpoint(&file),
+            Err(DaemonError::MountPointNotDir(_))
+        ));
+    }
+}

@@ -1,0 +1,34 @@
+//! `proc/loadavg`: with `-l`, the load of the reader's cgroup; otherwise the host's.
+//! Spec: `docs/semantics.md#proc-loadavg`.
+
+use std::io;
+
+use super::context::{Reading, Recipe};
+use crate::cgroup::{ReaderCgroups, count_tasks};
+use crate::render;
+
+/// `proc/loadavg`.
+pub(crate) struct Loadavg;
+
+impl Recipe for Loadavg {
+    fn content(&self, r: &Reading<'_>) -> io::Result<String> {
+        let loads = r.src.loads.as_ref();
+        let dir = loads
+            .and_then(|_| r.cgroups())
+            .and_then(ReaderCgroups::task_dir);
+        let (Some(loads), Some(dir)) = (loads, dir) else {
+            return r.host_file("loadavg");
+        };
+        let (tasks, newest) = count_tasks(&r.src.host, &dir);
+        let load = loads.load(&dir, tasks.running + tasks.blocked);
+        let last_pid = newest
+            .and_then(|task| r.src.pidns.pid_as_seen_by(r.pid, task))
+            .unwrap_or(0);
+        Ok(render::loadavg::render(
+            &load,
+            tasks.running,
+            tasks.total,
+            last_pid,
+        ))
+    }
+}
