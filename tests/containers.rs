@@ -8,6 +8,7 @@
 //! container, and a container in the host pid namespace. Needs root, /dev/fuse, runc,
 //! busybox-static and gcc (skipped otherwise, failing when CI is set).
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeMap;

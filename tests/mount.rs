@@ -1,6 +1,7 @@
 //! The daemon mounted for real: its lifecycle, and every file as readers in real v1 cgroups
 //! see it. Needs root and /dev/fuse (skipped otherwise, failing when CI is set).
 
+#[macro_use]
 mod common;
 
 use std::fs::{self, OpenOptions};
@@ -9,14 +10,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{
-    Cgroup, Daemon, GENERATED, TestDir, can_mount, describe, errno_of, field_values, fuse_mount_at,
-    have_program, kb, key_values, keys, line_of, mountinfo, parse_loadavg, parse_uptime,
-    processors, run_bin, skip, stat_cpu_labels,
-};
+use common::*;
 use nix::sys::signal::Signal;
-
-const MIB: u64 = 1024 * 1024;
 
 fn host(path: &str) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
@@ -38,38 +33,13 @@ fn columns(line: &str) -> Vec<u64> {
         .collect()
 }
 
-/// Asserts the stderr of a failed start: exactly one line, starting `lxcfs-rs: `, and
-/// mentioning `needle`.
-fn assert_one_error_line(stderr: &str, needle: &str) {
-    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(
-        lines.len(),
-        1,
-        "expected exactly one line on stderr, read:\n{stderr}"
-    );
-    assert!(
-        lines[0].starts_with("lxcfs-rs: "),
-        "expected the error line to start with \"lxcfs-rs: \", read:\n{stderr}"
-    );
-    assert!(
-        lines[0].contains(needle),
-        "expected the error line to mention {needle:?}, read:\n{stderr}"
-    );
-}
-
-fn mounts_at(path: &Path) -> usize {
-    mountinfo().iter().filter(|m| m.mount_point == path).count()
-}
-
 // ---------------------------------------------------------------------------------------
 // Memory
 // ---------------------------------------------------------------------------------------
 
 #[test]
 fn memory_limit_256m() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let cg = Cgroup::new();
     cg.set_memory_limit(256 * MIB);
     let d = Daemon::start(&[]);
@@ -144,9 +114,7 @@ fn memory_limit_256m() {
 
 #[test]
 fn nested_cgroup_parent_limit_wins() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let parent = Cgroup::new();
     parent.set_memory_limit(128 * MIB);
     let child = parent.child("child");
@@ -176,20 +144,14 @@ fn nested_cgroup_parent_limit_wins() {
 
 #[test]
 fn show_matches_the_mount() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let cg = Cgroup::new();
     cg.set_memory_limit(256 * MIB).set_cpus("0");
     let d = Daemon::start(&[]);
     let pid = cg.spawn(&["sleep", "30"]);
     let mounted = cg.read(&d.path("proc/meminfo"));
     let out = run_bin(&["show", "--pid", &pid.to_string(), "proc/meminfo"]);
-    assert!(
-        out.status.success(),
-        "show --pid {pid} proc/meminfo: {}",
-        describe(&out)
-    );
+    assert_succeeds(&out, &format!("show --pid {pid} proc/meminfo"));
     let shown = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(
         kb(&shown, "MemTotal"),
@@ -215,11 +177,7 @@ fn show_matches_the_mount() {
         "proc/meminfo",
         "sys/devices/system/cpu/online",
     ]);
-    assert!(
-        out.status.success(),
-        "show with two files: {}",
-        describe(&out)
-    );
+    assert_succeeds(&out, "show with two files");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         text.starts_with("==> proc/meminfo <==\n"),
@@ -238,11 +196,7 @@ fn show_matches_the_mount() {
         "--enable-cfs",
         "proc/cpuinfo",
     ]);
-    assert!(
-        out.status.success(),
-        "show --enable-cfs: {}",
-        describe(&out)
-    );
+    assert_succeeds(&out, "show --enable-cfs");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert_eq!(
         processors(&text),
@@ -250,18 +204,9 @@ fn show_matches_the_mount() {
         "show cpuinfo for cpuset 0: expected one processor 0, printed:\n{text}"
     );
 
+    // A missing pid: exit 1 and one error line naming it.
     let out = run_bin(&["show", "--pid", "999999999", "proc/meminfo"]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "show for a missing pid must fail with exit 1: {}",
-        describe(&out)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).starts_with("lxcfs-rs: "),
-        "error line starts with \"lxcfs-rs: \": {}",
-        describe(&out)
-    );
+    assert_fails(&out, 1, "999999999");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -270,9 +215,7 @@ fn show_matches_the_mount() {
 
 #[test]
 fn cpuset_of_cpu0() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let cg = Cgroup::new();
     cg.set_cpus("0");
     let d = Daemon::start(&[]);
@@ -370,9 +313,7 @@ fn cpuset_of_cpu0() {
 
 #[test]
 fn cfs_quota_without_enable_cfs() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let cg = Cgroup::new();
     cg.set_cpus("0-1").set_quota(50000, 100000);
     let d = Daemon::start(&[]);
@@ -391,9 +332,7 @@ fn cfs_quota_without_enable_cfs() {
 
 #[test]
 fn cfs_quota_with_enable_cfs() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let cg = Cgroup::new();
     cg.set_cpus("0-1").set_quota(50000, 100000);
     let d = Daemon::start(&["--enable-cfs"]);
@@ -437,9 +376,7 @@ fn cfs_quota_with_enable_cfs() {
 
 #[test]
 fn uptime_own_pid_namespace_vs_host() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let cg = Cgroup::new();
     let d = Daemon::start(&[]);
     let uptime = d.arg("proc/uptime");
@@ -468,9 +405,7 @@ fn uptime_own_pid_namespace_vs_host() {
 
 #[test]
 fn unlimited_reader_sees_host_values() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let cg = Cgroup::new();
     let d = Daemon::start(&[]);
     let meminfo = cg.read(&d.path("proc/meminfo"));
@@ -529,9 +464,7 @@ fn unlimited_reader_sees_host_values() {
 
 #[test]
 fn one_byte_reads_match_whole_reads() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let cg = Cgroup::new();
     cg.set_memory_limit(256 * MIB).set_cpus("0");
     let d = Daemon::start(&[]);
@@ -581,9 +514,7 @@ fn one_byte_reads_match_whole_reads() {
 /// (`grep`) and with sendfile (busybox `cat`): every read shows its own cgroup's limit.
 #[test]
 fn concurrent_readers_each_get_their_own_view() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let busybox = have_program("busybox");
     let small = Cgroup::new();
     small.set_memory_limit(128 * MIB);
@@ -665,9 +596,7 @@ fn blkio_counts(text: &str, dev: &str) -> (u64, u64) {
 /// its file, as `docker run --device-read-bps` would.
 #[test]
 fn diskstats_from_real_io() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let file =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("diskstats-{}", std::process::id()));
     fs::write(&file, b"").expect("creating the I/O file");
@@ -757,9 +686,7 @@ fn diskstats_from_real_io() {
 #[test]
 fn rereading_from_offset_zero_regenerates() {
     use std::os::unix::fs::FileExt;
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let d = Daemon::start(&[]);
     let file = fs::File::open(d.path("proc/uptime")).expect("opening proc/uptime");
     let read_at = |offset: u64| {
@@ -792,9 +719,7 @@ fn rereading_from_offset_zero_regenerates() {
 
 #[test]
 fn loadavg_counts_the_cgroups_tasks() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let cg = Cgroup::new();
     for _ in 0..3 {
         cg.spawn(&["sleep", "30"]);
@@ -858,9 +783,7 @@ fn loadavg_counts_the_cgroups_tasks() {
 
 #[test]
 fn pressure_diskstats_slabinfo_readable() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let cg = Cgroup::new();
     cg.set_memory_limit(256 * MIB);
     let d = Daemon::start(&[]);
@@ -938,9 +861,7 @@ fn pressure_diskstats_slabinfo_readable() {
 
 #[test]
 fn modes_owner_and_read_only() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let d = Daemon::start(&[]);
     let mut paths: Vec<(String, u32)> = common::DIRS
         .iter()
@@ -1027,11 +948,7 @@ fn modes_owner_and_read_only() {
             .arg(&meminfo)
             .output()
             .expect("running setpriv");
-        assert!(
-            out.status.success(),
-            "uid 65534 reading proc/meminfo (allow_other): {}",
-            describe(&out)
-        );
+        assert_succeeds(&out, "uid 65534 reading proc/meminfo (allow_other)");
         assert!(
             String::from_utf8_lossy(&out.stdout).starts_with("MemTotal:"),
             "uid 65534 read: {}",
@@ -1046,54 +963,21 @@ fn modes_owner_and_read_only() {
 
 #[test]
 fn sigterm_unmounts_cleanly() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let mut d = Daemon::start(&[]);
-    let st = d
-        .terminate()
-        .unwrap_or_else(|| panic!("no exit within 5 s of SIGTERM; output:\n{}", d.log()));
-    assert_eq!(
-        st.code(),
-        Some(0),
-        "exit status after SIGTERM: expected 0, got {st}; output:\n{}",
-        d.log()
-    );
-    assert!(
-        fuse_mount_at(&d.mnt).is_none(),
-        "after SIGTERM the mount must be gone; output:\n{}",
-        d.log()
-    );
+    d.assert_stops_cleanly(Signal::SIGTERM);
 }
 
 #[test]
 fn sigint_unmounts_cleanly() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let mut d = Daemon::start(&[]);
-    common::signal(d.pid, Signal::SIGINT);
-    let st = d
-        .wait_exit(Duration::from_secs(5))
-        .unwrap_or_else(|| panic!("no exit within 5 s of SIGINT; output:\n{}", d.log()));
-    assert_eq!(
-        st.code(),
-        Some(0),
-        "exit status after SIGINT: expected 0, got {st}; output:\n{}",
-        d.log()
-    );
-    assert!(
-        fuse_mount_at(&d.mnt).is_none(),
-        "after SIGINT the mount must be gone; output:\n{}",
-        d.log()
-    );
+    d.assert_stops_cleanly(Signal::SIGINT);
 }
 
 #[test]
 fn pidfile_is_locked() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let dir = TestDir::new();
     let pidfile = dir.join("lxcfs-rs.pid");
     let pf = pidfile.to_str().expect("utf-8").to_string();
@@ -1142,23 +1026,12 @@ fn pidfile_is_locked() {
 
 #[test]
 fn mount_point_that_is_a_file_fails() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let dir = TestDir::new();
     let file = dir.join("not-a-dir");
     fs::write(&file, "x").expect("write");
     let out = run_bin(&[file.to_str().expect("utf-8")]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "mount point is a file: expected exit 1: {}",
-        describe(&out)
-    );
-    assert_one_error_line(
-        &String::from_utf8_lossy(&out.stderr),
-        file.to_str().expect("utf-8"),
-    );
+    assert_fails(&out, 1, file.to_str().expect("utf-8"));
     assert!(
         fuse_mount_at(&file).is_none(),
         "nothing may be mounted on {}",
@@ -1168,19 +1041,11 @@ fn mount_point_that_is_a_file_fails() {
 
 #[test]
 fn live_mount_point_is_refused() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let d = Daemon::start(&[]);
     let mnt = d.mnt.to_str().expect("utf-8").to_string();
     let out = run_bin(&[&mnt]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "mount point served by a live daemon: expected exit 1: {}",
-        describe(&out)
-    );
-    assert_one_error_line(&String::from_utf8_lossy(&out.stderr), &mnt);
+    assert_fails(&out, 1, &mnt);
     assert_eq!(mounts_at(&d.mnt), 1, "still exactly one mount at {mnt}");
     assert!(
         fs::read(d.path("proc/meminfo")).is_ok(),
@@ -1191,9 +1056,7 @@ fn live_mount_point_is_refused() {
 
 #[test]
 fn stale_mount_is_detached() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let dir = TestDir::new();
     let mnt = dir.join("mnt");
     fs::create_dir(&mnt).expect("mkdir");
@@ -1232,13 +1095,7 @@ fn stale_mount_is_detached() {
         mnt.display(),
         second.log()
     );
-    let st = second.terminate().expect("exit after SIGTERM");
-    assert_eq!(
-        st.code(),
-        Some(0),
-        "exit status after SIGTERM: {st}; output:\n{}",
-        second.log()
-    );
+    second.assert_stops_cleanly(Signal::SIGTERM);
     assert_eq!(
         mounts_at(&mnt),
         0,
@@ -1251,19 +1108,8 @@ fn stale_mount_is_detached() {
 fn unknown_flag_fails() {
     let dir = TestDir::new();
     let out = run_bin(&["--no-such-flag", dir.path().to_str().expect("utf-8")]);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "unknown flag: expected clap's exit 2: {}",
-        describe(&out)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("--no-such-flag"),
-        "the error names the flag: {}",
-        describe(&out)
-    );
-    assert_one_error_line(&err, "--no-such-flag");
+    // clap's exit 2, and one error line naming the flag.
+    assert_fails(&out, 2, "--no-such-flag");
     assert!(fuse_mount_at(dir.path()).is_none(), "nothing mounted");
 }
 
@@ -1302,9 +1148,7 @@ fn help_and_version() {
 /// namespace) would read other cgroups than its readers': it must refuse to start.
 #[test]
 fn non_host_cgroup_namespace_fails() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let dir = TestDir::new();
     let mnt = dir.join("mnt");
     let out = Command::new("unshare")
@@ -1312,13 +1156,7 @@ fn non_host_cgroup_namespace_fails() {
         .arg(&mnt)
         .output()
         .expect("running unshare");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "in a new cgroup and pid namespace: expected exit 1: {}",
-        describe(&out)
-    );
-    assert_one_error_line(&String::from_utf8_lossy(&out.stderr), "cgroup namespace");
+    assert_fails(&out, 1, "cgroup namespace");
     assert!(
         !mnt.exists() || fuse_mount_at(&mnt).is_none(),
         "nothing mounted"
@@ -1327,13 +1165,8 @@ fn non_host_cgroup_namespace_fails() {
 
 #[test]
 fn not_root_fails() {
-    if !can_mount() {
-        return;
-    }
-    if !have_program("setpriv") {
-        skip("setpriv (util-linux) is not installed");
-        return;
-    }
+    require!(mount);
+    require!(program "setpriv", "setpriv (util-linux) is not installed");
     let dir = TestDir::new();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).expect("chmod");
     let mnt = dir.join("mnt");
@@ -1347,39 +1180,29 @@ fn not_root_fails() {
         .arg(&mnt)
         .output()
         .expect("running setpriv");
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "as uid 65534: expected exit 1: {}",
-        describe(&out)
-    );
-    assert_one_error_line(&String::from_utf8_lossy(&out.stderr), "root");
+    assert_fails(&out, 1, "root");
 }
 
 #[test]
 fn missing_dev_fuse_fails() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     // /dev/fuse hidden by a regular file, in a throwaway private mount namespace only.
     let dir = TestDir::new();
     let fake = dir.join("fake-fuse");
     fs::write(&fake, "").expect("write");
     let mnt = dir.join("mnt");
     let script = "mount --bind \"$1\" /dev/fuse || exit 98; exec \"$2\" \"$3\"";
-    let out = Command::new("unshare")
-        .args([
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            script,
-            "sh",
-        ])
-        .arg(&fake)
-        .arg(common::BIN)
-        .arg(&mnt)
+    let argv = sh_in_private_mount_ns(
+        &[],
+        script,
+        &[
+            fake.to_str().expect("utf-8"),
+            common::BIN,
+            mnt.to_str().expect("utf-8"),
+        ],
+    );
+    let out = Command::new(argv[0])
+        .args(&argv[1..])
         .output()
         .expect("running unshare");
     if out.status.code() == Some(98) {
@@ -1389,29 +1212,18 @@ fn missing_dev_fuse_fails() {
         ));
         return;
     }
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "without a usable /dev/fuse: expected exit 1: {}",
-        describe(&out)
-    );
-    assert_one_error_line(&String::from_utf8_lossy(&out.stderr), "/dev/fuse");
+    assert_fails(&out, 1, "/dev/fuse");
 }
 
 #[test]
 fn splice_readers_get_their_own_view() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let script = Path::new("/work/shared/tools/splice-race-repro.sh");
-    if !have_program("busybox") {
-        skip("busybox is not installed (apt-get install busybox-static)");
-        return;
-    }
-    if !script.exists() {
-        skip(&format!("{} is missing", script.display()));
-        return;
-    }
+    require!(
+        program "busybox",
+        "busybox is not installed (apt-get install busybox-static)"
+    );
+    require!(script.exists(), &format!("{} is missing", script.display()));
     let d = Daemon::start(&[]);
     let out = Command::new("bash")
         .arg(script)
@@ -1420,11 +1232,7 @@ fn splice_readers_get_their_own_view() {
         .output()
         .expect("running the repro script");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "splice repro must exit 0: {}",
-        describe(&out)
-    );
+    assert_succeeds(&out, "splice repro must exit 0");
     assert!(
         stdout.contains("0 of 600"),
         "splice repro must print \"0 of 600\": {}",
@@ -1434,9 +1242,7 @@ fn splice_readers_get_their_own_view() {
 
 #[test]
 fn memory_stat_values_are_the_cgroups() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     // A reader whose cgroup holds some page cache: Cached/Active(file)/Inactive(file) come
     // from the cgroup's memory.stat (total_ forms).
     let cg = Cgroup::new();
@@ -1486,9 +1292,7 @@ fn memory_stat_values_are_the_cgroups() {
 
 #[test]
 fn accepts_the_lxcfs_flags() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let cg = Cgroup::new();
     cg.set_memory_limit(256 * MIB);
     let flags = [
@@ -1520,17 +1324,5 @@ fn accepts_the_lxcfs_flags() {
         1,
         "with -u: expected the swaps header only, read:\n{swaps}"
     );
-    let st = d
-        .terminate()
-        .unwrap_or_else(|| panic!("no exit within 5 s of SIGTERM; output:\n{}", d.log()));
-    assert_eq!(
-        st.code(),
-        Some(0),
-        "exit status after SIGTERM: expected 0, got {st}; output:\n{}",
-        d.log()
-    );
-    assert!(
-        fuse_mount_at(&d.mnt).is_none(),
-        "after SIGTERM the mount must be gone"
-    );
+    d.assert_stops_cleanly(Signal::SIGTERM);
 }

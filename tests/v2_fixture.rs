@@ -6,13 +6,15 @@
 //! pid namespace; `ctr` has the limits (256 MiB, 64 MiB swap, half a CPU, cpus 1-2) and the
 //! child larger ones or `max`. Pid 4343 sits in the root cgroup in the host pid namespace.
 
+#[macro_use]
 mod common;
 
 use std::fs;
 use std::path::Path;
 
 use common::{
-    TestDir, describe, field_values, kb, keys, line_of, processors, run_bin, stat_cpu_labels,
+    TestDir, assert_fails, assert_succeeds, field_values, kb, keys, line_of, processors, run_bin,
+    stat_cpu_labels,
 };
 
 const READER: u32 = 4242;
@@ -413,11 +415,7 @@ impl Fixture {
         args.extend_from_slice(flags);
         args.extend_from_slice(files);
         let out = run_bin(&args);
-        assert!(
-            out.status.success(),
-            "lxcfs-rs {args:?}: {}",
-            describe(&out)
-        );
+        assert_succeeds(&out, &format!("lxcfs-rs {args:?}"));
         String::from_utf8(out.stdout).expect("utf-8 output")
     }
 
@@ -876,18 +874,8 @@ fn show_prints_headers_and_fails_on_bad_input() {
         "31337",
         "proc/meminfo",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "no such pid: exit 1: {}",
-        describe(&out)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with("lxcfs-rs: ") && err.contains("31337"),
-        "error names the pid: {}",
-        describe(&out)
-    );
+    // No such pid: exit 1, and the error names the pid.
+    assert_fails(&out, 1, "31337");
     let out = run_bin(&[
         "show",
         "--host-root",
@@ -896,18 +884,8 @@ fn show_prints_headers_and_fails_on_bad_input() {
         &READER.to_string(),
         "proc/nonexistent",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "no such file: exit 1: {}",
-        describe(&out)
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with("lxcfs-rs: ") && err.contains("proc/nonexistent"),
-        "error names the file: {}",
-        describe(&out)
-    );
+    // No such file: exit 1, and the error names the file.
+    assert_fails(&out, 1, "proc/nonexistent");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -921,9 +899,7 @@ fn mounted_daemon_serves_the_v2_fixture() {
     use std::io::{BufRead, BufReader, Write};
     use std::process::{Command, Stdio};
 
-    if !common::can_mount() {
-        return;
-    }
+    require!(mount);
     let fx = Fixture::new();
     let root = fx.dir.path().to_str().expect("utf-8").to_string();
     let d = common::Daemon::start(&["--host-root", &root, "--enable-cfs"]);

@@ -14,6 +14,7 @@
 //! installed); when they cannot be had the tests skip, or fail when CI is set. One boot
 //! serves every test of this file.
 
+#[macro_use]
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};

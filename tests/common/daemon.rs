@@ -221,6 +221,31 @@ impl Daemon {
         st
     }
 
+    /// Sends `sig` (SIGTERM through [`Daemon::terminate`]), then asserts that the daemon
+    /// exited 0 within 5 s and that its mount is gone.
+    #[track_caller]
+    pub fn assert_stops_cleanly(&mut self, sig: Signal) {
+        let st = if sig == Signal::SIGTERM {
+            self.terminate()
+        } else {
+            signal(self.pid, sig);
+            self.wait_exit(Duration::from_secs(5))
+        };
+        let st =
+            st.unwrap_or_else(|| panic!("no exit within 5 s of {sig}; output:\n{}", self.log()));
+        assert_eq!(
+            st.code(),
+            Some(0),
+            "exit status after {sig}: expected 0, got {st}; output:\n{}",
+            self.log()
+        );
+        assert!(
+            fuse_mount_at(&self.mnt).is_none(),
+            "after {sig} the mount must be gone; output:\n{}",
+            self.log()
+        );
+    }
+
     /// SIGKILL and reap, leaving any mount behind (stale).
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

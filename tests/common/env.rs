@@ -6,6 +6,39 @@ use std::os::unix::fs::FileTypeExt;
 use super::CONTROLLERS;
 use super::mounts::v1_mounts;
 
+/// Returns from the calling test when a prerequisite is missing, after [`skip`] said why (a
+/// panic when `CI` is set, a `skipping: ...` line otherwise):
+///
+/// - `require!(mount)`: [`can_mount`];
+/// - `require!(containers)`: [`super::container::can_run_containers`];
+/// - `require!(program "setpriv", "why")`: [`have_program`], skipping with `why`;
+/// - `require!(condition, "why")`: any `bool`, skipping with `why`.
+#[allow(unused_macros)]
+macro_rules! require {
+    (mount) => {
+        if !$crate::common::can_mount() {
+            return;
+        }
+    };
+    (containers) => {
+        if !$crate::common::container::can_run_containers() {
+            return;
+        }
+    };
+    (program $prog:expr, $why:expr) => {
+        if !$crate::common::have_program($prog) {
+            $crate::common::skip($why);
+            return;
+        }
+    };
+    ($ok:expr, $why:expr) => {
+        if !$ok {
+            $crate::common::skip($why);
+            return;
+        }
+    };
+}
+
 /// Whether we run in CI (`CI` set to anything but empty, `0` or `false`), where a missing
 /// prerequisite is a failure rather than a skip.
 pub fn in_ci() -> bool {

@@ -9,7 +9,7 @@
 //! Each part lives in a module of its own and is re-exported here, so tests write
 //! `common::Daemon`, `common::kb` and so on:
 //!
-//! - [`env`]: the prerequisites of a test and the skip-or-fail policy;
+//! - [`env`]: the prerequisites of a test, the skip-or-fail policy and `require!`;
 //! - [`mounts`]: the mount table;
 //! - [`process`]: waiting, running commands, how a command failed;
 //! - [`parse`]: parsers for the served files and cgroup files;
@@ -19,10 +19,11 @@
 
 #![allow(dead_code)]
 
+#[macro_use]
+pub mod env;
 pub mod cgroup;
 pub mod container;
 pub mod daemon;
-pub mod env;
 pub mod mounts;
 pub mod parse;
 pub mod process;
@@ -43,6 +44,9 @@ pub use process::*;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_lxcfs-rs");
+
+/// One mebibyte, in bytes.
+pub const MIB: u64 = 1024 * 1024;
 
 /// The v1 controllers a reader is moved into, so that what it reads never depends on where
 /// the test runner itself sits.

@@ -73,6 +73,11 @@ pub fn is_mounted(path: &Path) -> bool {
     mountinfo().iter().any(|m| m.mount_point == path)
 }
 
+/// How many mounts there are at exactly `path`.
+pub fn mounts_at(path: &Path) -> usize {
+    mountinfo().iter().filter(|m| m.mount_point == path).count()
+}
+
 /// Mount directory of each v1 controller, from mountinfo (fstype `cgroup`, controller names in
 /// the super options). Co-mounted controllers map to the same directory.
 pub fn v1_mounts() -> BTreeMap<String, PathBuf> {
@@ -89,4 +94,19 @@ pub fn v1_mounts() -> BTreeMap<String, PathBuf> {
         }
     }
     out
+}
+
+/// The command line of `sh -c SCRIPT sh ARGS...` run by `unshare` in a private mount
+/// namespace of its own (plus `unshare_flags`, e.g. `--pid --fork --mount-proc`), so that
+/// whatever the script mounts is gone with it and never seen by the host.
+pub fn sh_in_private_mount_ns<'a>(
+    unshare_flags: &[&'a str],
+    script: &'a str,
+    args: &[&'a str],
+) -> Vec<&'a str> {
+    let mut argv = vec!["unshare", "--mount", "--propagation", "private"];
+    argv.extend_from_slice(unshare_flags);
+    argv.extend(["sh", "-c", script, "sh"]);
+    argv.extend_from_slice(args);
+    argv
 }

@@ -133,3 +133,16 @@ pub fn key_values(text: &str) -> BTreeMap<String, u64> {
         })
         .collect()
 }
+
+/// Asserts that each of `keys` has the same line in `ours` as in `host` (a meminfo-style line
+/// passed through from the host untouched), and that both have it.
+#[track_caller]
+pub fn assert_lines_from_host(ours: &str, host: &str, keys: &[&str], context: &str) {
+    for key in keys {
+        assert_eq!(
+            line_of(ours, key),
+            line_of(host, key),
+            "{key} is passed through from the host; {context}"
+        );
+    }
+}

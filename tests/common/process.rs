@@ -96,6 +96,46 @@ pub fn checked(mut cmd: Command, what: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{what:?} printed non-UTF-8: {e}"))
 }
 
+/// Asserts the stderr of a failed command: exactly one line (blank lines count too),
+/// starting `lxcfs-rs: `, and mentioning `needle`.
+#[track_caller]
+pub fn assert_one_error_line(stderr: &str, needle: &str) {
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one line on stderr, read:\n{stderr}"
+    );
+    assert!(
+        lines[0].starts_with("lxcfs-rs: "),
+        "expected the error line to start with \"lxcfs-rs: \", read:\n{stderr}"
+    );
+    assert!(
+        lines[0].contains(needle),
+        "expected the error line to mention {needle:?}, read:\n{stderr}"
+    );
+}
+
+/// Asserts that a command of ours failed as it should: exit code `code`, and on stderr
+/// exactly one line, starting `lxcfs-rs: ` and mentioning `needle` (see
+/// [`assert_one_error_line`]).
+#[track_caller]
+pub fn assert_fails(out: &Output, code: i32, needle: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected exit {code} with an error naming {needle:?}: {}",
+        describe(out)
+    );
+    assert_one_error_line(&String::from_utf8_lossy(&out.stderr), needle);
+}
+
+/// Asserts that a command exited 0; the message names `what` and shows its output.
+#[track_caller]
+pub fn assert_succeeds(out: &Output, what: &str) {
+    assert!(out.status.success(), "{what}: {}", describe(out));
+}
+
 /// Reads a file ignoring errors (for messages).
 pub fn read_or_err(path: &Path) -> String {
     fs::read_to_string(path).unwrap_or_else(|e| format!("(error reading {}: {e})", path.display()))
