@@ -15,7 +15,8 @@
 //! - [`parse`]: parsers for the served files and cgroup files;
 //! - [`daemon`]: the daemon on a temporary mount point, temporary directories;
 //! - [`cgroup`]: v1 cgroups with limits and readers inside them;
-//! - [`container`]: real OCI containers run by runc.
+//! - [`container`]: real OCI containers run by runc;
+//! - [`fixture_tree`]: fake host trees (`proc/...`, `sys/...`) for `--host-root`.
 
 #![allow(dead_code)]
 
@@ -24,6 +25,7 @@ pub mod env;
 pub mod cgroup;
 pub mod container;
 pub mod daemon;
+pub mod fixture_tree;
 pub mod mounts;
 pub mod parse;
 pub mod process;
