@@ -161,12 +161,7 @@ fn two_limited_containers_at_once_and_a_control() {
     let host_up_before = host_uptime();
     let [ra, rb, rc] = s.runc.run_together(&s.barrier, [a, b, control], RUN_LIMIT);
 
-    let want_a = Want {
-        mem_kb: 262_144,
-        online: "0",
-        cpus: 1,
-        cpuset_cpus: 1,
-    };
+    let want_a = Want::one_cpu(262_144, "0");
     let want_b = Want {
         mem_kb: 131_072,
         online: "0-1",
@@ -327,12 +322,7 @@ fn unprivileged_container_in_a_user_namespace() {
         ("0", ["0", "100000", "65536"].as_slice()),
         "the container's root should be host uid 100000 (a user namespace)"
     );
-    let want = Want {
-        mem_kb: 196_608,
-        online: "1",
-        cpus: 1,
-        cpuset_cpus: 1,
-    };
+    let want = Want::one_cpu(196_608, "1");
     check_limited(&r, &want, &s.host);
     check_touch(&r, &want);
     check_splice(&r, &want, 50);
@@ -491,16 +481,8 @@ fn container_joining_another_containers_pid_namespace() {
         "the member's shell is not the namespace's init"
     );
     // Limits from the member's own cgroup, not from the init's (512 MiB, 2 CPUs).
-    let want = Want {
-        mem_kb: 131_072,
-        online: "1",
-        cpus: 1,
-        cpuset_cpus: 1,
-    };
-    check_memory(&r, &want);
-    check_swap(&r, &s.host);
-    check_cpus(&r, &want);
-    check_loadavg(&r);
+    let want = Want::one_cpu(131_072, "1");
+    check_files(&r, &want, &s.host);
     let (up, _) = parse_uptime(r.get("uptime"));
     assert!(
         (1.99..=pod_age + 0.01).contains(&up),
@@ -529,16 +511,8 @@ fn container_in_the_host_pid_namespace() {
         pid > 1,
         "with --pid=host semantics the shell has a host pid, printed {pid}"
     );
-    let want = Want {
-        mem_kb: 196_608,
-        online: "1",
-        cpus: 1,
-        cpuset_cpus: 1,
-    };
-    check_memory(&r, &want);
-    check_swap(&r, &s.host);
-    check_cpus(&r, &want);
-    check_loadavg(&r);
+    let want = Want::one_cpu(196_608, "1");
+    check_files(&r, &want, &s.host);
     check_tools(&r, &want, &s.host);
     let (up, _) = parse_uptime(r.get("uptime"));
     assert!(
