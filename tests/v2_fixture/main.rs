@@ -339,6 +339,13 @@ fn cpu_rows(stat: &str) -> Vec<(String, Vec<u64>)> {
         .collect()
 }
 
+/// Expected [`cpu_rows`], written compactly.
+fn rows<const N: usize>(rows: [(&str, [u64; 10]); N]) -> Vec<(String, Vec<u64>)> {
+    rows.iter()
+        .map(|(label, columns)| (label.to_string(), columns.to_vec()))
+        .collect()
+}
+
 #[test]
 fn stat_splits_cgroup_time_over_visible_cpus() {
     let fx = Fixture::new();
@@ -346,20 +353,11 @@ fn stat_splits_cgroup_time_over_visible_cpus() {
     // cpu.stat: user 3 s, system 1 s = 300 / 100 ticks at USER_HZ 100, split evenly over the
     // 2 visible cpus. idle = host (idle + busy) of that cpu - the cgroup's busy on it:
     // host cpu1: 10000 + 1500 - 200 = 11300; host cpu2: 20000 + 3000 - 200 = 22800.
-    let want = vec![
-        (
-            "cpu".to_string(),
-            vec![300, 0, 100, 34100, 0, 0, 0, 0, 0, 0],
-        ),
-        (
-            "cpu0".to_string(),
-            vec![150, 0, 50, 11300, 0, 0, 0, 0, 0, 0],
-        ),
-        (
-            "cpu1".to_string(),
-            vec![150, 0, 50, 22800, 0, 0, 0, 0, 0, 0],
-        ),
-    ];
+    let want = rows([
+        ("cpu", [300, 0, 100, 34100, 0, 0, 0, 0, 0, 0]),
+        ("cpu0", [150, 0, 50, 11300, 0, 0, 0, 0, 0, 0]),
+        ("cpu1", [150, 0, 50, 22800, 0, 0, 0, 0, 0, 0]),
+    ]);
     assert_eq!(
         cpu_rows(&s),
         want,
@@ -394,16 +392,10 @@ fn stat_splits_cgroup_time_over_visible_cpus() {
         ["cpu", "cpu0"],
         "--enable-cfs: one cpu, read:\n{q}"
     );
-    let want = vec![
-        (
-            "cpu".to_string(),
-            vec![300, 0, 100, 11100, 0, 0, 0, 0, 0, 0],
-        ),
-        (
-            "cpu0".to_string(),
-            vec![300, 0, 100, 11100, 0, 0, 0, 0, 0, 0],
-        ),
-    ];
+    let want = rows([
+        ("cpu", [300, 0, 100, 11100, 0, 0, 0, 0, 0, 0]),
+        ("cpu0", [300, 0, 100, 11100, 0, 0, 0, 0, 0, 0]),
+    ]);
     assert_eq!(
         cpu_rows(&q),
         want,
