@@ -243,9 +243,10 @@ fn quote(s: &str) -> String {
 
 #[test]
 fn podman_run_with_bind_args_pasted_verbatim() {
-    let Some(PodmanScene { daemon, podman, .. }) = PodmanScene::new() else {
+    let Some(scene) = PodmanScene::new() else {
         return;
     };
+    let (daemon, podman) = (&scene.daemon, &scene.podman);
     // Exactly what the README tells users to type, through a shell.
     let flags = format!(
         "$({BIN} bind-args --runtime podman {})",
@@ -261,9 +262,10 @@ fn podman_run_with_bind_args_pasted_verbatim() {
 
 #[test]
 fn oci_hook_binds_annotated_podman_containers() {
-    let Some(PodmanScene { daemon, podman, .. }) = PodmanScene::new() else {
+    let Some(scene) = PodmanScene::new() else {
         return;
     };
+    let (daemon, podman) = (&scene.daemon, &scene.podman);
     let hooks = podman.dir.join("hooks.d");
     fs::create_dir(&hooks).unwrap();
     fs::write(
