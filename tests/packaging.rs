@@ -1,6 +1,7 @@
 //! Host deployment: the systemd unit verifies, `scripts/install.sh` installs and starts the
 //! daemon, and the static executable the container image ships runs with nothing beside it.
 
+#[macro_use]
 mod common;
 
 use std::fs;
@@ -26,11 +27,7 @@ fn install(env: &[(&str, &Path)], args: &[&str]) -> String {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("running install.sh");
-    assert!(
-        out.status.success(),
-        "install.sh failed\n{}",
-        describe(&out)
-    );
+    assert_succeeds(&out, "install.sh");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -60,16 +57,11 @@ impl Drop for Installed {
 
 #[test]
 fn systemd_unit_verifies_and_keeps_its_promises() {
-    if !have_program("systemd-analyze") {
-        skip(
-            "systemd-analyze is missing (Debian package systemd; scripts/deps.sh test installs it)",
-        );
-        return;
-    }
-    if !nix::unistd::geteuid().is_root() {
-        skip("install.sh needs root");
-        return;
-    }
+    require!(
+        program "systemd-analyze",
+        "systemd-analyze is missing (Debian package systemd; scripts/deps.sh test installs it)"
+    );
+    require!(nix::unistd::geteuid().is_root(), "install.sh needs root");
     let dir = TestDir::new();
     install(
         &[("PREFIX", &dir.join("usr")), ("UNITDIR", &dir.join("unit"))],
@@ -137,9 +129,7 @@ fn systemd_unit_verifies_and_keeps_its_promises() {
 
 #[test]
 fn install_script_starts_replaces_and_stops_the_daemon() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     let dir = TestDir::new();
     let mnt = dir.join("mnt");
     let pidfile = dir.join("lxcfs-rs.pid");
@@ -208,13 +198,11 @@ fn install_script_starts_replaces_and_stops_the_daemon() {
 
 #[test]
 fn static_executable_runs_in_an_empty_root() {
-    if !can_mount() {
-        return;
-    }
-    if !have_program("readelf") {
-        skip("readelf (binutils) is missing; scripts/deps.sh installs gcc, which brings it");
-        return;
-    }
+    require!(mount);
+    require!(
+        program "readelf",
+        "readelf (binutils) is missing; scripts/deps.sh installs gcc, which brings it"
+    );
     // The image's build step, as the Dockerfile runs it.
     let dockerfile = fs::read_to_string(repo().join("Dockerfile")).unwrap();
     assert!(dockerfile.contains("RUN cp \"$(scripts/build-static)\" /lxcfs-rs"));
@@ -226,11 +214,7 @@ fn static_executable_runs_in_an_empty_root() {
         )
         .output()
         .expect("running scripts/build-static");
-    assert!(
-        out.status.success(),
-        "build-static failed\n{}",
-        describe(&out)
-    );
+    assert_succeeds(&out, "build-static");
     let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
 
     // What `FROM scratch` gives it: the executable alone, plus what `docker run --privileged
@@ -252,16 +236,10 @@ fn static_executable_runs_in_an_empty_root() {
         head -n 1 "$1/var/lib/lxcfs/proc/meminfo"
         kill -TERM $daemon; wait $daemon
     "#;
-    let out = cg.run(&[
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
+    let out = cg.run(&sh_in_private_mount_ns(
+        &[],
         script,
-        "sh",
-        root.path().to_str().unwrap(),
-    ]);
+        &[root.path().to_str().unwrap()],
+    ));
     assert_eq!(kb(&out, "MemTotal"), 262144, "{out}");
 }

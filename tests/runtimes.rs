@@ -2,11 +2,13 @@
 //! `lxcfs-rs bind-args` pasted in verbatim, the OCI hook through Podman's hooks directory
 //! (runc runs it), and LXC with our mount hook and with the C lxcfs package's own hook.
 
+#[macro_use]
 mod common;
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
 
 use common::container::{self, Rootfs};
 use common::*;
@@ -179,6 +181,31 @@ impl Podman {
     }
 }
 
+/// What the Podman tests start from: our daemon, the shared root filesystem, and Podman with
+/// it imported as an image (fields drop in this order: Podman first, the daemon last).
+struct PodmanScene {
+    podman: Podman,
+    _rootfs: Arc<Rootfs>,
+    daemon: Daemon,
+}
+
+impl PodmanScene {
+    /// `None` (after saying why) when the test cannot run.
+    fn new() -> Option<PodmanScene> {
+        if !container::can_run_containers() {
+            return None;
+        }
+        let daemon = Daemon::start(&[]);
+        let rootfs = Rootfs::shared();
+        let podman = Podman::new(&rootfs)?;
+        Some(PodmanScene {
+            podman,
+            _rootfs: rootfs,
+            daemon,
+        })
+    }
+}
+
 impl Drop for Podman {
     fn drop(&mut self) {
         remove_cgroup_tree(&self.parent);
@@ -216,14 +243,10 @@ fn quote(s: &str) -> String {
 
 #[test]
 fn podman_run_with_bind_args_pasted_verbatim() {
-    if !container::can_run_containers() {
-        return;
-    }
-    let daemon = Daemon::start(&[]);
-    let rootfs = Rootfs::shared();
-    let Some(podman) = Podman::new(&rootfs) else {
+    let Some(scene) = PodmanScene::new() else {
         return;
     };
+    let (daemon, podman) = (&scene.daemon, &scene.podman);
     // Exactly what the README tells users to type, through a shell.
     let flags = format!(
         "$({BIN} bind-args --runtime podman {})",
@@ -239,14 +262,10 @@ fn podman_run_with_bind_args_pasted_verbatim() {
 
 #[test]
 fn oci_hook_binds_annotated_podman_containers() {
-    if !container::can_run_containers() {
-        return;
-    }
-    let daemon = Daemon::start(&[]);
-    let rootfs = Rootfs::shared();
-    let Some(podman) = Podman::new(&rootfs) else {
+    let Some(scene) = PodmanScene::new() else {
         return;
     };
+    let (daemon, podman) = (&scene.daemon, &scene.podman);
     let hooks = podman.dir.join("hooks.d");
     fs::create_dir(&hooks).unwrap();
     fs::write(
@@ -281,9 +300,7 @@ fn oci_hook_binds_annotated_podman_containers() {
 /// unprivileged one (user namespace), where runc runs the hook as the container's root.
 #[test]
 fn oci_hook_in_runc_config_json() {
-    if !container::can_run_containers() {
-        return;
-    }
+    require!(containers);
     let daemon = Daemon::start(&[]);
     let rootfs = Rootfs::shared();
     container::open_to_all(daemon.mnt.parent().expect("mount point's parent"));
@@ -374,19 +391,13 @@ fn lxc_execute(rootfs: &Rootfs, hook: &Path, prefix: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn can_run_lxc() -> bool {
-    container::can_run_containers()
-        && (have_program("lxc-execute")
-            || skip(
-                "lxc-execute is missing (Debian package lxc; scripts/deps.sh test installs it)",
-            ))
-}
-
 #[test]
 fn lxc_container_with_our_mount_hook() {
-    if !can_run_lxc() {
-        return;
-    }
+    require!(containers);
+    require!(
+        program "lxc-execute",
+        "lxc-execute is missing (Debian package lxc; scripts/deps.sh test installs it)"
+    );
     let daemon = Daemon::start(&[]);
     let rootfs = Rootfs::shared();
     let dir = TestDir::new();
@@ -400,13 +411,15 @@ fn lxc_container_with_our_mount_hook() {
 #[test]
 fn lxc_container_with_the_lxcfs_packages_hook() {
     const STOCK_HOOK: &str = "/usr/share/lxcfs/lxc.mount.hook";
-    if !can_run_lxc() {
-        return;
-    }
-    if !Path::new(STOCK_HOOK).exists() {
-        skip("the lxcfs package's LXC hook is missing (scripts/deps.sh test installs lxcfs)");
-        return;
-    }
+    require!(containers);
+    require!(
+        program "lxc-execute",
+        "lxc-execute is missing (Debian package lxc; scripts/deps.sh test installs it)"
+    );
+    require!(
+        Path::new(STOCK_HOOK).exists(),
+        "the lxcfs package's LXC hook is missing (scripts/deps.sh test installs lxcfs)"
+    );
     let daemon = Daemon::start(&[]);
     let rootfs = Rootfs::shared();
     // The stock hook reads /var/lib/lxcfs: give it our mount there, in a mount namespace of
@@ -415,16 +428,7 @@ fn lxc_container_with_the_lxcfs_packages_hook() {
         "mkdir -p /var/lib/lxcfs && mount --bind {} /var/lib/lxcfs && exec \"$@\"",
         daemon.mnt.display()
     );
-    let prefix = [
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        &wrap,
-        "sh",
-    ];
+    let prefix = sh_in_private_mount_ns(&[], &wrap, &[]);
     let out = lxc_execute(&rootfs, Path::new(STOCK_HOOK), &prefix);
     assert_container_view(&out, 262144, "LXC with the lxcfs package's hook");
 }
@@ -435,16 +439,12 @@ fn lxc_container_with_the_lxcfs_packages_hook() {
 
 #[test]
 fn procps_tools_read_the_bound_files() {
-    if !can_mount() {
-        return;
-    }
+    require!(mount);
     for prog in ["free", "top", "uptime"] {
-        if !have_program(prog) {
-            skip(&format!(
-                "procps {prog} is missing (scripts/deps.sh test installs procps)"
-            ));
-            return;
-        }
+        require!(
+            program prog,
+            &format!("procps {prog} is missing (scripts/deps.sh test installs procps)")
+        );
     }
     let daemon = Daemon::start(&[]);
     let cg = Cgroup::new();
@@ -457,20 +457,11 @@ fn procps_tools_read_the_bound_files() {
         echo top_cpus=$(top -b -n 1 -1 | grep -c '^%Cpu')
         echo uptime=$(uptime)
     "#;
-    let out = cg.run(&[
-        "unshare",
-        "--mount",
-        "--propagation",
-        "private",
-        "--pid",
-        "--fork",
-        "--mount-proc",
-        "sh",
-        "-c",
+    let out = cg.run(&sh_in_private_mount_ns(
+        &["--pid", "--fork", "--mount-proc"],
         script,
-        "sh",
-        daemon.mnt.to_str().unwrap(),
-    ]);
+        &[daemon.mnt.to_str().unwrap()],
+    ));
     let r = report(&out);
     let get = |k: &str| r.get(k).map(String::as_str).unwrap_or("(missing)");
     assert_eq!(get("free_total"), "262144", "procps free\n{out}");
@@ -483,13 +474,10 @@ fn procps_tools_read_the_bound_files() {
 fn bind_args_refuses_a_mount_point_nothing_serves() {
     let dir = TestDir::new();
     let out = run_bin(&["bind-args", dir.path().to_str().unwrap()]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    assert_fails(&out, 1, "no lxcfs filesystem is mounted at");
     assert!(
         out.stdout.is_empty(),
         "printed flags anyway: {}",
         describe(&out)
     );
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("no lxcfs filesystem is mounted at"), "{err}");
 }

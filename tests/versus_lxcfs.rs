@@ -5,16 +5,15 @@
 //! lxcfs takes the cgroup of the init of the reader's pid namespace, so every reader here is
 //! the init of a new pid namespace created after joining the cgroup, as in a container.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeMap;
 
 use common::{
-    Cgroup, Daemon, can_mount, fuse_mount_at, have_program, kb, key_values, parse_loadavg,
-    parse_uptime, processors, skip, stat_cpu_labels,
+    Cgroup, Daemon, MIB, fuse_mount_at, kb, key_values, parse_loadavg, parse_uptime, processors,
+    stat_cpu_labels,
 };
-
-const MIB: u64 = 1024 * 1024;
 
 /// The files read from each mount.
 const FILES: &[&str] = &[
@@ -26,13 +25,6 @@ const FILES: &[&str] = &[
     "proc/swaps",
     "sys/devices/system/cpu/online",
 ];
-
-fn lxcfs_available() -> bool {
-    if have_program("lxcfs") {
-        return true;
-    }
-    skip("the C lxcfs is not installed (apt-get install lxcfs fuse3)")
-}
 
 /// What one reader (init of a fresh pid namespace in `cg`) reads: each file of `FILES` from
 /// both mounts, and the cgroup's memory.stat right after our meminfo.
@@ -239,9 +231,11 @@ fn compare(cg: &Cgroup, want_mem_kb: u64, want_cpus: usize, want_online: &str) {
 
 #[test]
 fn memory_256m_cpuset_0() {
-    if !can_mount() || !lxcfs_available() {
-        return;
-    }
+    require!(mount);
+    require!(
+        program "lxcfs",
+        "the C lxcfs is not installed (apt-get install lxcfs fuse3)"
+    );
     let cg = Cgroup::new();
     cg.set_memory_limit(256 * MIB).set_cpus("0");
     compare(&cg, 262144, 1, "0");
@@ -249,9 +243,11 @@ fn memory_256m_cpuset_0() {
 
 #[test]
 fn memory_256m_cpuset_0_1_half_cpu_quota() {
-    if !can_mount() || !lxcfs_available() {
-        return;
-    }
+    require!(mount);
+    require!(
+        program "lxcfs",
+        "the C lxcfs is not installed (apt-get install lxcfs fuse3)"
+    );
     let cg = Cgroup::new();
     cg.set_memory_limit(256 * MIB)
         .set_cpus("0-1")
@@ -263,9 +259,11 @@ fn memory_256m_cpuset_0_1_half_cpu_quota() {
 /// fuse.lxcfs /proc/mounts` in Kubernetes remount scripts): ours must look the same.
 #[test]
 fn mounted_as_the_same_filesystem_type_and_source() {
-    if !can_mount() || !lxcfs_available() {
-        return;
-    }
+    require!(mount);
+    require!(
+        program "lxcfs",
+        "the C lxcfs is not installed (apt-get install lxcfs fuse3)"
+    );
     let ours = Daemon::start(&[]);
     let theirs = Daemon::start_c_lxcfs();
     let a = fuse_mount_at(&ours.mnt).expect("our mount");

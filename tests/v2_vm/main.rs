@@ -13,29 +13,25 @@
 //! Needs only Debian packages (kernel and qemu are unpacked under the target dir, never
 //! installed); when they cannot be had the tests skip, or fail when CI is set. One boot
 //! serves every test of this file.
+//!
+//! `vm.rs` boots the VM and holds what it sent back; `readers.rs` names the payload's readers,
+//! what each must see, and parsers for what they read.
 
+#[macro_use]
+#[path = "../common/mod.rs"]
 mod common;
 
+mod readers;
+mod vm;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use common::{
-    BIN, TestDir, kb, key_values, keys, parse_loadavg, parse_uptime, processors, skip,
-    stat_cpu_labels, try_kb,
+    assert_lines_from_host, kb, key_values, keys, parse_loadavg, parse_uptime, processors,
+    stat_cpu_labels,
 };
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
-
-/// Fetching and unpacking the kernel and qemu the first time, and building the initramfs.
-const PREPARE_TIMEOUT: Duration = Duration::from_secs(240);
-/// One boot, the whole payload and power-off; about 25 s under TCG on the development
-/// machines.
-const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+use readers::*;
+use vm::vm;
 
 const KIB: u64 = 1024;
 // What scripts/v2vm/payload sets (checked against the cgroup files it sends back): A's
@@ -55,462 +51,6 @@ const SLACK_KB: u64 = 1024;
 // The payload's ballast (tmpfs file, anonymous memory) in A and in the child, in MiB.
 const A_BALLAST: (u64, u64) = (8, 12);
 const CHILD_BALLAST: (u64, u64) = (4, 6);
-
-// ---------------------------------------------------------------------------------------
-// Running the VM
-// ---------------------------------------------------------------------------------------
-
-/// What the VM sent back: the payload's files by name.
-struct Vm {
-    files: BTreeMap<String, Vec<u8>>,
-}
-
-/// The one boot all tests share: its output, or `None` (after [`skip`]) when the pieces
-/// cannot be had here. Panics, in every test, when the boot itself failed.
-fn vm() -> Option<&'static Vm> {
-    static VM: OnceLock<Result<Result<Vm, String>, String>> = OnceLock::new();
-    match VM.get_or_init(boot_vm) {
-        Ok(Ok(vm)) => Some(vm),
-        Ok(Err(skip_reason)) => {
-            skip(skip_reason);
-            None
-        }
-        Err(failure) => panic!("{failure}"),
-    }
-}
-
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/v2vm/vm")
-}
-
-/// Prepares and boots the VM. Outer `Err`: a failure; inner `Err`: a reason to skip.
-/// Never panics, so that the `OnceLock` holds the outcome and no test boots a second time.
-fn boot_vm() -> Result<Result<Vm, String>, String> {
-    if std::env::consts::ARCH != "x86_64" {
-        return Ok(Err(format!(
-            "the test VM is x86_64 and runs the binary under test, which is {}",
-            std::env::consts::ARCH
-        )));
-    }
-    // The kernel and qemu are kept between runs; V2VM_CACHE=DIR puts them elsewhere (one
-    // cache for several checkouts, or an empty one to see the first run).
-    let cache = std::env::var_os("V2VM_CACHE").map_or_else(
-        || Path::new(env!("CARGO_TARGET_TMPDIR")).join("v2vm"),
-        PathBuf::from,
-    );
-    let work = TestDir::new();
-    let started = Instant::now();
-
-    let mut prepare = Command::new(script());
-    prepare
-        .arg("prepare")
-        .arg(&cache)
-        .arg(BIN)
-        .arg(work.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own process group, so that a timeout can stop apt-get and dpkg-deb with it.
-        .process_group(0);
-    let child = prepare
-        .spawn()
-        .map_err(|e| format!("cannot run {}: {e}", script().display()))?;
-    let out = wait_output(child, PREPARE_TIMEOUT, true).map_err(|stderr| {
-        format!(
-            "{} prepare did not finish within {PREPARE_TIMEOUT:?} (killed it); stderr:\n{stderr}",
-            script().display()
-        )
-    })?;
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    if out.status.code() == Some(77) {
-        let reason = stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("v2vm: unavailable: "))
-            .unwrap_or(stderr.trim());
-        return Ok(Err(format!(
-            "the pure cgroup v2 VM cannot be set up here: {reason}"
-        )));
-    }
-    if !out.status.success() {
-        return Err(format!(
-            "{} prepare failed ({}):\n{stderr}",
-            script().display(),
-            out.status
-        ));
-    }
-    let prepared = started.elapsed();
-
-    // `vm boot` execs qemu: the child's pid is qemu's.
-    let qemu = Command::new(script())
-        .arg("boot")
-        .arg(work.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {} boot: {e}", script().display()))?;
-    let console = work.join("console.log");
-    let tail = |why: String| {
-        keep_logs(work.path());
-        format!(
-            "{why}\n--- last lines of the VM's console ({}) ---\n{}",
-            console.display(),
-            last_lines(&fs::read_to_string(&console).unwrap_or_default(), 60)
-        )
-    };
-    let out = wait_output(qemu, BOOT_TIMEOUT, false).map_err(|stderr| {
-        tail(format!(
-            "the VM did not power off within {BOOT_TIMEOUT:?} (killed qemu); qemu's stderr:\n{stderr}"
-        ))
-    })?;
-    if !out.status.success() {
-        return Err(tail(format!(
-            "qemu failed ({}); stderr:\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        )));
-    }
-    keep_logs(work.path());
-    let payload = fs::read(work.join("payload.log")).unwrap_or_default();
-    let files = parse_frames(&payload).map_err(tail)?;
-    let kernel = files
-        .get("uname")
-        .map(|u| String::from_utf8_lossy(u).trim().to_string());
-    eprintln!(
-        "v2vm: prepared in {:.1} s; booted kernel {}, ran the payload and powered off in {:.1} s",
-        prepared.as_secs_f64(),
-        kernel.as_deref().unwrap_or("?"),
-        (started.elapsed() - prepared).as_secs_f64()
-    );
-    Ok(Ok(Vm { files }))
-}
-
-/// With V2VM_KEEP=DIR, copies both serial logs there: the work directory goes with the test.
-fn keep_logs(work: &Path) {
-    if let Some(keep) = std::env::var_os("V2VM_KEEP") {
-        let keep = PathBuf::from(keep);
-        let _ = fs::create_dir_all(&keep);
-        for f in ["console.log", "payload.log"] {
-            let _ = fs::copy(work.join(f), keep.join(f));
-        }
-    }
-}
-
-/// Waits for `child`, reading its output; on timeout kills it (its process group when
-/// `group`) and returns its stderr so far as the error.
-fn wait_output(
-    child: Child,
-    timeout: Duration,
-    group: bool,
-) -> Result<std::process::Output, String> {
-    let pid = child.id() as i32;
-    let waiter = std::thread::spawn(move || child.wait_with_output());
-    let end = Instant::now() + timeout;
-    while !waiter.is_finished() {
-        if Instant::now() > end {
-            let target = if group { -pid } else { pid };
-            let _ = kill(Pid::from_raw(target), Signal::SIGKILL);
-            let out = waiter.join().ok().and_then(Result::ok);
-            return Err(out.map_or_else(String::new, |o| {
-                String::from_utf8_lossy(&o.stderr).into_owned()
-            }));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    waiter
-        .join()
-        .map_err(|_| "the waiting thread panicked".to_string())?
-        .map_err(|e| format!("waiting for the child: {e}"))
-}
-
-fn last_lines(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// Parses `=== FILE <name> <len>\n<bytes>\n` frames up to `=== END rc=<n>`, which must say 0.
-fn parse_frames(bytes: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, String> {
-    let mut files = BTreeMap::new();
-    let mut rest = bytes;
-    loop {
-        let nl = rest.iter().position(|&b| b == b'\n').ok_or_else(|| {
-            format!(
-                "the payload's output ends without `=== END` after {} files (the VM stopped early?)",
-                files.len()
-            )
-        })?;
-        let header = String::from_utf8_lossy(&rest[..nl]).into_owned();
-        rest = &rest[nl + 1..];
-        if let Some(rc) = header.strip_prefix("=== END rc=") {
-            return if rc == "0" {
-                Ok(files)
-            } else {
-                Err(format!("the payload failed: {header}"))
-            };
-        }
-        let mut words = header.split(' ');
-        let (Some("==="), Some("FILE"), Some(name), Some(len), None) = (
-            words.next(),
-            words.next(),
-            words.next(),
-            words.next(),
-            words.next(),
-        ) else {
-            return Err(format!(
-                "unexpected line in the payload's output: {header:?}"
-            ));
-        };
-        let len: usize = len
-            .parse()
-            .map_err(|e| format!("bad length in {header:?}: {e}"))?;
-        if rest.len() < len + 1 || rest[len] != b'\n' {
-            return Err(format!(
-                "frame {header:?} is cut short or not followed by a newline"
-            ));
-        }
-        files.insert(name.to_string(), rest[..len].to_vec());
-        rest = &rest[len + 1..];
-    }
-}
-
-impl Vm {
-    /// The text of `name`, or a panic naming what dd said when it could not be read.
-    fn file(&self, name: &str) -> String {
-        match self.files.get(name) {
-            Some(b) => String::from_utf8(b.clone())
-                .unwrap_or_else(|e| panic!("{name} from the VM is not UTF-8: {e}")),
-            None => match self.files.get(&format!("{name}.err")) {
-                Some(err) => panic!(
-                    "reading {name} in the VM failed: {}",
-                    String::from_utf8_lossy(err)
-                ),
-                None => panic!(
-                    "the VM sent no {name}; it sent: {:?}",
-                    self.files.keys().collect::<Vec<_>>()
-                ),
-            },
-        }
-    }
-
-    /// `name` parsed as one number.
-    fn number(&self, name: &str) -> u64 {
-        let t = self.file(name);
-        t.trim()
-            .parse()
-            .unwrap_or_else(|e| panic!("{name} from the VM is not a number ({e}): {t:?}"))
-    }
-}
-
-// ---------------------------------------------------------------------------------------
-// The readers and what they must see
-// ---------------------------------------------------------------------------------------
-
-/// A reader of the payload, and the limits semantics.md derives for it.
-struct Reader {
-    /// Its name in the payload's output.
-    name: &'static str,
-    /// Its cgroup, as /proc/self/cgroup shows it.
-    cgroup: &'static str,
-    /// MemTotal in kB (the minimum memory.max over its cgroup and the ancestors); `None`:
-    /// the host's.
-    mem_kb: Option<u64>,
-    /// Visible CPUs (host ids); `None`: the host's.
-    cpus: Option<&'static [u32]>,
-}
-
-const A: Reader = Reader {
-    name: "A",
-    cgroup: "/A",
-    mem_kb: Some(A_MEMORY_MAX / KIB),
-    cpus: Some(A_CPUS),
-};
-const CHILD: Reader = Reader {
-    name: "child",
-    cgroup: "/A/child",
-    mem_kb: Some(CHILD_MEMORY_MAX / KIB),
-    cpus: Some(A_CPUS),
-};
-const ROOT: Reader = Reader {
-    name: "root",
-    cgroup: "/",
-    mem_kb: None,
-    cpus: None,
-};
-const READERS: [&Reader; 3] = [&A, &CHILD, &ROOT];
-/// The readers under limits, which also did direct I/O to /dev/vda.
-const LIMITED: [&Reader; 2] = [&A, &CHILD];
-
-impl Reader {
-    fn limited(&self) -> bool {
-        self.mem_kb.is_some()
-    }
-
-    /// A file this reader read from the `lxcfs-rs -l` mount.
-    fn lxcfs(&self, vm: &Vm, rel: &str) -> String {
-        vm.file(&format!("{}/lxcfs/{rel}", self.name))
-    }
-
-    /// A file this reader read from the `lxcfs-rs -l --enable-cfs` mount.
-    fn cfs(&self, vm: &Vm, rel: &str) -> String {
-        vm.file(&format!("{}/cfs/{rel}", self.name))
-    }
-
-    /// A file of the reader's own cgroup, read just before (`after` false) or after.
-    fn cg(&self, vm: &Vm, file: &str, after: bool) -> String {
-        let when = if after { "after" } else { "before" };
-        vm.file(&format!("{}/cg.{when}/{file}", self.name))
-    }
-
-    /// A host file read just before or after this reader's reads.
-    fn host(&self, vm: &Vm, rel: &str, after: bool) -> String {
-        let when = if after { "after" } else { "before" };
-        vm.file(&format!("{}/host.{when}/{rel}", self.name))
-    }
-
-    /// The `memory.stat` key (or one-number file when `key` is empty) before and after, in kB.
-    fn cg_kb_range(&self, vm: &Vm, file: &str, key: &str) -> (u64, u64) {
-        let value = |after| {
-            let text = self.cg(vm, file, after);
-            let bytes = if key.is_empty() {
-                text.trim().parse::<u64>().unwrap_or_else(|e| {
-                    panic!("{}'s {file} is not a number ({e}): {text:?}", self.name)
-                })
-            } else {
-                *key_values(&text)
-                    .get(key)
-                    .unwrap_or_else(|| panic!("no {key} in {}'s {file}:\n{text}", self.name))
-            };
-            bytes / KIB
-        };
-        let (b, a) = (value(false), value(true));
-        (b.min(a), b.max(a))
-    }
-}
-
-fn assert_within(what: &str, value: u64, (lo, hi): (u64, u64), slack: u64, context: &str) {
-    assert!(
-        value + slack >= lo && value <= hi + slack,
-        "{what}: expected {lo}..={hi} (±{slack}), read {value}\n{context}"
-    );
-}
-
-/// Host-id CPU list as the kernel prints it (`1-2`, `0,2`).
-fn cpu_list(cpus: &[u32]) -> String {
-    let mut parts = Vec::new();
-    let mut i = 0;
-    while i < cpus.len() {
-        let mut j = i;
-        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
-            j += 1;
-        }
-        parts.push(if i == j {
-            cpus[i].to_string()
-        } else {
-            format!("{}-{}", cpus[i], cpus[j])
-        });
-        i = j + 1;
-    }
-    parts.join(",")
-}
-
-/// The blocks of a cpuinfo text (each ending in its blank line).
-fn cpuinfo_blocks(text: &str) -> Vec<String> {
-    text.split_inclusive("\n\n").map(str::to_string).collect()
-}
-
-/// A host cpuinfo block as a reader shown `k` CPUs sees it as processor `i`.
-fn renumbered(block: &str, i: usize, k: usize) -> String {
-    block
-        .split_inclusive('\n')
-        .map(|l| match l.split_once(':') {
-            Some((key, _)) if key.trim_end() == "processor" => format!("{key}: {i}\n"),
-            Some((key, _)) if ["siblings", "cpu cores"].contains(&key.trim_end()) => {
-                format!("{key}: {k}\n")
-            }
-            _ => l.to_string(),
-        })
-        .collect()
-}
-
-/// The numeric columns of each `cpu*` line of a stat text, by label.
-fn cpu_rows(stat: &str) -> BTreeMap<String, Vec<u64>> {
-    stat.lines()
-        .filter(|l| l.starts_with("cpu"))
-        .map(|l| {
-            let mut w = l.split_whitespace();
-            let label = w.next().unwrap_or_default().to_string();
-            let cols = w
-                .map(|c| {
-                    c.parse()
-                        .unwrap_or_else(|e| panic!("column {c:?} of {l:?}: {e}"))
-                })
-                .collect();
-            (label, cols)
-        })
-        .collect()
-}
-
-/// `key value` of the first line starting with `key ` in a stat text.
-fn stat_line<'a>(stat: &'a str, key: &str) -> Option<&'a str> {
-    stat.lines()
-        .find(|l| l.split_whitespace().next() == Some(key))
-}
-
-/// The `total=` of the `some` / `full` lines of a pressure text.
-fn pressure_totals(text: &str) -> BTreeMap<String, u64> {
-    text.lines()
-        .map(|l| {
-            let mut w = l.split_whitespace();
-            let kind = w.next().unwrap_or_default().to_string();
-            let fields: Vec<&str> = w.collect();
-            let keys: Vec<&str> = fields
-                .iter()
-                .map(|f| f.split_once('=').map_or(*f, |(k, _)| k))
-                .collect();
-            assert_eq!(
-                keys,
-                ["avg10", "avg60", "avg300", "total"],
-                "pressure line {l:?} has the kernel's fields"
-            );
-            let total = fields[3]
-                .strip_prefix("total=")
-                .and_then(|t| t.parse().ok())
-                .unwrap_or_else(|| panic!("bad total in pressure line {l:?}"));
-            (kind, total)
-        })
-        .collect()
-}
-
-/// The I/O the payload did from a reader's cgroup (`wios= wbytes= rios= rbytes=`).
-fn io_done(vm: &Vm, reader: &Reader) -> BTreeMap<String, u64> {
-    let text = vm.file(&format!("{}/io.done", reader.name));
-    text.split_whitespace()
-        .map(|kv| {
-            let (k, v) = kv
-                .split_once('=')
-                .unwrap_or_else(|| panic!("bad io.done {text:?}"));
-            (
-                k.to_string(),
-                v.parse()
-                    .unwrap_or_else(|e| panic!("bad io.done {text:?}: {e}")),
-            )
-        })
-        .collect()
-}
-
-/// The fields of an io.stat line of `dev` (`MAJ:MIN`).
-fn io_stat_of(io_stat: &str, dev: &str) -> Option<BTreeMap<String, u64>> {
-    let line = io_stat.lines().find(|l| l.split(' ').next() == Some(dev))?;
-    Some(
-        line.split_whitespace()
-            .skip(1)
-            .filter_map(|kv| {
-                let (k, v) = kv.split_once('=')?;
-                Some((k.to_string(), v.parse().ok()?))
-            })
-            .collect(),
-    )
-}
 
 // ---------------------------------------------------------------------------------------
 // Tests
@@ -656,18 +196,17 @@ fn meminfo_follows_the_cgroup_hierarchy() {
             &ctx,
         );
         let host = r.host(vm, "proc/meminfo", false);
-        for key in [
-            "VmallocTotal",
-            "Hugepagesize",
-            "HugePages_Total",
-            "DirectMap2M",
-        ] {
-            assert_eq!(
-                try_kb(&m, key),
-                try_kb(&host, key),
-                "{key} passes through from the host; {ctx}"
-            );
-        }
+        assert_lines_from_host(
+            &m,
+            &host,
+            &[
+                "VmallocTotal",
+                "Hugepagesize",
+                "HugePages_Total",
+                "DirectMap2M",
+            ],
+            &ctx,
+        );
     }
     // Outside any limit: the host's file.
     let m = ROOT.lxcfs(vm, "proc/meminfo");
@@ -858,11 +397,6 @@ fn cpuinfo_and_cpu_lists_follow_cpuset_and_quota() {
         host_ls,
         "reader in the root cgroup: the host's {cpu} entries"
     );
-}
-
-fn is_cpu_dir(name: &str) -> bool {
-    name.strip_prefix("cpu")
-        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 #[test]

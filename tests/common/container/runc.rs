@@ -1,0 +1,321 @@
+//! Running containers: `runc` with a state directory of its own, the containers it runs, and
+//! the barrier that lets several of them read at the same moment.
+
+use std::fs::{self, File};
+use std::io::ErrorKind;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde_json::{Value, json};
+
+use super::{PRELUDE, Report, Rootfs, Spec};
+use crate::common::{TestDir, describe, mountinfo, signal, unique, wait_until};
+
+/// A directory bind-mounted at `/sync` in containers: each writes `<NAME>.ready` and waits
+/// for `go`, so the test can let several containers read at the same moment. `idle` is a
+/// FIFO the waiting shells time out on.
+pub struct Barrier {
+    dir: TestDir,
+}
+
+impl Barrier {
+    /// A new, empty barrier directory, writable by user-namespaced containers too.
+    pub fn new() -> Barrier {
+        let dir = TestDir::new();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777))
+            .expect("chmod 777 of the barrier directory");
+        let idle = dir.join("idle");
+        nix::unistd::mkfifo(&idle, nix::sys::stat::Mode::from_bits_truncate(0o666))
+            .unwrap_or_else(|e| panic!("mkfifo {}: {e}", idle.display()));
+        // mkfifo's mode is cut by the umask; user-namespaced containers open it too.
+        fs::set_permissions(&idle, fs::Permissions::from_mode(0o666)).expect("chmod the FIFO");
+        Barrier { dir }
+    }
+
+    /// The directory on the host.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Waits (up to 30 s) until every container has called `ready`; panics with a
+    /// container's output if it exits first.
+    pub fn wait_ready(&self, containers: &mut [&mut Container]) {
+        let end = Instant::now() + Duration::from_secs(30);
+        for c in containers.iter_mut() {
+            let flag = self.dir.join(&format!("{}.ready", c.name));
+            loop {
+                if flag.exists() {
+                    break;
+                }
+                if let Some(st) = c.try_wait() {
+                    panic!(
+                        "container {} exited ({st}) before it was ready: {}",
+                        c.name,
+                        c.output_so_far()
+                    );
+                }
+                assert!(
+                    Instant::now() < end,
+                    "container {} was not ready within 30 s: {}",
+                    c.name,
+                    c.output_so_far()
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    /// Lets every waiting container go on.
+    pub fn go(&self) {
+        fs::write(self.dir.join("go"), "").expect("writing the go file");
+    }
+}
+
+impl Default for Barrier {
+    fn default() -> Self {
+        Barrier::new()
+    }
+}
+
+/// A `runc --root` state directory of its own, so tests never see each other's containers.
+pub struct Runc {
+    state: TestDir,
+}
+
+impl Runc {
+    /// A fresh state directory.
+    pub fn new() -> Runc {
+        Runc {
+            state: TestDir::new(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut cmd = Command::new("runc");
+        cmd.arg("--root").arg(self.state.path());
+        cmd.stdin(Stdio::null());
+        cmd
+    }
+
+    /// `runc --root STATE ARGS`, run to completion.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command()
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("running runc {args:?}: {e}"))
+    }
+
+    /// Starts `spec` in the foreground of a `runc run` child (as `docker run` without `-d`),
+    /// with a unique container id and cgroup (`/lxcfs-rs-ct-<pid>-<n>` in every hierarchy).
+    pub fn start(&self, spec: Spec) -> Container<'_> {
+        let Spec {
+            name,
+            mut config,
+            bundle,
+            rootfs,
+        } = spec;
+        let id = unique("lxcfs-rs-ct");
+        config["linux"]["cgroupsPath"] = json!(format!("/{id}"));
+        let text = serde_json::to_string_pretty(&config).expect("serialising config.json");
+        fs::write(bundle.join("config.json"), text).expect("writing config.json");
+        let stdout = File::create(bundle.join("stdout")).expect("creating the stdout file");
+        let stderr = File::create(bundle.join("stderr")).expect("creating the stderr file");
+        let started = Instant::now();
+        let child = self
+            .command()
+            .args(["run", "--bundle"])
+            .arg(bundle.path())
+            .arg(&id)
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting runc run: {e}"));
+        Container {
+            runc: self,
+            name,
+            id,
+            child: Some(child),
+            status: None,
+            bundle,
+            started,
+            _rootfs: rootfs,
+        }
+    }
+}
+
+impl Runc {
+    /// Starts `specs` (each with `barrier`), waits until every one is ready, releases them
+    /// at once so they read at the same time, and returns their reports in order.
+    pub fn run_together<const N: usize>(
+        &self,
+        barrier: &Barrier,
+        specs: [Spec; N],
+        timeout: Duration,
+    ) -> [Report; N] {
+        let mut containers = specs.map(|spec| self.start(spec));
+        barrier.wait_ready(&mut containers.each_mut());
+        barrier.go();
+        containers.each_mut().map(|c| c.wait(timeout))
+    }
+}
+
+impl Default for Runc {
+    fn default() -> Self {
+        Runc::new()
+    }
+}
+
+/// A container running in the foreground of a `runc run` child.
+pub struct Container<'r> {
+    runc: &'r Runc,
+    /// Short name given to [`Spec::new`].
+    pub name: String,
+    /// runc's container id, also the cgroup's name.
+    pub id: String,
+    child: Option<Child>,
+    status: Option<ExitStatus>,
+    bundle: TestDir,
+    started: Instant,
+    /// Keeps the root filesystem alive while the container uses it.
+    _rootfs: Arc<Rootfs>,
+}
+
+impl Container<'_> {
+    /// Time since `runc run` was started: no process of the container can be older.
+    pub fn age(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// The exit status, once `runc run` has exited.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none()
+            && let Some(child) = self.child.as_mut()
+        {
+            self.status = child.try_wait().ok().flatten();
+        }
+        self.status
+    }
+
+    /// What the container printed so far, for messages.
+    pub fn output_so_far(&self) -> String {
+        let read = |f: &str| {
+            fs::read_to_string(self.bundle.join(f)).unwrap_or_else(|e| format!("({f}: {e})"))
+        };
+        format!(
+            "\n--- stdout of {} ---\n{}\n--- stderr ---\n{}",
+            self.name,
+            read("stdout"),
+            read("stderr")
+        )
+    }
+
+    /// Host pid of the container's init, from `runc state`.
+    pub fn init_pid(&self) -> u32 {
+        let out = self.runc.run(&["state", &self.id]);
+        assert!(
+            out.status.success(),
+            "runc state {}: {}",
+            self.id,
+            describe(&out)
+        );
+        let state: Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("parsing runc state: {e}: {}", describe(&out)));
+        state["pid"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no pid in runc state: {}", describe(&out))) as u32
+    }
+
+    /// `runc exec` of `argv` in the container (a process that enters its namespaces with
+    /// setns, as `docker exec` does); panics unless it exits 0.
+    pub fn exec(&self, argv: &[&str]) -> String {
+        let mut args = vec!["exec", self.id.as_str()];
+        args.extend_from_slice(argv);
+        let out = self.runc.run(&args);
+        assert!(
+            out.status.success(),
+            "runc exec {} {argv:?}: {}",
+            self.name,
+            describe(&out)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `runc exec` of `script` (after [`PRELUDE`]) in busybox `sh`, cut into sections.
+    pub fn exec_report(&self, script: &str) -> Report {
+        let started = Instant::now();
+        let full = format!("{PRELUDE}\n{script}");
+        let stdout = self.exec(&["/bin/sh", "-c", &full]);
+        Report::parse(&format!("{} (exec)", self.name), stdout, started.elapsed())
+    }
+
+    /// Waits up to `timeout` for the container to exit and returns its report; panics with
+    /// its output unless it exited 0 (on timeout it is killed first).
+    pub fn wait(&mut self, timeout: Duration) -> Report {
+        let exited = wait_until(timeout, || self.try_wait().is_some());
+        let elapsed = self.age();
+        if !exited {
+            self.kill();
+            panic!(
+                "container {} did not exit within {timeout:?} (killed it): {}",
+                self.name,
+                self.output_so_far()
+            );
+        }
+        let status = self.status.expect("exit status");
+        assert!(
+            status.success(),
+            "container {} exited with {status}: {}",
+            self.name,
+            self.output_so_far()
+        );
+        let stdout = fs::read_to_string(self.bundle.join("stdout")).expect("container stdout");
+        Report::parse(&self.name, stdout, elapsed)
+    }
+
+    /// Kills the container (only ours: by its unique id in our own state directory), then
+    /// its `runc run`.
+    fn kill(&mut self) {
+        if self.try_wait().is_none() {
+            let _ = self.runc.run(&["kill", &self.id, "KILL"]);
+            if let Some(child) = self.child.as_mut() {
+                if wait_until(Duration::from_secs(5), || {
+                    child.try_wait().ok().flatten().is_some()
+                }) {
+                    self.status = child.try_wait().ok().flatten();
+                } else {
+                    signal(child.id(), Signal::SIGKILL);
+                    self.status = child.wait().ok();
+                }
+            }
+        }
+        let _ = self.runc.run(&["delete", "--force", &self.id]);
+    }
+}
+
+impl Drop for Container<'_> {
+    fn drop(&mut self) {
+        self.kill();
+        // runc removes its cgroups when the container exits; after a kill it may not have.
+        // The name is unique to this container, so anything by that name is ours.
+        let dirs: Vec<PathBuf> = mountinfo()
+            .into_iter()
+            .filter(|m| m.fstype == "cgroup" || m.fstype == "cgroup2")
+            .map(|m| m.mount_point.join(&self.id))
+            .collect();
+        for d in dirs {
+            let gone = wait_until(Duration::from_secs(3), || match fs::remove_dir(&d) {
+                Ok(()) => true,
+                Err(e) => {
+                    e.kind() == ErrorKind::NotFound || e.raw_os_error() != Some(nix::libc::EBUSY)
+                }
+            });
+            if !gone {
+                eprintln!("warning: could not remove cgroup {} (busy)", d.display());
+            }
+        }
+    }
+}

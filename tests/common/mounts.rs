@@ -1,0 +1,112 @@
+//! The mount table: /proc/self/mountinfo parsed, FUSE mounts and v1 cgroup hierarchies.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::CONTROLLERS;
+
+/// One line of /proc/self/mountinfo.
+#[derive(Debug, Clone)]
+pub struct MountLine {
+    /// `major:minor` of the mounted filesystem (unique per FUSE connection).
+    pub dev: String,
+    pub root: String,
+    pub mount_point: PathBuf,
+    pub mount_options: String,
+    pub fstype: String,
+    /// The mount source (what `mount` shows before "on").
+    pub source: String,
+    pub super_options: String,
+}
+
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The mounts of our mount namespace.
+pub fn mountinfo() -> Vec<MountLine> {
+    let text = fs::read_to_string("/proc/self/mountinfo").expect("reading /proc/self/mountinfo");
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let l: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            Some(MountLine {
+                dev: l.get(2)?.to_string(),
+                root: unescape(l.get(3)?),
+                mount_point: PathBuf::from(unescape(l.get(4)?)),
+                mount_options: l.get(5)?.to_string(),
+                fstype: r.first()?.to_string(),
+                source: r.get(1).unwrap_or(&"").to_string(),
+                super_options: r.get(2).unwrap_or(&"").to_string(),
+            })
+        })
+        .collect()
+}
+
+/// The FUSE mount at exactly `path` (the last one, if stacked).
+pub fn fuse_mount_at(path: &Path) -> Option<MountLine> {
+    mountinfo()
+        .into_iter()
+        .rev()
+        .find(|m| m.mount_point == path && (m.fstype == "fuse" || m.fstype.starts_with("fuse.")))
+}
+
+/// Whether anything is mounted at exactly `path`.
+pub fn is_mounted(path: &Path) -> bool {
+    mountinfo().iter().any(|m| m.mount_point == path)
+}
+
+/// How many mounts there are at exactly `path`.
+pub fn mounts_at(path: &Path) -> usize {
+    mountinfo().iter().filter(|m| m.mount_point == path).count()
+}
+
+/// Mount directory of each v1 controller, from mountinfo (fstype `cgroup`, controller names in
+/// the super options). Co-mounted controllers map to the same directory.
+pub fn v1_mounts() -> BTreeMap<String, PathBuf> {
+    let mut out = BTreeMap::new();
+    for m in mountinfo() {
+        if m.fstype != "cgroup" {
+            continue;
+        }
+        for opt in m.super_options.split(',') {
+            if CONTROLLERS.contains(&opt) {
+                out.entry(opt.to_string())
+                    .or_insert_with(|| m.mount_point.clone());
+            }
+        }
+    }
+    out
+}
+
+/// The command line of `sh -c SCRIPT sh ARGS...` run by `unshare` in a private mount
+/// namespace of its own (plus `unshare_flags`, e.g. `--pid --fork --mount-proc`), so that
+/// whatever the script mounts is gone with it and never seen by the host.
+pub fn sh_in_private_mount_ns<'a>(
+    unshare_flags: &[&'a str],
+    script: &'a str,
+    args: &[&'a str],
+) -> Vec<&'a str> {
+    let mut argv = vec!["unshare", "--mount", "--propagation", "private"];
+    argv.extend_from_slice(unshare_flags);
+    argv.extend(["sh", "-c", script, "sh"]);
+    argv.extend_from_slice(args);
+    argv
+}

@@ -1,0 +1,147 @@
+//! Waiting, running commands to completion, signalling the processes the tests started, and
+//! checking how a command failed.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::BIN;
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits up to `timeout` for `child` to exit.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let mut status = None;
+    wait_until(timeout, || {
+        status = child.try_wait().ok().flatten();
+        status.is_some()
+    });
+    status
+}
+
+/// Sends `sig` to a process the tests started.
+pub fn signal(pid: u32, sig: Signal) {
+    let _ = kill(Pid::from_raw(pid as i32), sig);
+}
+
+/// Describes a command's result for failure messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "status {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// `lxcfs-rs ARGS` run to completion (for error cases and `show`), with a 30 s limit.
+pub fn run_bin(args: &[&str]) -> Output {
+    let child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+    let pid = child.id();
+    // Read the pipes on a thread so a hung binary is caught by the timeout below.
+    let waiter = std::thread::spawn(move || child.wait_with_output());
+    let end = Instant::now() + Duration::from_secs(30);
+    while !waiter.is_finished() {
+        if Instant::now() > end {
+            signal(pid, Signal::SIGKILL);
+            let out = waiter.join().expect("waiter").expect("wait");
+            panic!(
+                "lxcfs-rs {args:?} did not finish within 30 s (killed it): {}",
+                describe(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    waiter
+        .join()
+        .expect("waiter thread")
+        .expect("waiting for lxcfs-rs")
+}
+
+/// Runs `cmd` to completion, panicking with its output unless it exits 0.
+pub fn checked(mut cmd: Command, what: &[&str]) -> String {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {what:?}: {e}"));
+    if out.status.code() == Some(97) {
+        panic!(
+            "{what:?}: could not join the test cgroup: {}",
+            describe(&out)
+        );
+    }
+    assert!(out.status.success(), "{what:?} failed: {}", describe(&out));
+    String::from_utf8(out.stdout).unwrap_or_else(|e| panic!("{what:?} printed non-UTF-8: {e}"))
+}
+
+/// Asserts the stderr of a failed command: exactly one line (blank lines count too),
+/// starting `lxcfs-rs: `, and mentioning `needle`.
+#[track_caller]
+pub fn assert_one_error_line(stderr: &str, needle: &str) {
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected exactly one line on stderr, read:\n{stderr}"
+    );
+    assert!(
+        lines[0].starts_with("lxcfs-rs: "),
+        "expected the error line to start with \"lxcfs-rs: \", read:\n{stderr}"
+    );
+    assert!(
+        lines[0].contains(needle),
+        "expected the error line to mention {needle:?}, read:\n{stderr}"
+    );
+}
+
+/// Asserts that a command of ours failed as it should: exit code `code`, and on stderr
+/// exactly one line, starting `lxcfs-rs: ` and mentioning `needle` (see
+/// [`assert_one_error_line`]).
+#[track_caller]
+pub fn assert_fails(out: &Output, code: i32, needle: &str) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "expected exit {code} with an error naming {needle:?}: {}",
+        describe(out)
+    );
+    assert_one_error_line(&String::from_utf8_lossy(&out.stderr), needle);
+}
+
+/// Asserts that a command exited 0; the message names `what` and shows its output.
+#[track_caller]
+pub fn assert_succeeds(out: &Output, what: &str) {
+    assert!(out.status.success(), "{what}: {}", describe(out));
+}
+
+/// Reads a file ignoring errors (for messages).
+pub fn read_or_err(path: &Path) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| format!("(error reading {}: {e})", path.display()))
+}
+
+/// The OS error of an io result, for assertions.
+pub fn errno_of<T>(r: &io::Result<T>) -> Option<i32> {
+    r.as_ref().err().and_then(io::Error::raw_os_error)
+}

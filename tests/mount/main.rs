@@ -1,0 +1,31 @@
+//! The daemon mounted for real: its lifecycle, and every file as readers in real v1 cgroups
+//! see it. Needs root and /dev/fuse (skipped otherwise, failing when CI is set).
+//!
+//! One test binary, a module per topic:
+//!
+//! - [`memory`]: meminfo and swaps under memory limits, `show` beside the mount;
+//! - [`cpu`]: cpusets and CFS quotas in cpuinfo, stat and the CPU directory;
+//! - [`reads`]: uptime, unlimited readers, byte-by-byte, concurrent and spliced reads;
+//! - [`files`]: loadavg, pressure, diskstats and slabinfo;
+//! - [`filesystem`]: modes, owner, read-only;
+//! - [`lifecycle`]: signals, stale mounts, flags, help and version;
+//! - [`errors`]: refused starts.
+
+#[macro_use]
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cpu;
+mod errors;
+mod files;
+mod filesystem;
+mod lifecycle;
+mod memory;
+mod reads;
+
+use std::fs;
+
+/// A host file's text (the kernel's own, for comparisons).
+fn host(path: &str) -> String {
+    fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
+}

@@ -1,0 +1,251 @@
+//! How readers read: uptime by pid namespace, unlimited readers, byte-by-byte, concurrent,
+//! re-read and spliced reads.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::common::*;
+use crate::host;
+
+#[test]
+fn uptime_own_pid_namespace_vs_host() {
+    require!(mount);
+    let cg = Cgroup::new();
+    let d = Daemon::start(&[]);
+    let uptime = d.arg("proc/uptime");
+
+    let in_ns = cg.run_in_pidns(&["cat", &uptime]);
+    let (age, idle) = parse_uptime(&in_ns);
+    assert!(
+        (0.0..5.0).contains(&age),
+        "reader in its own new pid namespace: expected uptime < 5 s, read {in_ns:?}"
+    );
+    assert!(idle >= 0.0, "idle is never negative, read {in_ns:?}");
+
+    let ours = cg.read(&d.path("proc/uptime"));
+    let host_text = host("/proc/uptime");
+    let (a, i) = parse_uptime(&ours);
+    let (ha, hi) = parse_uptime(&host_text);
+    assert!(
+        (a - ha).abs() <= 1.0,
+        "reader in the host pid namespace: expected the host uptime {host_text:?} within 1 s, read {ours:?}"
+    );
+    assert!(
+        (i - hi).abs() <= 3.0,
+        "reader in the host pid namespace: expected the host idle {host_text:?} within 3 s, read {ours:?}"
+    );
+}
+
+#[test]
+fn unlimited_reader_sees_host_values() {
+    require!(mount);
+    let cg = Cgroup::new();
+    let d = Daemon::start(&[]);
+    let meminfo = cg.read(&d.path("proc/meminfo"));
+    let host_meminfo = host("/proc/meminfo");
+    assert_eq!(
+        line_of(&meminfo, "MemTotal"),
+        line_of(&host_meminfo, "MemTotal"),
+        "unlimited reader: expected the host MemTotal; host:\n{host_meminfo}\nread:\n{meminfo}"
+    );
+    assert_eq!(
+        keys(&meminfo),
+        keys(&host_meminfo),
+        "unlimited reader: expected the host's keys; host:\n{host_meminfo}\nread:\n{meminfo}"
+    );
+    for key in [
+        "SwapTotal",
+        "HugePages_Total",
+        "Hugepagesize",
+        "VmallocTotal",
+    ] {
+        if let Some(h) = try_kb(&host_meminfo, key) {
+            assert_eq!(
+                kb(&meminfo, key),
+                h,
+                "unlimited reader: expected host {key} {h}, read:\n{meminfo}"
+            );
+        }
+    }
+
+    // Byte-identical to the host's (read before and after, in case a `cpu MHz` moved).
+    let before = host("/proc/cpuinfo");
+    let cpuinfo = cg.read(&d.path("proc/cpuinfo"));
+    assert!(
+        cpuinfo == before || cpuinfo == host("/proc/cpuinfo"),
+        "unlimited reader: cpuinfo must be byte-identical to the host's; read:\n{cpuinfo}"
+    );
+    let online = cg.read(&d.path("sys/devices/system/cpu/online"));
+    let host_online = host("/sys/devices/system/cpu/online");
+    assert_eq!(
+        online, host_online,
+        "unlimited reader: expected the host online list"
+    );
+    let stat = cg.read(&d.path("proc/stat"));
+    assert_eq!(
+        stat_cpu_labels(&stat),
+        stat_cpu_labels(&host("/proc/stat")),
+        "unlimited reader: host cpu lines, read:\n{stat}"
+    );
+    let swaps = cg.read(&d.path("proc/swaps"));
+    assert_eq!(
+        swaps,
+        host("/proc/swaps"),
+        "unlimited reader: expected the host /proc/swaps"
+    );
+}
+
+#[test]
+fn one_byte_reads_match_whole_reads() {
+    require!(mount);
+    let cg = Cgroup::new();
+    cg.set_memory_limit(256 * MIB).set_cpus("0");
+    let d = Daemon::start(&[]);
+    for rel in [
+        "proc/meminfo",
+        "proc/cpuinfo",
+        "proc/stat",
+        "sys/devices/system/cpu/online",
+    ] {
+        let path = d.arg(rel);
+        let whole = cg.run(&["cat", &path]);
+        let input = format!("if={path}");
+        let bytes = cg.run(&["dd", &input, "bs=1", "status=none"]);
+        let what = format!("{rel} read 1 byte at a time vs with cat;\ndd:\n{bytes}\ncat:\n{whole}");
+        match rel {
+            "proc/meminfo" => {
+                assert_eq!(
+                    line_of(&bytes, "MemTotal"),
+                    line_of(&whole, "MemTotal"),
+                    "{what}"
+                );
+                assert_eq!(
+                    line_of(&bytes, "MemTotal"),
+                    "MemTotal:         262144 kB",
+                    "{what}"
+                );
+                assert_eq!(bytes.lines().count(), whole.lines().count(), "{what}");
+                assert_eq!(keys(&bytes), keys(&whole), "{what}");
+            }
+            "proc/stat" => {
+                assert_eq!(stat_cpu_labels(&bytes), ["cpu", "cpu0"], "{what}");
+                assert_eq!(bytes.lines().count(), whole.lines().count(), "{what}");
+                let labels = |t: &str| {
+                    t.lines()
+                        .map(|l| l.split(' ').next().unwrap_or("").to_string())
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(labels(&bytes), labels(&whole), "{what}");
+            }
+            _ => assert_eq!(bytes, whole, "{what}"),
+        }
+        assert!(bytes.ends_with('\n'), "{what}");
+    }
+}
+
+/// Readers in two cgroups with different limits reading at the same time, with read(2)
+/// (`grep`) and with sendfile (busybox `cat`): every read shows its own cgroup's limit.
+#[test]
+fn concurrent_readers_each_get_their_own_view() {
+    require!(mount);
+    let busybox = have_program("busybox");
+    let small = Cgroup::new();
+    small.set_memory_limit(128 * MIB);
+    let large = Cgroup::new();
+    large.set_memory_limit(256 * MIB);
+    let d = Daemon::start(&[]);
+    let meminfo = d.arg("proc/meminfo");
+    let script = if busybox {
+        "for i in $(seq 150); do grep MemTotal \"$1\"; busybox cat \"$1\" | grep MemTotal; done"
+    } else {
+        "for i in $(seq 300); do grep MemTotal \"$1\"; done"
+    };
+    let children: Vec<_> = [
+        (&small, 131072),
+        (&large, 262144),
+        (&small, 131072),
+        (&large, 262144),
+    ]
+    .into_iter()
+    .map(|(cg, want)| {
+        let child = cg
+            .command(&["sh", "-c", script, "sh", &meminfo])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("starting a reader loop");
+        (child, want)
+    })
+    .collect();
+    for (child, want) in children {
+        let out = child.wait_with_output().expect("reader loop");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 300, "300 reads per loop; read:\n{text}");
+        let wrong: Vec<&&str> = lines.iter().filter(|l| kb(l, "MemTotal") != want).collect();
+        assert!(
+            wrong.is_empty(),
+            "expected MemTotal {want} kB in every read, {} differ: {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(5)]
+        );
+    }
+}
+
+/// A reader that keeps the file open and rereads it from offset 0 (procps `top` does) gets
+/// fresh content, while reads at later offsets slice the snapshot made at offset 0.
+#[test]
+fn rereading_from_offset_zero_regenerates() {
+    use std::os::unix::fs::FileExt;
+    require!(mount);
+    let d = Daemon::start(&[]);
+    let file = fs::File::open(d.path("proc/uptime")).expect("opening proc/uptime");
+    let read_at = |offset: u64| {
+        let mut buf = [0u8; 256];
+        let n = file.read_at(&mut buf, offset).expect("pread");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = read_at(0);
+    assert_eq!(
+        read_at(3),
+        first[3..],
+        "a later offset slices the same snapshot"
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(
+        read_at(3),
+        first[3..],
+        "still the same snapshot without a rewind"
+    );
+    let again = read_at(0);
+    assert_ne!(
+        again, first,
+        "uptime read again from offset 0 after 1.1 s is fresh"
+    );
+}
+
+#[test]
+fn splice_readers_get_their_own_view() {
+    require!(mount);
+    let script = Path::new("/work/shared/tools/splice-race-repro.sh");
+    require!(
+        program "busybox",
+        "busybox is not installed (apt-get install busybox-static)"
+    );
+    require!(script.exists(), &format!("{} is missing", script.display()));
+    let d = Daemon::start(&[]);
+    let out = Command::new("bash")
+        .arg(script)
+        .arg(&d.mnt)
+        .arg("300")
+        .output()
+        .expect("running the repro script");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_succeeds(&out, "splice repro must exit 0");
+    assert!(
+        stdout.contains("0 of 600"),
+        "splice repro must print \"0 of 600\": {}",
+        describe(&out)
+    );
+}
