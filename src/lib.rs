@@ -35,3 +35,5 @@ pub mod view;
 
 #[cfg(test)]
 mod robustness_tests;
+#[cfg(test)]
+mod testutil;

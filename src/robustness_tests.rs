@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::fs::{Caller, Provider};
-use crate::host::HostPaths;
 use crate::model::{CpuTime, CpuUsage, IoStat, MemStat, MemoryLimits, TaskCounts};
 use crate::render;
+use crate::testutil::Fixture;
 use crate::view::{View, ViewOptions, generated_files};
 
 /// xorshift64*: small, deterministic, good enough to pick mutations.
@@ -220,16 +220,9 @@ fn renderers_survive_mangled_host_files_and_extreme_values() {
     }
 }
 
-/// Writes `rel` under `root`, creating directories.
-fn put(root: &Path, rel: &str, text: &str) {
-    let path = root.join(rel);
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
-    std::fs::write(path, text).expect("write");
-}
-
 /// A v1 + v2 host whose every file is a mangled copy of a valid one; pid 42 in
 /// `/a/b` on every hierarchy, in its own pid namespace under init 41.
-fn mangled_host(rng: &mut Rng, root: &Path) {
+fn mangled_host(rng: &mut Rng, fx: &Fixture) {
     let mut m = |text: &str| {
         if rng.below(3) == 0 {
             text.to_string()
@@ -237,40 +230,34 @@ fn mangled_host(rng: &mut Rng, root: &Path) {
             mutate(rng, text)
         }
     };
-    put(
-        root,
+    fx.write(
         "proc/self/mountinfo",
         &m("30 24 0:26 / /cg/memory rw - cgroup cgroup rw,memory\n\
         31 24 0:27 / /cg/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n32 24 0:28 / /cg/cpuset rw - cgroup cgroup rw,cpuset\n\
         33 24 0:29 / /cg/blkio rw - cgroup cgroup rw,blkio\n34 24 0:30 / /cg/unified rw - cgroup2 cgroup2 rw\n"),
     );
-    put(
-        root,
+    fx.write(
         "proc/42/cgroup",
         &m("5:memory:/a/b\n4:cpu,cpuacct:/a/b\n3:cpuset:/a/b\n2:blkio:/a/b\n0::/a/b\n"),
     );
-    put(
-        root,
+    fx.write(
         "proc/42/status",
         &m("Name:\tsh\nPid:\t42\nPPid:\t41\nNSpid:\t42\t2\n"),
     );
-    put(
-        root,
+    fx.write(
         "proc/41/status",
         &m("Name:\tinit\nPid:\t41\nPPid:\t1\nNSpid:\t41\t1\n"),
     );
-    put(
-        root,
+    fx.write(
         "proc/42/stat",
         &m("42 (s h) R 41 1 1 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 500 0 0\n"),
     );
-    put(
-        root,
+    fx.write(
         "proc/41/stat",
         &m("41 (init) S 1 1 1 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 400 0 0\n"),
     );
-    put(root, "proc/42/ns/pid", "");
-    put(root, "proc/41/ns/pid", "");
+    fx.write("proc/42/ns/pid", "");
+    fx.write("proc/41/ns/pid", "");
     for (name, text) in [
         ("meminfo", fixture("meminfo-swap")),
         ("cpuinfo", fixture("cpuinfo-4cpu")),
@@ -287,58 +274,44 @@ fn mangled_host(rng: &mut Rng, root: &Path) {
         ("pressure/io", "x\n".into()),
         ("pressure/memory", "x\n".into()),
     ] {
-        put(root, &format!("proc/{name}"), &m(&text));
+        fx.write(&format!("proc/{name}"), &m(&text));
     }
-    put(root, "sys/devices/system/cpu/online", &m("0-3\n"));
-    put(root, "cg/unified/cgroup.controllers", &m("cpu io memory\n"));
+    fx.write("sys/devices/system/cpu/online", &m("0-3\n"));
+    fx.write("cg/unified/cgroup.controllers", &m("cpu io memory\n"));
     for dir in ["cg/memory/a", "cg/memory/a/b"] {
-        put(
-            root,
-            &format!("{dir}/memory.limit_in_bytes"),
-            &m("268435456\n"),
-        );
-        put(
-            root,
+        fx.write(&format!("{dir}/memory.limit_in_bytes"), &m("268435456\n"));
+        fx.write(
             &format!("{dir}/memory.memsw.limit_in_bytes"),
             &m("9223372036854771712\n"),
         );
     }
-    put(root, "cg/memory/a/b/memory.usage_in_bytes", &m("1048576\n"));
-    put(
-        root,
-        "cg/memory/a/b/memory.memsw.usage_in_bytes",
-        &m("2097152\n"),
-    );
-    put(
-        root,
+    fx.write("cg/memory/a/b/memory.usage_in_bytes", &m("1048576\n"));
+    fx.write("cg/memory/a/b/memory.memsw.usage_in_bytes", &m("2097152\n"));
+    fx.write(
         "cg/memory/a/b/memory.stat",
         &m(
             "cache 1\nrss 2\ntotal_cache 4096\ntotal_rss 8192\ntotal_mapped_file 10\ntotal_active_file 5\n",
         ),
     );
-    put(root, "cg/memory/a/b/tasks", &m("42\n41\n"));
-    put(root, "cg/cpu,cpuacct/a/cpu.cfs_quota_us", &m("50000\n"));
-    put(root, "cg/cpu,cpuacct/a/cpu.cfs_period_us", &m("100000\n"));
-    put(
-        root,
+    fx.write("cg/memory/a/b/tasks", &m("42\n41\n"));
+    fx.write("cg/cpu,cpuacct/a/cpu.cfs_quota_us", &m("50000\n"));
+    fx.write("cg/cpu,cpuacct/a/cpu.cfs_period_us", &m("100000\n"));
+    fx.write(
         "cg/cpu,cpuacct/a/b/cpuacct.usage_all",
         &m("cpu user system\n0 100 200\n1 300 400\n"),
     );
-    put(root, "cg/cpu,cpuacct/a/b/tasks", &m("42\n"));
-    put(root, "cg/cpuset/a/b/cpuset.effective_cpus", &m("1-2\n"));
-    put(
-        root,
+    fx.write("cg/cpu,cpuacct/a/b/tasks", &m("42\n"));
+    fx.write("cg/cpuset/a/b/cpuset.effective_cpus", &m("1-2\n"));
+    fx.write(
         "cg/blkio/a/b/blkio.throttle.io_service_bytes_recursive",
         &m("8:0 Read 4096\n8:0 Write 512\nTotal 4608\n"),
     );
-    put(
-        root,
+    fx.write(
         "cg/blkio/a/b/blkio.throttle.io_serviced_recursive",
         &m("8:0 Read 1\n8:0 Write 1\nTotal 2\n"),
     );
-    put(root, "cg/unified/a/b/memory.max", &m("max\n"));
-    put(
-        root,
+    fx.write("cg/unified/a/b/memory.max", &m("max\n"));
+    fx.write(
         "cg/unified/a/b/io.stat",
         &m("8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0\n"),
     );
@@ -348,15 +321,15 @@ fn mangled_host(rng: &mut Rng, root: &Path) {
 fn every_file_survives_mangled_cgroup_and_proc_files() {
     let mut rng = Rng(0xC0FF_EE00_1234_5678);
     for round in 0..150 {
-        let dir = tempfile::tempdir().expect("tempdir");
-        mangled_host(&mut rng, dir.path());
+        let fx = Fixture::new();
+        mangled_host(&mut rng, &fx);
         let opts = ViewOptions {
             cpus_from_quota: round % 2 == 0,
             show_swap: round % 3 != 0,
             cgroup_loadavg: round % 4 == 0,
         };
         // A mountinfo mangled past use is a start-up error, which is fine; a panic is not.
-        let Ok(view) = View::new(HostPaths::under(dir.path()), opts) else {
+        let Ok(view) = View::new(fx.host.clone(), opts) else {
             continue;
         };
         for file in generated_files() {
@@ -368,7 +341,7 @@ fn every_file_survives_mangled_cgroup_and_proc_files() {
                 {
                     let text = String::from_utf8_lossy(&bytes);
                     assert!(
-                        !text.contains("MemTotal:              0 kB") || round_has_zero(dir.path()),
+                        !text.contains("MemTotal:              0 kB") || round_has_zero(fx.root()),
                         "{text}"
                     );
                 }

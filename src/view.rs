@@ -127,7 +127,7 @@ impl Provider for View {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cgroup::tests::Fixture;
+    use crate::testutil::Fixture;
 
     const PID: u32 = 300;
 

@@ -481,3 +481,53 @@ fn bind_args_refuses_a_mount_point_nothing_serves() {
         describe(&out)
     );
 }
+
+/// `lxcfs-rs hook oci` with `state` on stdin.
+fn hook_oci(state: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(BIN)
+        .args(["hook", "oci"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("running lxcfs-rs hook oci");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(state.as_bytes())
+        .expect("writing the state");
+    child.wait_with_output().expect("waiting for the hook")
+}
+
+/// A hook that cannot work fails the container's start with one line that carries the
+/// cause: the file and what the kernel or the JSON parser said.
+#[test]
+fn hook_errors_are_one_line_with_their_cause() {
+    let out = hook_oci(r#"{"bundle":"/nonexistent/lxcfs-rs-bundle"}"#);
+    assert_fails(
+        &out,
+        1,
+        "lxcfs-rs: hook: cannot read /nonexistent/lxcfs-rs-bundle/config.json: No such file or directory",
+    );
+    let out = hook_oci("not json");
+    assert_fails(
+        &out,
+        1,
+        "lxcfs-rs: hook: OCI state on stdin: not JSON: expected",
+    );
+    let out = hook_oci("{}");
+    assert_fails(
+        &out,
+        1,
+        "lxcfs-rs: hook: OCI state on stdin: no \"bundle\" field",
+    );
+    let out = Command::new(BIN)
+        .args(["hook", "lxc"])
+        .env_remove("LXC_ROOTFS_MOUNT")
+        .output()
+        .expect("running lxcfs-rs hook lxc");
+    assert_fails(&out, 1, "lxcfs-rs: hook: LXC_ROOTFS_MOUNT is not set");
+}

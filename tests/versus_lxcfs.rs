@@ -1,6 +1,6 @@
 //! Side by side with the C lxcfs (5.0.3): both mounted, the same reader in the same cgroup
-//! reads both, and the numbers where semantics.md agrees with lxcfs must match. Where
-//! semantics.md deliberately differs, OUR value is checked against the cgroup's files instead.
+//! reads both, and the numbers where docs/semantics.md agrees with lxcfs must match. Where
+//! docs/semantics.md deliberately differs, OUR value is checked against the cgroup's files instead.
 //!
 //! lxcfs takes the cgroup of the init of the reader's pid namespace, so every reader here is
 //! the init of a new pid namespace created after joining the cgroup, as in a container.

@@ -1,7 +1,7 @@
 //! Pid-namespace tests on fixture `/proc` trees.
 
-use crate::cgroup::tests::{Fixture, Proc};
 use crate::reader::{NsInit, PidNsCache, ReaderError, start_ticks};
+use crate::testutil::{Fixture, Proc, stat_line};
 
 /// The host's processes: 1 (init) and 50 (a container runtime), plus a container whose init is
 /// host pid 100, with a shell 101 and its child 102.
@@ -299,7 +299,7 @@ fn start_ticks_with_a_hostile_comm() {
     let fx = host();
     fx.write(
         "proc/77/stat",
-        &crate::cgroup::tests::fixture_stat_line(77, ") R 1 2 3 (", 'S', 1, 424242),
+        &stat_line(77, ") R 1 2 3 (", 'S', 1, 424242),
     );
     assert_eq!(start_ticks(&fx.host, 77).unwrap(), 424242);
     fx.write("proc/78/stat", "78 (x)");

@@ -148,10 +148,7 @@ fn relayout(body: &str, line: &ValueLine<'_>, new: u64) -> String {
 mod tests {
     use super::*;
 
-    const HOST: &str = include_str!("../../tests/fixtures/render/meminfo");
-    const HOST_SWAP: &str = include_str!("../../tests/fixtures/render/meminfo-swap");
-    const MIB: u64 = 1024 * 1024;
-    const GIB: u64 = 1024 * MIB;
+    use crate::render::test_input::{GIB, HOST, HOST_SWAP, MIB, limited};
 
     /// The line of `key` in rendered text.
     fn line<'a>(text: &'a str, key: &str) -> &'a str {
@@ -193,16 +190,6 @@ mod tests {
             kernel_stack: None,
             pagetables: None,
             ..v2_stat()
-        }
-    }
-
-    fn limited(limit: u64, usage: Option<u64>, stat: MemStat) -> MemoryLimits {
-        MemoryLimits {
-            limit: Some(limit),
-            usage,
-            swap_limit: None,
-            swap_usage: None,
-            stat,
         }
     }
 

@@ -14,5 +14,7 @@ pub mod meminfo;
 pub mod stat;
 pub mod swap;
 pub mod swaps;
+#[cfg(test)]
+mod test_input;
 mod text;
 pub mod uptime;

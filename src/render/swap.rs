@@ -65,20 +65,7 @@ mod tests {
     use super::*;
     use crate::model::MemStat;
 
-    const HOST: &str = include_str!("../../tests/fixtures/render/meminfo");
-    const HOST_SWAP: &str = include_str!("../../tests/fixtures/render/meminfo-swap");
-    const MIB: u64 = 1024 * 1024;
-    const GIB: u64 = 1024 * MIB;
-
-    fn limited(limit: u64, usage: Option<u64>, stat: MemStat) -> MemoryLimits {
-        MemoryLimits {
-            limit: Some(limit),
-            usage,
-            swap_limit: None,
-            swap_usage: None,
-            stat,
-        }
-    }
+    use crate::render::test_input::{GIB, HOST, HOST_SWAP, MIB, limited};
 
     #[test]
     fn sizes_cover_each_case() {

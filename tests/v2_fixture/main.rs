@@ -9,6 +9,7 @@
 mod common;
 
 mod host;
+mod log;
 
 use common::fixture_tree::{Fixture as Tree, Proc};
 use common::*;
@@ -534,51 +535,14 @@ fn show_prints_headers_and_fails_on_bad_input() {
 /// process reads through the mount, and the fixture says which cgroup that pid is in.
 #[test]
 fn mounted_daemon_serves_the_v2_fixture() {
-    use std::io::{BufRead, BufReader, Write};
-    use std::process::{Command, Stdio};
-
     require!(mount);
     let fx = Fixture::new();
     let root = fx.root();
     let d = Daemon::start(&["--host-root", &root, "--enable-cfs"]);
-    let files = [
+    let (_, out) = fx.read_through(&[
         d.path("proc/meminfo"),
         d.path("sys/devices/system/cpu/online"),
-    ];
-    // The reader waits for a line on stdin, so that the fixture can name its pid first.
-    let mut reader = Command::new("sh")
-        // exec: the pid the fixture names is the one that reads.
-        .args(["-c", "read go; exec cat \"$1\" \"$2\"", "sh"])
-        .args(&files)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("starting the reader");
-    let pid = reader.id();
-    fx.tree.cgroup(pid, "0::/ctr/child\n");
-    fx.tree.process(Proc {
-        pid,
-        ppid: 1,
-        nspid: &[pid],
-        ns: HOST_NS,
-        state: 'R',
-        start: 1000,
-    });
-    reader
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(b"go\n")
-        .expect("releasing the reader");
-    let mut out = String::new();
-    for line in BufReader::new(reader.stdout.take().expect("stdout")).lines() {
-        out.push_str(&line.expect("reader output"));
-        out.push('\n');
-    }
-    assert!(
-        reader.wait().expect("reader exit").success(),
-        "reader failed; read:\n{out}"
-    );
+    ]);
     assert_eq!(
         kb(&out, "MemTotal"),
         262144,
@@ -589,4 +553,49 @@ fn mounted_daemon_serves_the_v2_fixture() {
         Some("0"),
         "online under --enable-cfs with a half-CPU quota (cpus 1-2): expected \"0\" last, read:\n{out}"
     );
+}
+
+impl Fixture {
+    /// Runs `cat FILES` in a real process that the fixture first places in `/ctr/child` (in
+    /// the host pid namespace), and returns its pid and what it read.
+    fn read_through(&self, files: &[std::path::PathBuf]) -> (u32, String) {
+        use std::io::{BufRead, BufReader, Write};
+        use std::process::{Command, Stdio};
+
+        // The reader waits for a line on stdin, so that the fixture can name its pid first.
+        let mut reader = Command::new("sh")
+            // exec: the pid the fixture names is the one that reads.
+            .args(["-c", "read go; exec cat \"$@\"", "sh"])
+            .args(files)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starting the reader");
+        let pid = reader.id();
+        self.tree.cgroup(pid, "0::/ctr/child\n");
+        self.tree.process(Proc {
+            pid,
+            ppid: 1,
+            nspid: &[pid],
+            ns: HOST_NS,
+            state: 'R',
+            start: 1000,
+        });
+        reader
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(b"go\n")
+            .expect("releasing the reader");
+        let mut out = String::new();
+        for line in BufReader::new(reader.stdout.take().expect("stdout")).lines() {
+            out.push_str(&line.expect("reader output"));
+            out.push('\n');
+        }
+        assert!(
+            reader.wait().expect("reader exit").success(),
+            "reader failed; read:\n{out}"
+        );
+        (pid, out)
+    }
 }

@@ -8,7 +8,7 @@
 //! root cgroup and as the init of a new pid namespace in A read every file from a mount of
 //! `lxcfs-rs -l` and a few from `lxcfs-rs -l --enable-cfs`, with the cgroup's and the kernel's
 //! own files read just before and after. Everything is checked here, against
-//! shared/reference/semantics.md.
+//! docs/semantics.md.
 //!
 //! Needs only Debian packages (kernel and qemu are unpacked under the target dir, never
 //! installed); when they cannot be had the tests skip, or fail when CI is set. One boot

@@ -6,7 +6,7 @@ use crate::common::key_values;
 use crate::vm::Vm;
 use crate::{A_CPUS, A_MEMORY_MAX, CHILD_MEMORY_MAX, KIB};
 
-/// A reader of the payload, and the limits semantics.md derives for it.
+/// A reader of the payload, and the limits docs/semantics.md derives for it.
 pub(crate) struct Reader {
     /// Its name in the payload's output.
     pub(crate) name: &'static str,

@@ -1,6 +1,5 @@
 //! Fixture-tree tests: fake `/proc` and `/sys/fs/cgroup` trees in temporary directories.
 
-mod fixture;
 mod hierarchy;
 mod hybrid;
 mod real;
@@ -8,4 +7,4 @@ mod tasks;
 mod v1;
 mod v2;
 
-pub(crate) use fixture::{Fixture, Proc, stat_line as fixture_stat_line};
+pub(crate) use crate::testutil::Fixture;
