@@ -192,7 +192,7 @@ struct PodmanScene {
 impl PodmanScene {
     /// `None` (after saying why) when the test cannot run.
     fn new() -> Option<PodmanScene> {
-        if !container::can_run_containers() {
+        if !container::can_run_containers() || !cpus_0_and_1_online() {
             return None;
         }
         let daemon = Daemon::start(&[]);
@@ -301,6 +301,7 @@ fn oci_hook_binds_annotated_podman_containers() {
 #[test]
 fn oci_hook_in_runc_config_json() {
     require!(containers);
+    require!(cpus_0_and_1);
     let daemon = Daemon::start(&[]);
     let rootfs = Rootfs::shared();
     container::open_to_all(daemon.mnt.parent().expect("mount point's parent"));
@@ -394,6 +395,7 @@ fn lxc_execute(rootfs: &Rootfs, hook: &Path, prefix: &[&str]) -> String {
 #[test]
 fn lxc_container_with_our_mount_hook() {
     require!(containers);
+    require!(cpus_0_and_1);
     require!(
         program "lxc-execute",
         "lxc-execute is missing (Debian package lxc; scripts/deps.sh test installs it)"
@@ -412,6 +414,7 @@ fn lxc_container_with_our_mount_hook() {
 fn lxc_container_with_the_lxcfs_packages_hook() {
     const STOCK_HOOK: &str = "/usr/share/lxcfs/lxc.mount.hook";
     require!(containers);
+    require!(cpus_0_and_1);
     require!(
         program "lxc-execute",
         "lxc-execute is missing (Debian package lxc; scripts/deps.sh test installs it)"
@@ -440,6 +443,7 @@ fn lxc_container_with_the_lxcfs_packages_hook() {
 #[test]
 fn procps_tools_read_the_bound_files() {
     require!(mount);
+    require!(cpus_0_and_1);
     for prog in ["free", "top", "uptime"] {
         require!(
             program prog,

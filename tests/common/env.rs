@@ -11,6 +11,7 @@ use super::mounts::v1_mounts;
 ///
 /// - `require!(mount)`: [`can_mount`];
 /// - `require!(containers)`: [`super::container::can_run_containers`];
+/// - `require!(cpus_0_and_1)`: [`cpus_0_and_1_online`];
 /// - `require!(program "setpriv", "why")`: [`have_program`], skipping with `why`;
 /// - `require!(condition, "why")`: any `bool`, skipping with `why`.
 #[allow(unused_macros)]
@@ -22,6 +23,11 @@ macro_rules! require {
     };
     (containers) => {
         if !$crate::common::container::can_run_containers() {
+            return;
+        }
+    };
+    (cpus_0_and_1) => {
+        if !$crate::common::cpus_0_and_1_online() {
             return;
         }
     };
@@ -90,4 +96,29 @@ pub fn can_mount() -> bool {
         }
     }
     true
+}
+
+/// Whether CPUs 0 and 1 are both online. A test that gives a reader the cpuset `0` and expects
+/// one CPU proves nothing on a host whose only CPU is 0: the host's own files say the same.
+/// Returns false (after printing why) when the test should be skipped; panics in CI.
+pub fn cpus_0_and_1_online() -> bool {
+    let path = "/sys/devices/system/cpu/online";
+    let online = fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    if list_has(&online, 0) && list_has(&online, 1) {
+        return true;
+    }
+    skip(&format!(
+        "the test needs CPUs 0 and 1 online (with one CPU, a cpuset of CPU 0 shows what the \
+         host shows anyway); online is {:?}",
+        online.trim()
+    ))
+}
+
+/// Whether the kernel CPU list `list` (`0-3,6`) holds `cpu`.
+fn list_has(list: &str, cpu: u32) -> bool {
+    list.trim().split(',').any(|range| {
+        let (lo, hi) = range.split_once('-').unwrap_or((range, range));
+        let (lo, hi) = (lo.parse::<u32>(), hi.parse::<u32>());
+        lo.is_ok_and(|lo| lo <= cpu) && hi.is_ok_and(|hi| cpu <= hi)
+    })
 }

@@ -23,7 +23,9 @@ use std::time::Duration;
 
 use checks::*;
 use common::container::{Barrier, Rootfs, Runc, Spec, can_run_containers};
-use common::{Daemon, MIB, kb, parse_uptime, processors, skip, stat_cpu_labels};
+use common::{
+    Daemon, MIB, cpus_0_and_1_online, kb, parse_uptime, processors, skip, stat_cpu_labels,
+};
 
 /// How long a container may take from `runc run` to its exit.
 const RUN_LIMIT: Duration = Duration::from_secs(90);
@@ -99,24 +101,7 @@ impl Scene {
 
 /// [`can_run_containers`], and CPUs 0 and 1 online: the cpusets below use both.
 fn can_run() -> bool {
-    if !can_run_containers() {
-        return false;
-    }
-    let online = host("/sys/devices/system/cpu/online");
-    let has = |cpu: u32| {
-        online.trim().split(',').any(|range| {
-            let (lo, hi) = range.split_once('-').unwrap_or((range, range));
-            let (lo, hi) = (lo.parse::<u32>(), hi.parse::<u32>());
-            lo.is_ok_and(|lo| lo <= cpu) && hi.is_ok_and(|hi| cpu <= hi)
-        })
-    };
-    if has(0) && has(1) {
-        return true;
-    }
-    skip(&format!(
-        "the container tests need CPUs 0 and 1 online; online is {:?}",
-        online.trim()
-    ))
+    can_run_containers() && cpus_0_and_1_online()
 }
 
 /// A host file's text.

@@ -22,6 +22,7 @@ fn columns(line: &str) -> Vec<u64> {
 #[test]
 fn cpuset_of_cpu0() {
     require!(mount);
+    require!(cpus_0_and_1);
     let cg = Cgroup::new();
     cg.set_cpus("0");
     let d = Daemon::start(&[]);
