@@ -9,6 +9,10 @@ use crate::common::*;
 #[test]
 fn modes_owner_and_read_only() {
     require!(mount);
+    require!(
+        program "setpriv",
+        "setpriv (util-linux) is missing; it runs the unprivileged reader of the allow_other check"
+    );
     let d = Daemon::start(&[]);
     let mut paths: Vec<(String, u32)> = DIRS.iter().map(|p| (p.to_string(), 0o555)).collect();
     paths.extend(GENERATED.iter().map(|p| (p.to_string(), 0o444)));
@@ -84,19 +88,17 @@ fn modes_owner_and_read_only() {
     );
 
     // allow_other in practice: an unprivileged user reads it too.
-    if have_program("setpriv") {
-        let parent = d.mnt.parent().expect("mount point parent");
-        fs::set_permissions(parent, fs::Permissions::from_mode(0o755)).expect("chmod the temp dir");
-        let out = Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
-            .arg(&meminfo)
-            .output()
-            .expect("running setpriv");
-        assert_succeeds(&out, "uid 65534 reading proc/meminfo (allow_other)");
-        assert!(
-            String::from_utf8_lossy(&out.stdout).starts_with("MemTotal:"),
-            "uid 65534 read: {}",
-            describe(&out)
-        );
-    }
+    let parent = d.mnt.parent().expect("mount point parent");
+    fs::set_permissions(parent, fs::Permissions::from_mode(0o755)).expect("chmod the temp dir");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "cat"])
+        .arg(&meminfo)
+        .output()
+        .expect("running setpriv");
+    assert_succeeds(&out, "uid 65534 reading proc/meminfo (allow_other)");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("MemTotal:"),
+        "uid 65534 read: {}",
+        describe(&out)
+    );
 }
