@@ -42,6 +42,11 @@ fn unescape(s: &str) -> String {
 /// The mounts of our mount namespace.
 pub fn mountinfo() -> Vec<MountLine> {
     let text = fs::read_to_string("/proc/self/mountinfo").expect("reading /proc/self/mountinfo");
+    parse_mountinfo(&text)
+}
+
+/// The mounts of a mountinfo text (another mount namespace's, saved by a process in it).
+pub fn parse_mountinfo(text: &str) -> Vec<MountLine> {
     text.lines()
         .filter_map(|line| {
             let (left, right) = line.split_once(" - ")?;

@@ -2,7 +2,7 @@
 //! checking how a command failed.
 
 use std::fs;
-use std::io;
+use std::io::{self, Write};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -53,13 +53,31 @@ pub fn describe(out: &Output) -> String {
 
 /// `lxcfs-rs ARGS` run to completion (for error cases and `show`), with a 30 s limit.
 pub fn run_bin(args: &[&str]) -> Output {
-    let child = Command::new(BIN)
+    run_bin_with_input(args, None)
+}
+
+/// `lxcfs-rs ARGS` with `input` on its stdin (as a runtime hands a hook the OCI state), run
+/// to completion with a 30 s limit.
+pub fn run_bin_with_stdin(args: &[&str], input: &[u8]) -> Output {
+    run_bin_with_input(args, Some(input))
+}
+
+fn run_bin_with_input(args: &[&str], input: Option<&[u8]>) -> Output {
+    let mut child = Command::new(BIN)
         .args(args)
-        .stdin(Stdio::null())
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run {BIN}: {e}"));
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        // A binary that exits without reading everything closes the pipe: not our failure.
+        let _ = stdin.write_all(input);
+    }
     let pid = child.id();
     // Read the pipes on a thread so a hung binary is caught by the timeout below.
     let waiter = std::thread::spawn(move || child.wait_with_output());
