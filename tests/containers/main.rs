@@ -210,18 +210,22 @@ fn cfs_quota_sets_the_cpu_count_only_with_enable_cfs() {
         sec possible; probe read /sys/devices/system/cpu/possible\n\
         sec present; probe read /sys/devices/system/cpu/present\n\
         sec splice; splice_loop 50\n";
-    // cpuset 0-1 everywhere, so only the quota can make the count 1.
+    // cpuset 0-1 everywhere, so only the quota can make the count 1. Each its own memory
+    // limit, so a container shown another's view (or the host's) is caught in meminfo too.
     let half = Spec::new("half-cfs", &s.rootfs, dir_script)
+        .memory(96 * MIB)
         .cpus("0-1")
         .quota(50_000, 100_000)
         .lxcfs_with_cpu_dir(&s.d.mnt)
         .barrier(&s.barrier);
     let half_plain = Spec::new("half-plain", &s.rootfs, "ready\nreport\n")
+        .memory(160 * MIB)
         .cpus("0-1")
         .quota(50_000, 100_000)
         .lxcfs(&plain.mnt)
         .barrier(&s.barrier);
     let one_and_half = Spec::new("one-and-half-cfs", &s.rootfs, dir_script)
+        .memory(224 * MIB)
         .cpus("0-1")
         .quota(150_000, 100_000)
         .lxcfs_with_cpu_dir(&s.d.mnt)
@@ -231,21 +235,30 @@ fn cfs_quota_sets_the_cpu_count_only_with_enable_cfs() {
             .run_together(&s.barrier, [half, half_plain, one_and_half], RUN_LIMIT);
 
     let want_half = Want {
-        mem_kb: s.host.mem_total(),
+        mem_kb: 98_304,
         online: "0",
         cpus: 1,
         cpuset_cpus: 2,
     };
     let want_plain = Want {
+        mem_kb: 163_840,
         online: "0-1",
         cpus: 2,
         ..want_half
     };
     let want_15 = Want {
+        mem_kb: 229_376,
         online: "0-1",
         cpus: 2,
         ..want_half
     };
+    for (r, want) in [
+        (&r_half, &want_half),
+        (&r_plain, &want_plain),
+        (&r_15, &want_15),
+    ] {
+        check_memory(r, want);
+    }
     check_cpus(&r_half, &want_half);
     check_cpus(&r_plain, &want_plain);
     check_cpus(&r_15, &want_15);
