@@ -60,7 +60,7 @@ struct Scene {
 
 impl Scene {
     /// The scene with our daemon run with `daemon_args`, [`NAMESPACES`] shared; `None` (after
-    /// [`skip`]) when the test cannot run (see [`can_run`]).
+    /// [`skip`], which fails under CI) when the test cannot run (see [`can_run`]).
     fn new(daemon_args: &[&str]) -> Option<Scene> {
         Scene::start(daemon_args, false)
     }
@@ -326,6 +326,13 @@ fn unprivileged_container_in_a_user_namespace() {
     check_splice(&r, &want, 50);
 }
 
+/// Pairs of containers tried until the second gets the first's pid-namespace inode number.
+/// The kernel hands out the lowest free number, so the second container's pid namespace
+/// usually takes it at once (11 runs of the test on the development machine, other test
+/// binaries running beside them, all needed one attempt); the margin is for namespaces that
+/// other processes make in between, which can take the number first.
+const REUSE_ATTEMPTS: usize = 10;
+
 #[test]
 fn fresh_container_reusing_a_dead_pid_namespace_inode_gets_its_own_uptime() {
     // Alone, so no other test's container takes the freed inode number.
@@ -333,8 +340,8 @@ fn fresh_container_reusing_a_dead_pid_namespace_inode_gets_its_own_uptime() {
         return;
     };
     let ns_and_uptime = "sec ns; readlink /proc/self/ns/pid\nsec uptime; probe read /proc/uptime\n";
-    let mut reused = false;
-    for attempt in 1..=3 {
+    let mut seen = Vec::new();
+    for attempt in 1..=REUSE_ATTEMPTS {
         // The first container's reads make the daemon cache its init for its namespace
         // inode; then it lives on, so a stale cached init would show an age of 2 s or more.
         let first = Spec::new(
@@ -356,35 +363,32 @@ fn fresh_container_reusing_a_dead_pid_namespace_inode_gets_its_own_uptime() {
             .memory(256 * MIB)
             .lxcfs(&s.d.mnt);
         let r2 = s.runc.start(second).wait(RUN_LIMIT);
-        let same = r1.get("ns") == r2.get("ns");
+        let (ns1, ns2) = (r1.get("ns").trim(), r2.get("ns").trim());
         let (up, _) = parse_uptime(r2.get("uptime"));
         let bound = r2.elapsed.as_secs_f64() + 0.01;
         assert!(
             up <= bound,
             "attempt {attempt}: the second container's uptime {up} s should be its own age (at \
              most {bound:.2} s), not the dead first container's ({late} s when it last read); \
-             pid namespaces: first {}, second {} ({})",
-            r1.get("ns").trim(),
-            r2.get("ns").trim(),
-            if same {
-                "the same inode"
-            } else {
-                "different inodes"
-            }
+             pid namespaces: first {ns1}, second {ns2}"
         );
-        if same {
-            reused = true;
-            break;
+        if ns1 == ns2 {
+            eprintln!("the second container reused {ns1} on attempt {attempt}");
+            return;
         }
+        seen.push(format!("{ns1} then {ns2}"));
     }
-    if !reused {
-        eprintln!(
-            "note: the kernel never gave the second container the first one's pid-namespace \
-             inode in 3 attempts, so the stale-cache case was not exercised this run"
-        );
-    }
+    skip(&format!(
+        "the kernel never gave the second container the first one's pid-namespace inode in \
+         {REUSE_ATTEMPTS} attempts, so the stale-cache case was not exercised (pid namespaces \
+         per attempt: {})",
+        seen.join(", ")
+    ));
 }
 
+/// A `runc exec` reader (setns into the namespaces) placed in a memory cgroup below the
+/// container's, with a smaller limit: it sees its own cgroup's limit, not that of its pid
+/// namespace's init (lxcfs's rule), and the container's age as its uptime.
 #[test]
 fn runc_exec_reader_sees_the_containers_view() {
     let Some(s) = Scene::new(&["-l"]) else {
