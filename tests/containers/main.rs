@@ -399,7 +399,7 @@ fn runc_exec_reader_sees_the_containers_view() {
     let spec = Spec::new(
         "exec-target",
         &s.rootfs,
-        "ready\nsec uptime; probe read /proc/uptime\n",
+        "ready\nsec uptime; probe read /proc/uptime\nsec meminfo; probe read /proc/meminfo\n",
     )
     .memory(128 * MIB)
     .cpus("1")
@@ -408,12 +408,15 @@ fn runc_exec_reader_sees_the_containers_view() {
     let mut c = s.runc.start(spec);
     s.barrier.wait_ready(&mut [&mut c]);
     std::thread::sleep(Duration::from_secs(2));
-    let r = c.exec_report(
+    let sub = c.memory_sub_cgroup("exec-reader", 64 * MIB);
+    let r = c.exec_report_in_memory_cgroup(
+        &sub,
         "sec uptime; probe read /proc/uptime\nsec loadavg; probe loadavg\n\
          sec meminfo; probe read /proc/meminfo\n\
          sec online; probe read /sys/devices/system/cpu/online\n\
          sec cpuinfo; probe read /proc/cpuinfo\n",
     );
+    drop(sub);
     let age = c.age().as_secs_f64();
     let (up, _) = parse_uptime(r.get("uptime"));
     assert!(
@@ -423,8 +426,9 @@ fn runc_exec_reader_sees_the_containers_view() {
     );
     assert_eq!(
         kb(r.get("meminfo"), "MemTotal"),
-        131_072,
-        "runc exec reader: MemTotal of the container's 128 MiB, read:\n{}",
+        65_536,
+        "runc exec reader in a 64 MiB memory cgroup below the container's 128 MiB: MemTotal \
+         of its own cgroup, not of its pid namespace's init, read:\n{}",
         r.get("meminfo")
     );
     assert_eq!(r.get("online"), "1\n", "runc exec reader: online list");
@@ -441,6 +445,12 @@ fn runc_exec_reader_sees_the_containers_view() {
         later >= up && later <= inside.elapsed.as_secs_f64() + 0.01,
         "the container's own reader, after the exec, should see the same init: uptime {later} s \
          should be at least the exec reader's {up} s and at most the container's age"
+    );
+    assert_eq!(
+        kb(inside.get("meminfo"), "MemTotal"),
+        131_072,
+        "the container's own reader, in the container's cgroup: its 128 MiB, read:\n{}",
+        inside.get("meminfo")
     );
 }
 

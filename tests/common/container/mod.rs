@@ -28,7 +28,7 @@ use rootfs::BUSYBOX;
 pub use {
     report::Report,
     rootfs::Rootfs,
-    runc::{Barrier, Container, Runc},
+    runc::{Barrier, Container, MemorySubCgroup, Runc},
     spec::Spec,
 };
 

@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 
 use super::{PRELUDE, Report, Rootfs, Spec};
-use crate::common::{TestDir, describe, mountinfo, signal, unique, wait_until};
+use crate::common::{TestDir, describe, mountinfo, signal, unique, v1_mounts, wait_until};
 
 /// A directory bind-mounted at `/sync` in containers: each writes `<NAME>.ready` and waits
 /// for `go`, so the test can let several containers read at the same moment. `idle` is a
@@ -232,7 +232,14 @@ impl Container<'_> {
     /// `runc exec` of `argv` in the container (a process that enters its namespaces with
     /// setns, as `docker exec` does); panics unless it exits 0.
     pub fn exec(&self, argv: &[&str]) -> String {
-        let mut args = vec!["exec", self.id.as_str()];
+        self.exec_with(&[], argv)
+    }
+
+    /// [`Container::exec`] with `flags` given to `runc exec` before the container's id.
+    fn exec_with(&self, flags: &[&str], argv: &[&str]) -> String {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(flags);
+        args.push(self.id.as_str());
         args.extend_from_slice(argv);
         let out = self.runc.run(&args);
         assert!(
@@ -246,10 +253,40 @@ impl Container<'_> {
 
     /// `runc exec` of `script` (after [`PRELUDE`]) in busybox `sh`, cut into sections.
     pub fn exec_report(&self, script: &str) -> Report {
+        self.exec_report_with(&[], script)
+    }
+
+    /// [`Container::exec_report`] with the process in the container's memory sub-cgroup
+    /// `sub` (`runc exec --cgroup memory:SUB`), as [`Container::memory_sub_cgroup`] made it.
+    pub fn exec_report_in_memory_cgroup(&self, sub: &MemorySubCgroup, script: &str) -> Report {
+        let flag = format!("memory:{}", sub.name);
+        self.exec_report_with(&["--cgroup", &flag], script)
+    }
+
+    fn exec_report_with(&self, flags: &[&str], script: &str) -> Report {
         let started = Instant::now();
         let full = format!("{PRELUDE}\n{script}");
-        let stdout = self.exec(&["/bin/sh", "-c", &full]);
+        let stdout = self.exec_with(flags, &["/bin/sh", "-c", &full]);
         Report::parse(&format!("{} (exec)", self.name), stdout, started.elapsed())
+    }
+
+    /// A cgroup `name` below the container's own in the v1 memory hierarchy, limited to
+    /// `limit` bytes, for a `runc exec` reader whose cgroup differs from the container
+    /// init's. Removed when dropped (drop it before the container).
+    pub fn memory_sub_cgroup(&self, name: &str, limit: u64) -> MemorySubCgroup {
+        let mount = v1_mounts()
+            .remove("memory")
+            .expect("a v1 memory hierarchy (checked by can_mount)");
+        let dir = mount.join(&self.id).join(name);
+        fs::create_dir(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+        let sub = MemorySubCgroup {
+            name: name.to_string(),
+            dir,
+        };
+        let file = sub.dir.join("memory.limit_in_bytes");
+        fs::write(&file, limit.to_string())
+            .unwrap_or_else(|e| panic!("writing {limit} to {}: {e}", file.display()));
+        sub
     }
 
     /// Waits up to `timeout` for the container to exit and returns its report; panics with
@@ -316,6 +353,30 @@ impl Drop for Container<'_> {
             if !gone {
                 eprintln!("warning: could not remove cgroup {} (busy)", d.display());
             }
+        }
+    }
+}
+
+/// A memory cgroup below a container's (see [`Container::memory_sub_cgroup`]); removed on
+/// drop once the processes run in it have exited.
+pub struct MemorySubCgroup {
+    /// Its name below the container's cgroup.
+    name: String,
+    /// Its directory.
+    dir: PathBuf,
+}
+
+impl Drop for MemorySubCgroup {
+    fn drop(&mut self) {
+        let gone = wait_until(Duration::from_secs(3), || match fs::remove_dir(&self.dir) {
+            Ok(()) => true,
+            Err(e) => e.kind() == ErrorKind::NotFound || e.raw_os_error() != Some(nix::libc::EBUSY),
+        });
+        if !gone {
+            eprintln!(
+                "warning: could not remove cgroup {} (busy)",
+                self.dir.display()
+            );
         }
     }
 }
