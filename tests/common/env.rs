@@ -10,6 +10,7 @@ use super::mounts::v1_mounts;
 /// panic when `CI` is set, a `skipping: ...` line otherwise):
 ///
 /// - `require!(mount)`: [`can_mount`];
+/// - `require!(fuse)`: [`can_mount_fuse`] (a daemon over a fixture tree, no real cgroups);
 /// - `require!(containers)`: [`super::container::can_run_containers`];
 /// - `require!(cpus_0_and_1)`: [`cpus_0_and_1_online`];
 /// - `require!(program "setpriv", "why")`: [`have_program`], skipping with `why`;
@@ -18,6 +19,11 @@ use super::mounts::v1_mounts;
 macro_rules! require {
     (mount) => {
         if !$crate::common::can_mount() {
+            return;
+        }
+    };
+    (fuse) => {
+        if !$crate::common::can_mount_fuse() {
             return;
         }
     };
@@ -67,18 +73,25 @@ pub fn have_program(prog: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(prog).is_file()))
 }
 
-/// Root, /dev/fuse, the v1 cgroup hierarchies the readers need, and util-linux `unshare`.
-/// Returns false (after printing why) when the test should be skipped; panics in CI.
-pub fn can_mount() -> bool {
+/// Root and /dev/fuse: what mounting the daemon takes, for tests whose readers sit in a
+/// fixture tree's cgroups rather than the host's. Returns false (after printing why) when
+/// the test should be skipped; panics in CI.
+pub fn can_mount_fuse() -> bool {
     if !nix::unistd::geteuid().is_root() {
-        return skip(
-            "the test needs root (it mounts FUSE filesystems and creates cgroups); run it as root",
-        );
+        return skip("the test needs root (it mounts a FUSE filesystem); run it as root");
     }
     match fs::metadata("/dev/fuse") {
-        Ok(m) if m.file_type().is_char_device() => {}
-        Ok(_) => return skip("/dev/fuse is not a character device"),
-        Err(e) => return skip(&format!("/dev/fuse is missing ({e}); modprobe fuse")),
+        Ok(m) if m.file_type().is_char_device() => true,
+        Ok(_) => skip("/dev/fuse is not a character device"),
+        Err(e) => skip(&format!("/dev/fuse is missing ({e}); modprobe fuse")),
+    }
+}
+
+/// [`can_mount_fuse`], the v1 cgroup hierarchies the readers need, and util-linux `unshare`.
+/// Returns false (after printing why) when the test should be skipped; panics in CI.
+pub fn can_mount() -> bool {
+    if !can_mount_fuse() {
+        return false;
     }
     let mounts = v1_mounts();
     for c in CONTROLLERS {

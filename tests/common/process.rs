@@ -163,3 +163,33 @@ pub fn read_or_err(path: &Path) -> String {
 pub fn errno_of<T>(r: &io::Result<T>) -> Option<i32> {
     r.as_ref().err().and_then(io::Error::raw_os_error)
 }
+
+/// A child process the test started, killed (by its pid) and reaped when dropped unless it
+/// was waited for: a failing assertion leaves no reader behind.
+pub struct Reaped(Option<Child>);
+
+impl Reaped {
+    /// Takes charge of `child`.
+    pub fn new(child: Child) -> Reaped {
+        Reaped(Some(child))
+    }
+
+    /// The child, to use its pipes.
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("the child is still in charge")
+    }
+
+    /// Waits for the child to exit, which then needs no killing.
+    pub fn wait(mut self) -> io::Result<ExitStatus> {
+        self.0.take().expect("the child is still in charge").wait()
+    }
+}
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            signal(child.id(), Signal::SIGKILL);
+            let _ = child.wait();
+        }
+    }
+}

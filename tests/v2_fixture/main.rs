@@ -535,7 +535,8 @@ fn show_prints_headers_and_fails_on_bad_input() {
 /// process reads through the mount, and the fixture says which cgroup that pid is in.
 #[test]
 fn mounted_daemon_serves_the_v2_fixture() {
-    require!(mount);
+    // The readers' cgroups are the fixture's: no host cgroup hierarchy is needed.
+    require!(fuse);
     let fx = Fixture::new();
     let root = fx.root();
     let d = Daemon::start(&["--host-root", &root, "--enable-cfs"]);
@@ -563,15 +564,17 @@ impl Fixture {
         use std::process::{Command, Stdio};
 
         // The reader waits for a line on stdin, so that the fixture can name its pid first.
-        let mut reader = Command::new("sh")
-            // exec: the pid the fixture names is the one that reads.
-            .args(["-c", "read go; exec cat \"$@\"", "sh"])
-            .args(files)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("starting the reader");
-        let pid = reader.id();
+        let mut reader = Reaped::new(
+            Command::new("sh")
+                // exec: the pid the fixture names is the one that reads.
+                .args(["-c", "read go; exec cat \"$@\"", "sh"])
+                .args(files)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("starting the reader"),
+        );
+        let pid = reader.child().id();
         self.tree.cgroup(pid, "0::/ctr/child\n");
         self.tree.process(Proc {
             pid,
@@ -582,13 +585,14 @@ impl Fixture {
             start: 1000,
         });
         reader
+            .child()
             .stdin
             .take()
             .expect("stdin")
             .write_all(b"go\n")
             .expect("releasing the reader");
         let mut out = String::new();
-        for line in BufReader::new(reader.stdout.take().expect("stdout")).lines() {
+        for line in BufReader::new(reader.child().stdout.take().expect("stdout")).lines() {
             out.push_str(&line.expect("reader output"));
             out.push('\n');
         }
