@@ -101,15 +101,28 @@ fn systemd_unit_verifies_and_keeps_its_promises() {
         values("ExecStopPost"),
         ["-/bin/umount --lazy /var/lib/lxcfs"]
     );
-    let before = values("Before").join(" ");
+    let before: Vec<String> = values("Before")
+        .iter()
+        .flat_map(|v| v.split_whitespace().map(str::to_string))
+        .collect();
     for runtime in [
         "docker.service",
         "containerd.service",
         "podman.service",
+        "crio.service",
+        "lxc.service",
         "kubelet.service",
     ] {
-        assert!(before.contains(runtime), "not Before={runtime}: {before}");
+        assert!(
+            before.iter().any(|b| b == runtime),
+            "not Before={runtime}: {before:?}"
+        );
     }
+    assert_eq!(
+        values("Conflicts"),
+        ["lxcfs.service"],
+        "the C lxcfs serves the same mount point"
+    );
     for own_namespace in ["PrivateTmp", "ProtectSystem", "PrivateMounts"] {
         assert!(
             values(own_namespace).is_empty(),
@@ -201,7 +214,8 @@ fn static_executable_runs_in_an_empty_root() {
     require!(mount);
     require!(
         program "readelf",
-        "readelf (binutils) is missing; scripts/deps.sh installs gcc, which brings it"
+        "readelf (binutils) is missing; scripts/deps.sh installs gcc, which brings it \
+         (build-static and this test check the executable with it)"
     );
     // The image's build step, as the Dockerfile runs it.
     let dockerfile = fs::read_to_string(repo().join("Dockerfile")).unwrap();
@@ -216,6 +230,14 @@ fn static_executable_runs_in_an_empty_root() {
         .expect("running scripts/build-static");
     assert_succeeds(&out, "build-static");
     let exe = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if let Err(e) = static_elf(Path::new(&exe)) {
+        panic!("build-static printed {exe}, which is not static: {e}");
+    }
+    // The check can fail: the test build of the binary is an ordinary dynamic one.
+    assert!(
+        static_elf(Path::new(BIN)).is_err(),
+        "{BIN} (a dynamic build) passed the static check"
+    );
 
     // What `FROM scratch` gives it: the executable alone, plus what `docker run --privileged
     // --pid=host` brings (/proc, /sys, /dev). A reader limited to 256 MiB reads through it.
@@ -242,4 +264,36 @@ fn static_executable_runs_in_an_empty_root() {
         &[root.path().to_str().unwrap()],
     ));
     assert_eq!(kb(&out, "MemTotal"), 262144, "{out}");
+}
+
+/// Whether the ELF file at `path` runs with nothing beside it, as `readelf` sees it: no
+/// program interpreter (the dynamic loader) and no shared library it needs. `Err` names
+/// what makes it dynamic.
+fn static_elf(path: &Path) -> Result<(), String> {
+    let readelf = |flag: &str| {
+        let out = Command::new("readelf")
+            .args(["--wide", flag])
+            .arg(path)
+            .output()
+            .unwrap_or_else(|e| panic!("running readelf: {e}"));
+        assert_succeeds(&out, &format!("readelf {flag} {}", path.display()));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut dynamic = Vec::new();
+    if readelf("--program-headers").contains("INTERP") {
+        dynamic.push("a program interpreter (INTERP)".to_string());
+    }
+    let needed: Vec<String> = readelf("--dynamic")
+        .lines()
+        .filter(|l| l.contains("(NEEDED)"))
+        .map(|l| l.trim().to_string())
+        .collect();
+    if !needed.is_empty() {
+        dynamic.push(format!("shared libraries: {needed:?}"));
+    }
+    if dynamic.is_empty() {
+        Ok(())
+    } else {
+        Err(dynamic.join("; "))
+    }
 }
