@@ -178,11 +178,9 @@ fn renderers_survive_mangled_host_files_and_extreme_values() {
         let swap_view = rng.below(2) == 0;
         let m = mutate(&mut rng, &meminfo);
         let out = render::meminfo::render(&m, &mem, swap_view);
-        assert!(
-            !out.contains("MemTotal:              0 kB")
-                || m.contains("MemTotal:              0 kB"),
-            "MemTotal 0 from:\n{m}"
-        );
+        if let Err(e) = check_meminfo(&m, &out) {
+            panic!("{e}; limits {mem:?}, host:\n{m}\nrendered:\n{out}");
+        }
         let swap = render::swap::shown(&m, &mem, swap_view);
         render::swaps::render(&mutate(&mut rng, &swaps), swap);
         render::swaps::render(
@@ -332,26 +330,91 @@ fn every_file_survives_mangled_cgroup_and_proc_files() {
         let Ok(view) = View::new(fx.host.clone(), opts) else {
             continue;
         };
+        let host_meminfo = std::fs::read_to_string(fx.root().join("proc/meminfo"))
+            .expect("the mangled host meminfo");
         for file in generated_files() {
             for pid in [42, 41, 0, 7] {
                 // Errors are allowed (a host file mangled to nothing readable); panics are not,
-                // and a served meminfo always has a MemTotal above zero if the host's had one.
+                // and a served meminfo keeps the rules of `check_meminfo`.
                 if let Ok(bytes) = view.content(file, Caller { pid, request: 0 })
                     && file == "proc/meminfo"
                 {
                     let text = String::from_utf8_lossy(&bytes);
-                    assert!(
-                        !text.contains("MemTotal:              0 kB") || round_has_zero(fx.root()),
-                        "{text}"
-                    );
+                    if let Err(e) = check_meminfo(&host_meminfo, &text) {
+                        panic!(
+                            "round {round}, pid {pid}: {e}; host:\n{host_meminfo}\nserved:\n{text}"
+                        );
+                    }
                 }
             }
         }
     }
 }
 
-/// Whether the (mangled) host meminfo itself says MemTotal 0.
-fn round_has_zero(root: &Path) -> bool {
-    std::fs::read_to_string(root.join("proc/meminfo"))
-        .is_ok_and(|t| t.contains("MemTotal:              0 kB"))
+/// Checks a served meminfo against the host text it was made from: never a partial file
+/// (the same lines, each with the host line's key and line ending), and never MemTotal 0
+/// unless the host's line says 0 too (`ps` dies of SIGFPE on it). `Err` says what is wrong.
+fn check_meminfo(host: &str, served: &str) -> Result<(), String> {
+    let host_lines: Vec<&str> = host.split_inclusive('\n').collect();
+    let served_lines: Vec<&str> = served.split_inclusive('\n').collect();
+    if host_lines.len() != served_lines.len() {
+        return Err(format!(
+            "{} lines served, the host's file has {}",
+            served_lines.len(),
+            host_lines.len()
+        ));
+    }
+    for (i, (h, s)) in host_lines.iter().zip(&served_lines).enumerate() {
+        let key = |line: &str| line.split_once(':').map(|(k, _)| k.to_string());
+        if key(h) != key(s) || (key(h).is_none() && h != s) {
+            return Err(format!("line {i} is {s:?}, made from the host's {h:?}"));
+        }
+        if ending(h) != ending(s) {
+            return Err(format!("line {i} {s:?} does not end as the host's {h:?}"));
+        }
+        if key(s).is_some_and(|k| k.trim() == "MemTotal")
+            && meminfo_value(s) == Some(0)
+            && meminfo_value(h) != Some(0)
+        {
+            return Err(format!(
+                "MemTotal 0 in line {i} {s:?}, from the host's {h:?}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The line ending (any run of `\r` and `\n` at the end).
+fn ending(line: &str) -> &str {
+    &line[line.trim_end_matches(['\r', '\n']).len()..]
+}
+
+/// The number a `Key: value` line starts its value with, whatever the padding.
+fn meminfo_value(line: &str) -> Option<u64> {
+    let (_, value) = line.split_once(':')?;
+    let value = value.trim_start_matches([' ', '\t']);
+    let digits = value.bytes().take_while(u8::is_ascii_digit).count();
+    value[..digits].parse().ok()
+}
+
+#[test]
+fn meminfo_check_catches_a_zero_and_a_partial_file() {
+    let host = "MemTotal:       24684084 kB\nMemFree:         1000 kB\nodd line\n";
+    assert_eq!(check_meminfo(host, host), Ok(()));
+    let limited = "MemTotal:         262144 kB\nMemFree:         1000 kB\nodd line\n";
+    assert_eq!(check_meminfo(host, limited), Ok(()));
+    for bad in [
+        "MemTotal: 0 kB\nMemFree:         1000 kB\nodd line\n",
+        "MemTotal:\t00 kB\nMemFree:         1000 kB\nodd line\n",
+        "MemTotal:         262144 kB\nMemFree:         1000 kB\nodd line",
+        "MemTotal:         262144 kB\nMemFree:         1000 kB\n",
+        "MemTotal:         262144 kB\nMemFree:         1000 kB\nodd lin\n",
+        "MemTotal:         262144 kB\nMemFree:         1000 kB\r\nodd line\n",
+        "MemTotal:         262144 kB\nMemFre:         1000 kB\nodd line\n",
+        "",
+    ] {
+        assert!(check_meminfo(host, bad).is_err(), "{bad:?} passed");
+    }
+    let zero = "MemTotal:              0 kB\n";
+    assert_eq!(check_meminfo(zero, "MemTotal: 0 kB\n"), Ok(()));
 }
