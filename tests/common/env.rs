@@ -5,6 +5,7 @@ use std::os::unix::fs::FileTypeExt;
 
 use super::CONTROLLERS;
 use super::mounts::v1_mounts;
+pub use super::policy::{in_ci, skip};
 
 /// Returns from the calling test when a prerequisite is missing, after [`skip`] said why (a
 /// panic when `CI` is set, a `skipping: ...` line otherwise):
@@ -49,22 +50,6 @@ macro_rules! require {
             return;
         }
     };
-}
-
-/// Whether we run in CI (`CI` set to anything but empty, `0` or `false`), where a missing
-/// prerequisite is a failure rather than a skip.
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && !v.eq_ignore_ascii_case("false"))
-}
-
-/// Reports a missing prerequisite: a panic in CI, a "skipping" line elsewhere. Returns
-/// `false` so callers can `return` on it.
-pub fn skip(reason: &str) -> bool {
-    if in_ci() {
-        panic!("CI is set, so this test must run, but {reason}");
-    }
-    eprintln!("skipping: {reason}");
-    false
 }
 
 /// Whether `prog` is on PATH.

@@ -9,7 +9,8 @@
 //! Each part lives in a module of its own and is re-exported here, so tests write
 //! `common::Daemon`, `common::kb` and so on:
 //!
-//! - [`env`]: the prerequisites of a test, the skip-or-fail policy and `require!`;
+//! - [`env`]: the prerequisites of a test and `require!`;
+//! - [`policy`]: the skip-or-fail policy (shared with the unit tests of the real machine);
 //! - [`mounts`]: the mount table;
 //! - [`process`]: waiting, running commands, how a command failed;
 //! - [`parse`]: parsers for the served files and cgroup files;
@@ -28,6 +29,7 @@ pub mod daemon;
 pub mod fixture_tree;
 pub mod mounts;
 pub mod parse;
+pub mod policy;
 pub mod process;
 
 // Re-exports: not every test crate uses every part.

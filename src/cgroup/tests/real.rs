@@ -1,5 +1,10 @@
-//! The real host's cgroups, read as the daemon would. Needs root (cgroup files and other
-//! processes' `/proc` entries); skipped with a message otherwise.
+//! The real host's cgroups, read as the daemon would. Needs root (cgroup files, other
+//! processes' `/proc` entries, a cgroup of its own); skipped with a message otherwise, and
+//! failing when `CI` is set, as the integration tests do.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use crate::cgroup::controller::Controller;
 use crate::cgroup::{Hierarchies, count_tasks};
@@ -8,10 +13,58 @@ use crate::host::HostPaths;
 use crate::model::CpuUsage;
 use crate::reader::{PidNsCache, start_ticks};
 
+#[path = "../../../tests/common/policy.rs"]
+mod policy;
+
+/// A cgroup of the test's own holding one sleeping child: a non-root cgroup whose tasks are
+/// known, wherever the test runner itself sits. The child is killed (by its pid) and the
+/// cgroup removed on drop.
+struct Sleeper {
+    dir: PathBuf,
+    child: Child,
+}
+
+impl Sleeper {
+    /// A new cgroup right below `mount` (a hierarchy's mount point) with `sleep` in it.
+    fn start(mount: &Path) -> Sleeper {
+        let dir = mount.join(format!("lxcfs-rs-unit-{}", std::process::id()));
+        std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        let child = Command::new("sleep")
+            .arg("60")
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("starting sleep");
+        let sleeper = Sleeper { dir, child };
+        let procs = sleeper.dir.join("cgroup.procs");
+        std::fs::write(&procs, sleeper.pid().to_string())
+            .unwrap_or_else(|e| panic!("writing to {}: {e}", procs.display()));
+        sleeper
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Sleeper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // The cgroup can stay busy for a moment after its last task is reaped.
+        let end = Instant::now() + Duration::from_secs(3);
+        while std::fs::remove_dir(&self.dir).is_err() && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
 #[test]
 fn real_machine_discover_and_of_pid() {
     if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipping real_machine_discover_and_of_pid: not root");
+        policy::skip(
+            "real_machine_discover_and_of_pid needs root (cgroup files, other processes' \
+             /proc entries, a cgroup of its own); run it as root",
+        );
         return;
     }
     let host = HostPaths::default();
@@ -70,23 +123,38 @@ fn real_machine_discover_and_of_pid() {
     eprintln!("io: {:?}", r.io());
     eprintln!("task dir: {:?}", r.task_dir());
 
-    // Count the tasks of whichever non-root cgroup we are in: we are among them.
-    let dir = r.task_dir().or_else(|| {
-        Controller::ALL
-            .into_iter()
-            .filter_map(|c| r.dir(c))
-            .find(|cg| !cg.is_root)
-            .map(|cg| cg.dir.clone())
-    });
-    if let Some(dir) = dir {
-        let (counts, newest) = count_tasks(&host, &dir);
-        eprintln!("tasks of {}: {counts:?}, newest {newest:?}", dir.display());
-        assert!(
-            counts.total >= 1 && counts.running >= 1,
-            "at least this thread runs"
-        );
-        assert!(newest.is_some());
-    }
+    // A cgroup of our own with one sleeping task, in the hierarchy loadavg counts tasks in
+    // (the first of the task controllers): its task list is known exactly.
+    let cpu = r
+        .dir(Controller::Cpu)
+        .expect("a cpu controller, v1 or v2, on this host");
+    let mount = cpu
+        .dir
+        .ancestors()
+        .nth(cpu.depth)
+        .expect("the hierarchy's mount point");
+    let sleeper = Sleeper::start(mount);
+    let theirs = h
+        .of_pid(&host, sleeper.pid())
+        .expect("the sleeper's cgroups");
+    assert_eq!(
+        theirs.task_dir().as_deref(),
+        Some(sleeper.dir.as_path()),
+        "the sleeper's task dir is the cgroup it was put in"
+    );
+    let (counts, newest) = count_tasks(&host, &sleeper.dir);
+    eprintln!(
+        "tasks of {}: {counts:?}, newest {newest:?}",
+        sleeper.dir.display()
+    );
+    assert_eq!(counts.total, 1, "one task, the sleeper: {counts:?}");
+    assert!(counts.running <= 1, "{counts:?}");
+    assert_eq!(
+        newest,
+        Some(sleeper.pid()),
+        "the newest task is the sleeper"
+    );
+    drop(sleeper);
 
     let ns = PidNsCache::new(host.clone());
     let init = ns.init_of(pid).expect("our own pid namespace");
