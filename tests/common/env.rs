@@ -5,7 +5,7 @@ use std::os::unix::fs::FileTypeExt;
 
 use super::CONTROLLERS;
 use super::mounts::v1_mounts;
-pub use super::policy::{in_ci, skip};
+pub use super::policy::skip;
 
 /// Returns from the calling test when a prerequisite is missing, after [`skip`] said why (a
 /// panic when `CI` is set, a `skipping: ...` line otherwise):
@@ -87,7 +87,7 @@ pub fn can_mount() -> bool {
         }
     }
     for prog in [
-        "sh", "cat", "dd", "unshare", "umount", "stat", "ls", "sleep",
+        "sh", "cat", "dd", "unshare", "mount", "umount", "stat", "ls", "sleep",
     ] {
         if !have_program(prog) {
             return skip(&format!("program {prog} is not installed"));
