@@ -1,4 +1,7 @@
-//! Cgroup v1 directories with limits, and readers started inside them.
+//! Cgroup v1 directories with limits, and readers started inside them: reading files with the
+//! cgroup's counters read just before and after ([`Cgroup::read_bracketed`]), burning CPU, and
+//! memory [`Ballast`] charged from inside. A cgroup in the unified hierarchy of a hybrid host
+//! ([`UnifiedCgroup`]).
 
 use std::collections::BTreeMap;
 use std::fs;

@@ -1,4 +1,6 @@
-//! Small parsers for the files the daemon serves and for cgroup files.
+//! Small parsers for the files the daemon serves and for cgroup files, and the checks of a
+//! v1 reader's meminfo, stat and uptime against the counters they are made of, read before and
+//! after ([`Around`]).
 
 use std::collections::BTreeMap;
 
