@@ -158,7 +158,9 @@ pub fn assert_lines_from_host(ours: &str, host: &str, keys: &[&str], context: &s
 /// value the daemon saw in between lies in the span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Span {
+    /// The smaller read.
     pub lo: u64,
+    /// The larger read.
     pub hi: u64,
 }
 
@@ -319,7 +321,9 @@ pub fn cpu_time(cols: &[u64]) -> u64 {
 /// [`Counters`] read just before and just after a read.
 #[derive(Debug, Clone)]
 pub struct Around {
+    /// Read just before the read under test.
     pub before: Counters,
+    /// Read just after it.
     pub after: Counters,
 }
 
@@ -380,7 +384,9 @@ impl Around {
 pub struct Check {
     /// What it is (`MemFree = MemTotal − memory.usage_in_bytes`).
     pub what: String,
+    /// The number served (`u64::MAX` when it is missing or does not parse).
     pub got: u64,
+    /// Where the counters say it must lie.
     pub want: Span,
     /// How far outside `want` it may be (the kernel's batching and rounding).
     pub slack: u64,
