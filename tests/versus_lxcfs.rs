@@ -1,6 +1,13 @@
 //! Side by side with the C lxcfs (5.0.3): both mounted, the same reader in the same cgroup
-//! reads both, and the numbers where docs/semantics.md agrees with lxcfs must match. Where
-//! docs/semantics.md deliberately differs, OUR value is checked against the cgroup's files instead.
+//! reads both, with the cgroup's counters (`memory.stat`, `memory.usage_in_bytes`,
+//! `cpuacct.usage_all`) and the host's `/proc/stat` and `/proc/uptime` read by that reader just
+//! before and just after. Where docs/semantics.md agrees with lxcfs both must match those
+//! counters; where it deliberately differs, ours must match them and lxcfs's must not, which
+//! shows that the check can tell the two apart.
+//!
+//! The cgroup holds real ballast (shmem, page cache, a mapped file) and burns CPU first: in an
+//! empty, idle cgroup lxcfs's MemAvailable and ours are the same number, and so are a
+//! cpuacct-based stat and one that is not.
 //!
 //! lxcfs takes the cgroup of the init of the reader's pid namespace, so every reader here is
 //! the init of a new pid namespace created after joining the cgroup, as in a container.
@@ -11,8 +18,9 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{
-    Cgroup, Daemon, MIB, fuse_mount_at, kb, key_values, parse_loadavg, parse_uptime, processors,
-    stat_cpu_labels,
+    BALLAST_SHMEM_MIB, Ballast, Bracketed, Cgroup, Check, Daemon, MEM_SLACK_KB, MIB, failures,
+    fuse_mount_at, kb, parse_loadavg, processors, stat_cpu_labels, uptime_checks, user_hz,
+    v1_meminfo_checks, v1_stat_checks,
 };
 
 /// The files read from each mount.
@@ -26,114 +34,114 @@ const FILES: &[&str] = &[
     "sys/devices/system/cpu/online",
 ];
 
-/// What one reader (init of a fresh pid namespace in `cg`) reads: each file of `FILES` from
-/// both mounts, and the cgroup's memory.stat right after our meminfo.
+/// CPU time the cgroup burns before the reads, in nanoseconds.
+const BURN_NS: u64 = 500_000_000;
+
+/// The meminfo lines where docs/semantics.md agrees with lxcfs on v1: both must lie within the
+/// cgroup's counters. (MemAvailable deliberately differs; AnonPages is lxcfs's
+/// active_anon + inactive_anon − shmem, close to `total_rss` but not bound to it.)
+const MEMINFO_AGREED: &[&str] = &[
+    "MemTotal",
+    "MemFree",
+    "Cached",
+    "Shmem",
+    "Mapped",
+    "Active(file)",
+    "Inactive(file)",
+    "Active(anon)",
+    "Inactive(anon)",
+];
+
+/// What one reader (init of a fresh pid namespace in `cg`, after burning CPU) reads: each file
+/// of `FILES` from both mounts, with the counters around.
 struct Reads {
     ours: BTreeMap<&'static str, String>,
     theirs: BTreeMap<&'static str, String>,
-    memory_stat: String,
+    r: Bracketed,
 }
 
 fn read_both(cg: &Cgroup, ours: &Daemon, theirs: &Daemon) -> Reads {
-    let stat_path = cg.dir("memory").join("memory.stat");
-    let mut args: Vec<String> = Vec::new();
-    args.push(ours.arg("proc/meminfo"));
-    args.push(stat_path.to_str().expect("utf-8").to_string());
-    for f in FILES {
-        args.push(ours.arg(f));
-    }
-    for f in FILES {
-        args.push(theirs.arg(f));
-    }
-    // NUL after each file, so contents without a final newline still split cleanly.
-    let script = r#"for f in "$@"; do cat "$f" || exit 1; printf '\0'; done"#;
-    let mut argv: Vec<&str> = vec!["sh", "-c", script, "sh"];
-    argv.extend(args.iter().map(String::as_str));
-    let out = cg.run_in_pidns(&argv);
-    let parts: Vec<&str> = out.split('\0').collect();
-    assert_eq!(
-        parts.len(),
-        args.len() + 1,
-        "expected {} NUL-separated files, read:\n{out}",
-        args.len()
-    );
+    let paths: Vec<String> = FILES
+        .iter()
+        .map(|f| ours.arg(f))
+        .chain(FILES.iter().map(|f| theirs.arg(f)))
+        .collect();
+    // Idle a second after the burn, so that the idle time of uptime is not 0 (it would be the
+    // same number for every formula).
+    let setup = format!("{}; sleep 1", cg.burn_script(BURN_NS, 2));
+    let r = cg.read_bracketed(&setup, &paths, true);
     let n = FILES.len();
+    let files = |texts: &[String]| {
+        FILES
+            .iter()
+            .copied()
+            .zip(texts.iter().cloned())
+            .collect::<BTreeMap<_, _>>()
+    };
     Reads {
-        memory_stat: parts[1].to_string(),
-        ours: FILES
-            .iter()
-            .copied()
-            .zip(parts[2..2 + n].iter().map(|s| s.to_string()))
-            .collect(),
-        theirs: FILES
-            .iter()
-            .copied()
-            .zip(parts[2 + n..2 + 2 * n].iter().map(|s| s.to_string()))
-            .collect(),
+        ours: files(&r.texts[..n]),
+        theirs: files(&r.texts[n..]),
+        r,
     }
 }
 
-fn compare(cg: &Cgroup, want_mem_kb: u64, want_cpus: usize, want_online: &str) {
+/// The checks whose description starts with one of the meminfo `keys`.
+fn about(checks: &[Check], keys: &[&str]) -> Vec<Check> {
+    checks
+        .iter()
+        .filter(|c| keys.iter().any(|k| c.what.starts_with(&format!("{k} "))))
+        .cloned()
+        .collect()
+}
+
+/// Compares both mounts for a reader in `cg`, which shows the host CPUs `shown` and the
+/// online list `want_online`.
+fn compare(cg: &Cgroup, want_mem_kb: u64, shown: &[u32], want_online: &str) {
     let theirs = Daemon::start_c_lxcfs();
     let ours = Daemon::start(&["-l", "--enable-cfs"]);
-    let r = read_both(cg, &ours, &theirs);
+    let _ballast = Ballast::charge(cg);
+    let reads = read_both(cg, &ours, &theirs);
+    let (r, around) = (&reads, &reads.r.around);
+    Ballast::assert_held(around);
     let both = |f: &str| format!("ours ({f}):\n{}\nlxcfs ({f}):\n{}", r.ours[f], r.theirs[f]);
+    let report = |checks: &[Check]| failures(checks).join("\n");
 
-    // meminfo: the same MemTotal and SwapTotal.
+    // meminfo: ours within the cgroup's counters; lxcfs's too where it agrees.
     let (om, tm) = (&r.ours["proc/meminfo"], &r.theirs["proc/meminfo"]);
-    assert_eq!(
-        kb(om, "MemTotal"),
-        want_mem_kb,
-        "our MemTotal: expected {want_mem_kb} kB; {}",
+    let ours_checks = v1_meminfo_checks(om, want_mem_kb, around);
+    assert!(
+        failures(&ours_checks).is_empty(),
+        "our meminfo off the cgroup's counters:\n{}\n{}",
+        report(&ours_checks),
         both("proc/meminfo")
     );
-    assert_eq!(
-        kb(om, "MemTotal"),
-        kb(tm, "MemTotal"),
-        "MemTotal differs from lxcfs; {}",
+    let theirs_checks = v1_meminfo_checks(tm, want_mem_kb, around);
+    let agreed = about(&theirs_checks, MEMINFO_AGREED);
+    assert!(
+        agreed.len() >= MEMINFO_AGREED.len() && failures(&agreed).is_empty(),
+        "lxcfs's meminfo should agree with the cgroup's counters on {MEMINFO_AGREED:?}:\n{}\n{}",
+        report(&agreed),
         both("proc/meminfo")
     );
     assert_eq!(
         kb(om, "SwapTotal"),
         kb(tm, "SwapTotal"),
-        "SwapTotal differs from lxcfs; {}",
+        "SwapTotal differs from lxcfs (no swap limit); {}",
         both("proc/meminfo")
     );
-
-    // MemAvailable deliberately differs: lxcfs adds all page cache (tmpfs/shmem too); we add
-    // only reclaimable file pages (+ reclaimable slab, which v1 memory.stat does not have).
-    // Check ours against the cgroup's memory.stat read right after it (usage moves a little
-    // between the two reads: 1 MiB tolerance).
-    let st = key_values(&r.memory_stat);
-    let stat_kb = |key: &str| {
-        st.get(key)
-            .copied()
-            .unwrap_or_else(|| panic!("no {key} in memory.stat:\n{}", r.memory_stat))
-            / 1024
-    };
-    let free = kb(om, "MemFree");
-    let avail = kb(om, "MemAvailable");
-    let total = kb(om, "MemTotal");
-    let want = (free + stat_kb("total_active_file") + stat_kb("total_inactive_file")).min(total);
+    // MemAvailable deliberately differs: lxcfs adds all page cache, shmem included. The shmem
+    // ballast cannot be reclaimed, and lxcfs counts it as available.
+    let mem_available = about(&theirs_checks, &["MemAvailable"]);
     assert!(
-        avail <= total,
-        "our MemAvailable {avail} > MemTotal {total}; {}",
+        !failures(&mem_available).is_empty(),
+        "lxcfs's MemAvailable should fail the check ours passes; {}",
         both("proc/meminfo")
     );
+    let (oa, ta) = (kb(om, "MemAvailable"), kb(tm, "MemAvailable"));
     assert!(
-        avail.abs_diff(want) <= 1024,
-        "our MemAvailable: expected MemFree + total_active_file + total_inactive_file = {want} kB (±1024), read {avail}; memory.stat:\n{}\n{}",
-        r.memory_stat,
-        both("proc/meminfo")
-    );
-    // Mapped deliberately differs on v2 (lxcfs reads `file_mapped` as `file`); on v1 both
-    // take total_mapped_file. Ours must be the cgroup's.
-    let mapped = kb(om, "Mapped");
-    assert!(
-        mapped.abs_diff(stat_kb("total_mapped_file")) <= 1024,
-        "our Mapped: expected total_mapped_file {} kB (±1024), read {mapped}; memory.stat:\n{}\n{}",
-        stat_kb("total_mapped_file"),
-        r.memory_stat,
+        ta + 2 * MEM_SLACK_KB >= oa + BALLAST_SHMEM_MIB * 1024,
+        "lxcfs's MemAvailable {ta} kB should exceed ours {oa} kB by the {BALLAST_SHMEM_MIB} MiB \
+         of shmem it counts as available; {}",
         both("proc/meminfo")
     );
 
@@ -141,8 +149,9 @@ fn compare(cg: &Cgroup, want_mem_kb: u64, want_cpus: usize, want_online: &str) {
     let (oc, tc) = (&r.ours["proc/cpuinfo"], &r.theirs["proc/cpuinfo"]);
     assert_eq!(
         processors(oc).len(),
-        want_cpus,
-        "our cpuinfo: expected {want_cpus} processors; {}",
+        shown.len(),
+        "our cpuinfo: expected {} processors; {}",
+        shown.len(),
         both("proc/cpuinfo")
     );
     assert_eq!(
@@ -167,37 +176,57 @@ fn compare(cg: &Cgroup, want_mem_kb: u64, want_cpus: usize, want_online: &str) {
         "online differs from lxcfs; {}",
         both("sys/devices/system/cpu/online")
     );
+
+    // stat: the same cpu lines; ours has the cgroup's cpuacct time on each shown CPU and the
+    // rest of the host's time as idle. lxcfs's CPU view (--enable-cfs) counts the cgroup's
+    // time from its own first read of the cgroup, so its numbers cannot pass.
     let (os, ts) = (&r.ours["proc/stat"], &r.theirs["proc/stat"]);
-    // The idle columns deliberately differ (ours: host idle + busy − the cgroup's busy), so
-    // only the set of cpu lines is compared.
     assert_eq!(
         stat_cpu_labels(os),
         stat_cpu_labels(ts),
         "stat cpu lines differ from lxcfs; {}",
         both("proc/stat")
     );
-    assert_eq!(
-        stat_cpu_labels(os).len(),
-        want_cpus + 1,
-        "our stat: expected cpu + {want_cpus} cpuN lines; {}",
+    let hz = user_hz();
+    let checks = v1_stat_checks(os, shown, hz, around);
+    assert!(
+        failures(&checks).is_empty(),
+        "our stat off the cgroup's cpuacct.usage_all:\n{}\n{}",
+        report(&checks),
+        both("proc/stat")
+    );
+    assert!(
+        !failures(&v1_stat_checks(ts, shown, hz, around)).is_empty(),
+        "lxcfs's stat (--enable-cfs) should fail the check ours passes; {}",
         both("proc/stat")
     );
 
-    // uptime: both the age of the reader's pid namespace init (just started).
-    let (ou, _) = parse_uptime(&r.ours["proc/uptime"]);
-    let tu: f64 = r.theirs["proc/uptime"]
-        .split_whitespace()
-        .next()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(f64::NAN);
+    // uptime: the age of the reader's pid-namespace init for both. Idle: ours is
+    // age × shown CPUs − the cgroup's CPU time, lxcfs's age − that time, the same number
+    // only when one CPU is shown.
+    let k = shown.len() as u64;
+    let start = r.r.start_ticks;
+    let checks = uptime_checks(&r.ours["proc/uptime"], k, start, hz, around);
     assert!(
-        ou < 5.0,
-        "our uptime for a fresh pid namespace: expected < 5 s; {}",
+        failures(&checks).is_empty(),
+        "our uptime:\n{}\n{}",
+        report(&checks),
         both("proc/uptime")
     );
-    assert!(
-        (ou - tu).abs() <= 1.0,
-        "uptime differs from lxcfs by more than 1 s; {}",
+    // lxcfs rounds where the kernel truncates: one hundredth more is its rounding.
+    let theirs_up = failures(&uptime_checks(
+        &r.theirs["proc/uptime"],
+        k,
+        start,
+        hz,
+        around,
+    ));
+    assert_eq!(
+        theirs_up.is_empty(),
+        k == 1,
+        "lxcfs's uptime should agree with the counters exactly when one CPU is shown ({k} \
+         are):\n{}\n{}",
+        theirs_up.join("\n"),
         both("proc/uptime")
     );
 
@@ -211,22 +240,14 @@ fn compare(cg: &Cgroup, want_mem_kb: u64, want_cpus: usize, want_online: &str) {
         both("proc/loadavg")
     );
 
-    // swaps: no swap on the host, or a limit: compare the number of lines.
+    // swaps without a swap limit (tests/swap.rs sets one): the same number of lines.
     let (ow, tw) = (&r.ours["proc/swaps"], &r.theirs["proc/swaps"]);
-    if kb(om, "SwapTotal") == 0 {
-        assert_eq!(
-            ow.lines().count(),
-            1,
-            "our swaps with SwapTotal 0: header only; {}",
-            both("proc/swaps")
-        );
-        assert_eq!(
-            tw.lines().count(),
-            1,
-            "lxcfs swaps with SwapTotal 0: header only; {}",
-            both("proc/swaps")
-        );
-    }
+    assert_eq!(
+        ow.lines().count(),
+        tw.lines().count(),
+        "swaps line count differs from lxcfs; {}",
+        both("proc/swaps")
+    );
 }
 
 #[test]
@@ -236,9 +257,13 @@ fn memory_256m_cpuset_0() {
         program "lxcfs",
         "the C lxcfs is not installed (apt-get install lxcfs fuse3)"
     );
+    require!(
+        program "gcc",
+        "gcc builds the process that keeps the ballast's file mapped (scripts/deps.sh installs it)"
+    );
     let cg = Cgroup::new();
     cg.set_memory_limit(256 * MIB).set_cpus("0");
-    compare(&cg, 262144, 1, "0");
+    compare(&cg, 262144, &[0], "0");
 }
 
 #[test]
@@ -248,11 +273,32 @@ fn memory_256m_cpuset_0_1_half_cpu_quota() {
         program "lxcfs",
         "the C lxcfs is not installed (apt-get install lxcfs fuse3)"
     );
+    require!(
+        program "gcc",
+        "gcc builds the process that keeps the ballast's file mapped (scripts/deps.sh installs it)"
+    );
     let cg = Cgroup::new();
     cg.set_memory_limit(256 * MIB)
         .set_cpus("0-1")
         .set_quota(50000, 100000);
-    compare(&cg, 262144, 1, "0");
+    compare(&cg, 262144, &[0], "0");
+}
+
+/// Two CPUs shown: lxcfs's uptime idle (age − busy) is then not the two CPUs' idle time.
+#[test]
+fn memory_256m_cpuset_0_1() {
+    require!(mount);
+    require!(
+        program "lxcfs",
+        "the C lxcfs is not installed (apt-get install lxcfs fuse3)"
+    );
+    require!(
+        program "gcc",
+        "gcc builds the process that keeps the ballast's file mapped (scripts/deps.sh installs it)"
+    );
+    let cg = Cgroup::new();
+    cg.set_memory_limit(256 * MIB).set_cpus("0-1");
+    compare(&cg, 262144, &[0, 1], "0-1");
 }
 
 /// Scripts and tools written for lxcfs find mounts by type (`findmnt -t fuse.lxcfs`, `grep

@@ -176,3 +176,85 @@ fn cfs_quota_with_enable_cfs() {
         "cpuset 1 with --enable-cfs: expected one processor 0, read:\n{cpuinfo}"
     );
 }
+
+/// CPU time the cgroup burns before its reads, in nanoseconds: enough that a column taken
+/// from the wrong counter, or an idle that ignores it, is off by far more than the spans.
+const BURN_NS: u64 = 1_000_000_000;
+
+/// v1 `proc/stat` and `proc/uptime` against the cgroup's `cpuacct.usage_all` and the host's
+/// `/proc/stat` and `/proc/uptime`, all read by the same reader just before and just after:
+/// the init of a pid namespace that burns a second of CPU on two loops, then idles a second.
+#[test]
+fn stat_and_uptime_follow_cpuacct() {
+    require!(mount);
+    let cg = Cgroup::new();
+    let d = Daemon::start(&[]);
+    let shown = cpu_list(&cg.read_file("cpuset", "cpuset.effective_cpus"));
+    require!(
+        shown.len() >= 2,
+        "the host has one online CPU, where idle = age × CPUs − busy cannot tell CPUs apart"
+    );
+    let setup = format!("{}; sleep 1", cg.burn_script(BURN_NS, 2));
+    let r = cg.read_bracketed(&setup, &[d.arg("proc/stat"), d.arg("proc/uptime")], true);
+    let (stat, uptime) = (&r.texts[0], &r.texts[1]);
+    let busy = r.around.busy_ns();
+    assert!(
+        busy.lo >= BURN_NS,
+        "the cgroup should have burnt {BURN_NS} ns of CPU before the reads, cpuacct says {busy}"
+    );
+    let hz = user_hz();
+
+    let failed = failures(&v1_stat_checks(stat, &shown, hz, &r.around));
+    assert!(
+        failed.is_empty(),
+        "proc/stat off the cgroup's cpuacct.usage_all:\n{}\nread:\n{stat}\ncpuacct.usage_all before:\n{}\nhost /proc/stat before:\n{}",
+        failed.join("\n"),
+        r.raw_before[2],
+        r.raw_before[3]
+    );
+    // Shown able to fail: the host's own /proc/stat, read just before, does not pass.
+    assert!(
+        !failures(&v1_stat_checks(&r.raw_before[3], &shown, hz, &r.around)).is_empty(),
+        "the host's /proc/stat should fail the check of a cgroup's stat:\n{}",
+        r.raw_before[3]
+    );
+
+    let k = shown.len() as u64;
+    let failed = failures(&uptime_checks(uptime, k, r.start_ticks, hz, &r.around));
+    assert!(
+        failed.is_empty(),
+        "proc/uptime of the pid-namespace init (started at tick {}):\n{}",
+        r.start_ticks,
+        failed.join("\n")
+    );
+    // Shown able to fail: the same age with an idle that ignores the cgroup's CPU time
+    // (age × CPUs), or lxcfs's (age − busy, not counting CPUs).
+    let (age, idle) = parse_uptime(uptime);
+    let busy_secs = busy.lo as f64 / 1e9;
+    for (what, wrong) in [
+        ("age × CPUs", age * k as f64),
+        ("age − busy (lxcfs)", (age - busy_secs).max(0.0)),
+    ] {
+        let text = format!("{age:.2} {wrong:.2}\n");
+        assert!(
+            !failures(&uptime_checks(&text, k, r.start_ticks, hz, &r.around)).is_empty(),
+            "an idle of {what} ({text:?}) should fail the check that {uptime:?} (idle {idle}) passed"
+        );
+    }
+}
+
+/// A CPU list (`0-1,3`) as host ids.
+fn cpu_list(text: &str) -> Vec<u32> {
+    text.trim()
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .flat_map(|p| {
+            let (a, b) = p.split_once('-').unwrap_or((p, p));
+            let n = |s: &str| {
+                s.parse::<u32>()
+                    .unwrap_or_else(|e| panic!("CPU list {text:?}: {e}"))
+            };
+            n(a)..=n(b)
+        })
+        .collect()
+}

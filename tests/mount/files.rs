@@ -1,9 +1,10 @@
-//! The other files: `proc/loadavg`, `proc/pressure/*`, `proc/diskstats` (from real I/O) and
-//! `proc/slabinfo`.
+//! The other files: `proc/loadavg`, `proc/pressure/*` (the host's, for a v1 reader),
+//! `proc/diskstats` (from real I/O) and `proc/slabinfo`.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::common::*;
 use crate::host;
@@ -72,8 +73,105 @@ fn loadavg_counts_the_cgroups_tasks() {
     assert!(la.total + slack >= lo && la.total <= hi + slack, "{what}");
 }
 
+/// The `total=` counter (µs stalled since boot) of each line of a PSI file, by line kind
+/// (`some`, `full`).
+fn pressure_totals(text: &str) -> BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let kind = l.split_whitespace().next()?;
+            let total = l
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("total="))?;
+            Some((kind.to_string(), total.parse().ok()?))
+        })
+        .collect()
+}
+
+/// What is wrong with `text` as the host's PSI file read between `before` and `after` (the
+/// host's own reads): the same lines with the same keys, and each `total=` between the two
+/// reads' (the counters only grow).
+fn pressure_off_host(text: &str, before: &str, after: &str) -> Vec<String> {
+    let keys = |t: &str| {
+        t.lines()
+            .map(|l| {
+                l.split_whitespace()
+                    .map(|w| w.split('=').next().unwrap_or_default().to_string())
+                    .collect::<Vec<_>>()
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut off = Vec::new();
+    if keys(text) != keys(before) {
+        off.push(format!("lines and keys differ from the host's {before:?}"));
+    }
+    let (got, b, a) = (
+        pressure_totals(text),
+        pressure_totals(before),
+        pressure_totals(after),
+    );
+    for (kind, span) in b
+        .iter()
+        .filter_map(|(k, &v)| Some((k, Span::of(v, *a.get(k)?))))
+    {
+        match got.get(kind) {
+            Some(&t) if span.holds(t, 0) => {}
+            t => off.push(format!("{kind} total={t:?}, host's {span}")),
+        }
+    }
+    off
+}
+
+/// On this hybrid host the pressure controllers are v1 ones, so a v1 reader gets the host's
+/// `/proc/pressure/*`: its `total=` counters lie between a host read just before and one just
+/// after. The reader also sits in a cgroup of its own in the unified hierarchy (where its
+/// `0::` line points), whose PSI files count only since it was made: serving those instead
+/// fails the same check, as the check of that cgroup's `cpu.pressure` shows.
 #[test]
-fn pressure_diskstats_slabinfo_readable() {
+fn pressure_is_the_hosts_for_a_v1_reader() {
+    require!(mount);
+    require!(
+        Path::new("/proc/pressure/cpu").exists(),
+        "the kernel has no PSI (no /proc/pressure): boot with psi=1"
+    );
+    let Some(unified) = UnifiedCgroup::new() else {
+        skip("no cgroup2 mount beside the v1 hierarchies: the host is not hybrid");
+        return;
+    };
+    let cg = Cgroup::new();
+    cg.set_memory_limit(256 * MIB);
+    let d = Daemon::start(&[]);
+    let script = r#"for f in "$@"; do cat "$f" || exit 1; printf '\0'; done"#;
+    for res in ["cpu", "io", "memory"] {
+        let host_path = format!("/proc/pressure/{res}");
+        let own = unified.dir().join(format!("{res}.pressure"));
+        let own = own.to_str().expect("utf-8 path");
+        let ours = d.arg(&format!("proc/pressure/{res}"));
+        let out = cg.run_also_in(
+            &unified,
+            &["sh", "-c", script, "sh", &host_path, &ours, &host_path, own],
+        );
+        let parts: Vec<&str> = out.split('\0').collect();
+        let [before, text, after, own_text, ..] = parts[..] else {
+            panic!("expected 4 NUL-separated files, read {out:?}");
+        };
+        let off = pressure_off_host(text, before, after);
+        assert!(
+            off.is_empty(),
+            "proc/pressure/{res} of a v1 reader should be the host's (before {before:?}, after \
+             {after:?}), read {text:?}: {off:?}"
+        );
+        if res == "cpu" {
+            assert!(
+                !pressure_off_host(own_text, before, after).is_empty(),
+                "the reader's unified cgroup's cpu.pressure {own_text:?} should fail the check \
+                 of the host's (before {before:?}, after {after:?})"
+            );
+        }
+    }
+}
+
+#[test]
+fn diskstats_slabinfo_readable() {
     require!(mount);
     require!(
         Path::new("/proc/pressure/cpu").exists(),
@@ -83,29 +181,6 @@ fn pressure_diskstats_slabinfo_readable() {
     let cg = Cgroup::new();
     cg.set_memory_limit(256 * MIB);
     let d = Daemon::start(&[]);
-    for res in ["cpu", "io", "memory"] {
-        let text = cg.read(&d.path(&format!("proc/pressure/{res}")));
-        let host_path = format!("/proc/pressure/{res}");
-        // v1: no per-cgroup pressure, so the host file (values move; compare the shape).
-        let host_text = fs::read_to_string(&host_path).unwrap_or_default();
-        assert!(
-            text.starts_with("some avg10="),
-            "proc/pressure/{res}: expected `some avg10=...`, read {text:?}"
-        );
-        let shape = |t: &str| {
-            t.lines()
-                .map(|l| l.split('=').next().unwrap_or("").to_string())
-                .collect::<Vec<_>>()
-        };
-        if !host_text.is_empty() {
-            assert_eq!(
-                shape(&text),
-                shape(&host_text),
-                "proc/pressure/{res}: host {host_text:?}, read {text:?}"
-            );
-        }
-    }
-
     let diskstats = cg.read(&d.path("proc/diskstats"));
     let host_disks = host("/proc/diskstats");
     let names = |t: &str| {
@@ -151,6 +226,15 @@ fn pressure_diskstats_slabinfo_readable() {
     );
 }
 
+/// Removes a file the test made when dropped, also when an assertion fails first.
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
 /// The whole disk holding `path` as `MAJ:MIN` (a partition's parent disk), or `None` when
 /// `path` is not on a block device.
 fn disk_of(path: &Path) -> Option<String> {
@@ -193,8 +277,8 @@ fn diskstats_from_real_io() {
     let file =
         Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("diskstats-{}", std::process::id()));
     fs::write(&file, b"").expect("creating the I/O file");
+    let _remove = RemoveOnDrop(file.clone());
     let Some(dev) = disk_of(&file) else {
-        let _ = fs::remove_file(&file);
         skip(&format!("{} is not on a block device", file.display()));
         return;
     };
@@ -234,7 +318,6 @@ fn diskstats_from_real_io() {
         &cg.read_file("blkio", "blkio.throttle.io_serviced_recursive"),
         &dev,
     );
-    let _ = fs::remove_file(&file);
     assert!(
         read_bytes >= 4 << 20 && write_bytes >= 4 << 20,
         "the cgroup's blkio counts for {dev}: read {read_bytes}, written {write_bytes}"

@@ -109,53 +109,57 @@ fn nested_cgroup_parent_limit_wins() {
     );
 }
 
+/// The meminfo lines made from `memory.stat` against the cgroup's own counters, with MiBs of
+/// shmem, page cache and mapped file in it: an empty cgroup has 0 in all of them, which a line
+/// read from the wrong key, or lxcfs's MemAvailable, would match as well.
+///
+/// The ballast sits in a child cgroup and the reader in its parent, so the parent's own
+/// counters (`shmem`, `cache`, `mapped_file`) hold none of it while the `total_` forms, which
+/// include children, hold it all: a line read from the local key is off by the ballast.
 #[test]
 fn memory_stat_values_are_the_cgroups() {
     require!(mount);
-    // A reader whose cgroup holds some page cache: Cached/Active(file)/Inactive(file) come
-    // from the cgroup's memory.stat (total_ forms).
+    require!(
+        program "gcc",
+        "gcc builds the process that keeps the ballast's file mapped (scripts/deps.sh installs it)"
+    );
     let cg = Cgroup::new();
     cg.set_memory_limit(256 * MIB);
+    let child = cg.child("ballast");
+    let _ballast = Ballast::charge(&child);
     let d = Daemon::start(&[]);
-    let stat_path = cg.dir("memory").join("memory.stat");
-    let script = "cat \"$1\"; echo ====; cat \"$2\"";
-    let out = cg.run(&[
-        "sh",
-        "-c",
-        script,
-        "sh",
-        &d.arg("proc/meminfo"),
-        stat_path.to_str().expect("utf-8"),
-    ]);
-    let (meminfo, stat) = out.split_once("====\n").expect("two parts");
-    let st = key_values(stat);
-    let k = |key: &str| {
-        st.get(key)
-            .copied()
-            .unwrap_or_else(|| panic!("no {key} in memory.stat:\n{stat}"))
-            / 1024
-    };
-    let near = |got: u64, want: u64| got.abs_diff(want) <= 1024;
-    for (mkey, skey) in [
-        ("Cached", "total_cache"),
-        ("Active(file)", "total_active_file"),
-        ("Inactive(file)", "total_inactive_file"),
-        ("Shmem", "total_shmem"),
-        ("Mapped", "total_mapped_file"),
-    ] {
-        let got = kb(meminfo, mkey);
+    let r = cg.read_bracketed("", &[d.arg("proc/meminfo")], false);
+    let meminfo = &r.texts[0];
+    Ballast::assert_held(&r.around);
+    for key in ["shmem", "cache", "mapped_file"] {
+        let own = r.around.stat_kb(key).unwrap_or_else(|e| panic!("{e}"));
         assert!(
-            near(got, k(skey)),
-            "{mkey}: expected {skey} = {} kB (±1024), read {got}; memory.stat:\n{stat}\nmeminfo:\n{meminfo}",
-            k(skey)
+            own.hi < BALLAST_MAPPED_MIB * 1024,
+            "the reader's cgroup itself holds no ballast, so its own {key} ({own} kB) should \
+             be below {BALLAST_MAPPED_MIB} MiB"
         );
     }
-    let free = kb(meminfo, "MemFree");
-    let avail = kb(meminfo, "MemAvailable");
-    let want = (free + k("total_active_file") + k("total_inactive_file")).min(262144);
+    let checks = v1_meminfo_checks(meminfo, 262144, &r.around);
+    let failed = failures(&checks);
     assert!(
-        avail.abs_diff(want) <= 1024,
-        "MemAvailable = MemFree + active_file + inactive_file (+ slab_reclaimable) = {want} kB (±1024), read {avail}; memory.stat:\n{stat}\nmeminfo:\n{meminfo}"
+        failed.is_empty(),
+        "meminfo lines off the cgroup's counters:\n{}\nmeminfo:\n{meminfo}\nmemory.stat before:\n{}",
+        failed.join("\n"),
+        r.raw_before[0]
+    );
+
+    // Shown able to fail: lxcfs's MemAvailable (MemFree + all page cache, shmem included)
+    // computed from the same file is off by the shmem ballast.
+    let cached = kb(meminfo, "Cached");
+    let lxcfs_avail = kb(meminfo, "MemFree") + cached;
+    let broken = meminfo.replace(
+        line_of(meminfo, "MemAvailable"),
+        &format!("MemAvailable:   {lxcfs_avail:>8} kB"),
+    );
+    let failed = failures(&v1_meminfo_checks(&broken, 262144, &r.around));
+    assert!(
+        failed.iter().any(|f| f.starts_with("MemAvailable")),
+        "MemAvailable = MemFree + Cached ({lxcfs_avail} kB) should fail the check; it passed:\n{broken}"
     );
 }
 

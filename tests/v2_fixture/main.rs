@@ -149,6 +149,74 @@ fn meminfo_from_the_v2_cgroup() {
     );
 }
 
+/// The v2 `memory.stat` keys lxcfs 5.0.3 reads, in the order it tries them on each line.
+const LXCFS_V2_KEYS: &[&str] = &[
+    "file",
+    "shmem",
+    "file_mapped",
+    "pgfault",
+    "pgmajfault",
+    "inactive_anon",
+    "active_anon",
+    "inactive_file",
+    "active_file",
+    "unevictable",
+];
+
+/// `key` of a v2 `memory.stat` as lxcfs 5.0.3 reads it: a line goes to the first of
+/// [`LXCFS_V2_KEYS`] it starts with, and its number is taken only when that key is followed by
+/// a space (`sscanf(line, "file %lu")`). A `file_mapped` line goes to `file` and fails there, so
+/// lxcfs's Mapped stays 0.
+fn lxcfs_prefix_match(stat: &str, key: &str) -> u64 {
+    stat.lines()
+        .filter(|line| LXCFS_V2_KEYS.iter().find(|k| line.starts_with(**k)) == Some(&key))
+        .filter_map(|line| {
+            line.strip_prefix(key)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .next_back()
+        .unwrap_or(0)
+}
+
+/// Whether a meminfo's Mapped is the v2 `file_mapped` of `stat`.
+fn mapped_is_file_mapped(meminfo: &str, stat: &str) -> Result<(), String> {
+    let want = key_values(stat)["file_mapped"] / 1024;
+    match kb(meminfo, "Mapped") {
+        got if got == want => Ok(()),
+        got => Err(format!("Mapped {got} kB, file_mapped is {want} kB")),
+    }
+}
+
+/// Mapped on v2 comes from `file_mapped`, which the fixture sets apart from `file`; the value
+/// lxcfs's prefix match gives fails the same check.
+#[test]
+fn mapped_is_file_mapped_not_a_prefix_match() {
+    let fx = Fixture::new();
+    let m = fx.show(READER, &[], &["proc/meminfo"]);
+    let stat = child_memory_stat();
+    mapped_is_file_mapped(&m, &stat).unwrap_or_else(|e| panic!("{e}; read:\n{m}"));
+
+    // The model reads `file` as lxcfs does (its Cached is right) and gets file_mapped wrong.
+    let values = key_values(&stat);
+    assert_eq!(lxcfs_prefix_match(&stat, "file"), values["file"]);
+    let prefixed = lxcfs_prefix_match(&stat, "file_mapped");
+    assert_ne!(
+        prefixed, values["file_mapped"],
+        "the fixture's memory.stat should make lxcfs's prefix match visible"
+    );
+    let broken = m.replace(
+        line_of(&m, "Mapped"),
+        &format!("Mapped:         {:>8} kB", prefixed / 1024),
+    );
+    assert!(
+        mapped_is_file_mapped(&broken, &stat).is_err(),
+        "Mapped as lxcfs's prefix match reads it ({prefixed} bytes) should fail the check:\n{broken}"
+    );
+}
+
 #[test]
 fn swaps_from_the_v2_cgroup() {
     let fx = Fixture::new();
