@@ -7,6 +7,7 @@
 //! - [`cpu`]: cpusets and CFS quotas in cpuinfo, stat and the CPU directory;
 //! - [`reads`]: uptime, unlimited readers, byte-by-byte, concurrent and spliced reads;
 //! - [`files`]: loadavg, pressure, diskstats and slabinfo;
+//! - [`load`]: loadavg values as the load tracker's ticks make them;
 //! - [`filesystem`]: modes, owner, read-only;
 //! - [`lifecycle`]: signals, stale mounts, flags, help and version;
 //! - [`errors`]: refused starts.
@@ -20,6 +21,7 @@ mod errors;
 mod files;
 mod filesystem;
 mod lifecycle;
+mod load;
 mod memory;
 mod reads;
 
