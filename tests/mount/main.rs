@@ -9,6 +9,7 @@
 //! - [`files`]: loadavg, pressure, diskstats and slabinfo;
 //! - [`load`]: loadavg values as the load tracker's ticks make them;
 //! - [`filesystem`]: modes, owner, read-only;
+//! - [`size`]: `st_size` against what readers get;
 //! - [`lifecycle`]: signals, stale mounts, flags, help and version;
 //! - [`errors`]: refused starts.
 
@@ -24,6 +25,7 @@ mod lifecycle;
 mod load;
 mod memory;
 mod reads;
+mod size;
 
 use std::fs;
 
