@@ -11,7 +11,8 @@
 //! - [`filesystem`]: modes, owner, read-only;
 //! - [`size`]: `st_size` against what readers get;
 //! - [`lifecycle`]: signals, stale mounts, flags, help and version;
-//! - [`errors`]: refused starts.
+//! - [`errors`]: refused starts;
+//! - [`namespaces`]: the daemon outside the host's namespaces, readers it cannot look up.
 
 #[macro_use]
 #[path = "../common/mod.rs"]
@@ -24,6 +25,7 @@ mod filesystem;
 mod lifecycle;
 mod load;
 mod memory;
+mod namespaces;
 mod reads;
 mod size;
 
