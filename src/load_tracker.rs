@@ -22,6 +22,26 @@ pub const SAMPLE_EVERY: Duration = Duration::from_secs(5);
 /// How long a cgroup is sampled after its loadavg was last read.
 pub const FORGET_AFTER: Duration = Duration::from_secs(600);
 
+/// Where the tracker's seconds come from: the monotonic clock, or in unit tests a clock the
+/// test moves by hand, so that forgetting after ten minutes is tested without waiting.
+enum Clock {
+    /// Seconds elapsed since this instant.
+    Since(Instant),
+    /// Seconds set by a test.
+    #[cfg(test)]
+    Manual(AtomicU64),
+}
+
+impl Clock {
+    fn now_secs(&self) -> u64 {
+        match self {
+            Clock::Since(start) => start.elapsed().as_secs(),
+            #[cfg(test)]
+            Clock::Manual(secs) => secs.load(Ordering::Relaxed),
+        }
+    }
+}
+
 struct Tracked {
     load: Mutex<LoadAvg>,
     /// Seconds since the tracker started, at the last read.
@@ -31,18 +51,14 @@ struct Tracked {
 /// Load averages of the cgroups being read.
 pub struct LoadTracker {
     host: HostPaths,
-    started: Instant,
+    clock: Clock,
     tracked: RwLock<HashMap<PathBuf, Arc<Tracked>>>,
 }
 
 impl LoadTracker {
     /// A tracker with its sampling thread; the thread ends when the tracker is dropped.
     pub fn start(host: HostPaths) -> Arc<LoadTracker> {
-        let tracker = Arc::new(LoadTracker {
-            host,
-            started: Instant::now(),
-            tracked: RwLock::new(HashMap::new()),
-        });
+        let tracker = Arc::new(LoadTracker::new(host, Clock::Since(Instant::now())));
         let weak: Weak<LoadTracker> = Arc::downgrade(&tracker);
         let spawned = std::thread::Builder::new()
             .name("loadavg".into())
@@ -63,8 +79,18 @@ impl LoadTracker {
         tracker
     }
 
+    /// A tracker without its sampling thread: [`LoadTracker::start`] adds the thread, unit
+    /// tests call [`LoadTracker::sample_all`] themselves.
+    fn new(host: HostPaths, clock: Clock) -> LoadTracker {
+        LoadTracker {
+            host,
+            clock,
+            tracked: RwLock::new(HashMap::new()),
+        }
+    }
+
     fn now_secs(&self) -> u64 {
-        self.started.elapsed().as_secs()
+        self.clock.now_secs()
     }
 
     /// The load average of cgroup directory `dir`, starting to track it on first use with
@@ -114,5 +140,156 @@ impl LoadTracker {
     /// How many cgroups are being sampled.
     pub fn tracked(&self) -> usize {
         self.tracked.read().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::Fixture;
+
+    // The kernel's `avenrun` (1, 5, 15 minutes) after one 5-second tick per number of active
+    // tasks listed, worked out by hand from `calc_load` in `kernel/sched/loadavg.c`
+    // (`FIXED_1` 2048, decay factors 1884, 2014, 2037, rounding up while the load rises).
+    /// Ticks of 3.
+    const AFTER_3: [u64; 3] = [492, 102, 33];
+    /// Ticks of 3, 3, 2.
+    const AFTER_3_3_2: [u64; 3] = [1198, 268, 88];
+    /// Ticks of 2.
+    const AFTER_2: [u64; 3] = [328, 68, 22];
+    /// Ticks of 2, 2.
+    const AFTER_2_2: [u64; 3] = [630, 135, 44];
+    /// Ticks of 1.
+    const AFTER_1: [u64; 3] = [164, 34, 11];
+    /// Ticks of 1, 1.
+    const AFTER_1_1: [u64; 3] = [315, 68, 22];
+    /// Ticks of 1, 1, 1.
+    const AFTER_1_1_1: [u64; 3] = [454, 101, 33];
+
+    /// Writes v1 cgroup `name` (its `tasks` file) on the fixture host, with a task in each
+    /// of the given states, and returns its directory.
+    fn cgroup(fx: &Fixture, name: &str, tasks: &[(u32, char)]) -> PathBuf {
+        let rel = format!("sys/fs/cgroup/cpu/{name}");
+        let list: String = tasks.iter().map(|(tid, _)| format!("{tid}\n")).collect();
+        fx.write(&format!("{rel}/tasks"), &list);
+        for &(tid, state) in tasks {
+            fx.stat(tid, 1, state, 100 + u64::from(tid));
+        }
+        fx.path(&rel)
+    }
+
+    /// A tracker on the fixture host with a clock the test sets and no sampling thread:
+    /// the test calls `sample_all` for each tick.
+    fn tracker(fx: &Fixture) -> LoadTracker {
+        LoadTracker::new(fx.host.clone(), Clock::Manual(AtomicU64::new(0)))
+    }
+
+    impl LoadTracker {
+        /// Sets the test clock to `secs` since the tracker started.
+        fn set_clock(&self, secs: u64) {
+            let Clock::Manual(now) = &self.clock else {
+                panic!("set_clock on a tracker with the real clock")
+            };
+            now.store(secs, Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn each_tick_samples_every_tracked_cgroup_with_its_running_and_blocked_tasks() {
+        let fx = Fixture::new();
+        let busy = cgroup(&fx, "busy", &[(10, 'R'), (11, 'R'), (12, 'D'), (13, 'S')]);
+        let idle = cgroup(&fx, "idle", &[(20, 'S'), (21, 'Z'), (22, 'I')]);
+        let t = tracker(&fx);
+        // The first read folds in the count its caller has just made.
+        assert_eq!(t.load(&busy, 3).avenrun, AFTER_3);
+        assert_eq!(t.load(&idle, 0).avenrun, [0; 3]);
+        assert_eq!(t.tracked(), 2, "one entry per cgroup read");
+
+        t.sample_all();
+        // The blocked task sleeps now: the next tick counts only the two running ones.
+        fx.stat(12, 1, 'S', 112);
+        t.sample_all();
+        // Later reads neither sample nor use their caller's count.
+        assert_eq!(t.load(&busy, 100).avenrun, AFTER_3_3_2);
+        assert_eq!(t.load(&busy, 100).avenrun, AFTER_3_3_2);
+        assert_eq!(
+            t.load(&idle, 7).avenrun,
+            [0; 3],
+            "S, Z and I tasks are no load"
+        );
+        assert_eq!(t.tracked(), 2, "reading again adds no entry");
+    }
+
+    #[test]
+    fn a_cgroup_read_between_ticks_is_sampled_from_the_next_tick_on() {
+        let fx = Fixture::new();
+        let early = cgroup(&fx, "early", &[(10, 'R'), (11, 'R')]);
+        let late = cgroup(&fx, "late", &[(20, 'R'), (21, 'R')]);
+        let t = tracker(&fx);
+        assert_eq!(t.load(&early, 2).avenrun, AFTER_2);
+        t.sample_all();
+        assert_eq!(
+            t.load(&late, 2).avenrun,
+            AFTER_2,
+            "its own first sample only"
+        );
+        assert_eq!(t.load(&early, 2).avenrun, AFTER_2_2);
+    }
+
+    #[test]
+    fn a_cgroup_nobody_reads_for_ten_minutes_is_forgotten() {
+        let fx = Fixture::new();
+        let kept = cgroup(&fx, "kept", &[(10, 'R')]);
+        let dropped = cgroup(&fx, "dropped", &[(20, 'R')]);
+        let t = tracker(&fx);
+        t.load(&kept, 1);
+        t.load(&dropped, 1);
+        let last_second = FORGET_AFTER.as_secs() - 1;
+        t.set_clock(last_second);
+        t.load(&kept, 1);
+        t.sample_all();
+        assert_eq!(t.tracked(), 2, "both were read less than ten minutes ago");
+
+        t.set_clock(FORGET_AFTER.as_secs());
+        t.sample_all();
+        assert_eq!(t.tracked(), 1, "unread for ten minutes: forgotten");
+        // A new reader starts from nothing again, as on first use.
+        assert_eq!(t.load(&dropped, 1).avenrun, AFTER_1);
+        assert_eq!(t.tracked(), 2);
+
+        // The read at 599 s kept `kept` until 1199 s; `dropped`, read again at 600 s, stays.
+        t.set_clock(last_second + FORGET_AFTER.as_secs() - 1);
+        t.sample_all();
+        assert_eq!(t.tracked(), 2, "kept was read 599 s before");
+        t.set_clock(last_second + FORGET_AFTER.as_secs());
+        t.sample_all();
+        assert_eq!(
+            t.tracked(),
+            1,
+            "kept unread for ten minutes, dropped for 599 s"
+        );
+        assert_eq!(
+            t.load(&dropped, 1).avenrun,
+            AFTER_1_1_1,
+            "sampled at both ticks since"
+        );
+    }
+
+    #[test]
+    fn a_removed_cgroup_is_forgotten_at_the_next_tick() {
+        let fx = Fixture::new();
+        let gone = cgroup(&fx, "gone", &[(10, 'R')]);
+        let stays = cgroup(&fx, "stays", &[(20, 'R')]);
+        let t = tracker(&fx);
+        t.load(&gone, 1);
+        t.load(&stays, 1);
+        fx.remove("sys/fs/cgroup/cpu/gone");
+        t.sample_all();
+        assert_eq!(t.tracked(), 1, "the removed cgroup's entry is gone");
+        assert_eq!(
+            t.load(&stays, 1).avenrun,
+            AFTER_1_1,
+            "the other is still sampled"
+        );
     }
 }

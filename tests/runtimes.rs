@@ -330,6 +330,13 @@ fn oci_hook_in_runc_config_json() {
 /// CPU 0, its cgroups below a test cgroup of its own, with `hook` as `lxc.hook.mount`;
 /// `prefix` (a command that execs its arguments) runs before lxc-execute.
 fn lxc_execute(rootfs: &Rootfs, hook: &Path, prefix: &[&str]) -> String {
+    let hook = format!("lxc.hook.mount = {}\n", hook.display());
+    lxc_execute_with(rootfs, &hook, prefix)
+}
+
+/// [`lxc_execute`] with `extra` (whole config lines) at the end of the container's config
+/// instead of a hook.
+fn lxc_execute_with(rootfs: &Rootfs, extra: &str, prefix: &[&str]) -> String {
     let dir = TestDir::new();
     let name = unique("lxcfs-rs-lxc");
     let cgroup = unique("lxcfs-rs-test-lxc");
@@ -355,9 +362,8 @@ fn lxc_execute(rootfs: &Rootfs, hook: &Path, prefix: &[&str]) -> String {
          lxc.cgroup.dir.monitor.pivot = {cgroup}/pivot\n\
          lxc.cgroup.memory.limit_in_bytes = 268435456\n\
          lxc.cgroup.cpuset.cpus = 0\n\
-         lxc.hook.mount = {hook}\n",
+         {extra}",
         root = root.display(),
-        hook = hook.display(),
     );
     fs::write(container_dir.join("config"), config).unwrap();
     let log = dir.join("lxc.log");
@@ -434,6 +440,62 @@ fn lxc_container_with_the_lxcfs_packages_hook() {
     let prefix = sh_in_private_mount_ns(&[], &wrap, &[]);
     let out = lxc_execute(&rootfs, Path::new(STOCK_HOOK), &prefix);
     assert_container_view(&out, 262144, "LXC with the lxcfs package's hook");
+}
+
+/// `lxcfs-rs bind-args --runtime lxc` pasted into a container's config, no hook: the
+/// `lxc.mount.entry` lines alone bind the files.
+#[test]
+fn lxc_container_with_bind_args_entries() {
+    require!(containers);
+    require!(
+        program "lxc-execute",
+        "lxc-execute is missing (Debian package lxc; scripts/deps.sh test installs it)"
+    );
+    let daemon = Daemon::start(&[]);
+    let rootfs = Rootfs::shared();
+    let mnt = daemon.mnt.to_str().expect("utf-8 path");
+    let entries = run_argv(&[BIN, "bind-args", "--runtime", "lxc", mnt]);
+    assert!(
+        entries.lines().count() >= 9
+            && entries.lines().all(|l| l.starts_with("lxc.mount.entry = ")),
+        "bind-args --runtime lxc: expected an lxc.mount.entry line per file, got:\n{entries}"
+    );
+    let out = lxc_execute_with(&rootfs, &entries, &[]);
+    assert_container_view(&out, 262144, "LXC with bind-args --runtime lxc entries");
+}
+
+/// `packaging/lxc/00-lxcfs-rs.conf` used as the README says: dropped into the
+/// `common.conf.d` that a `common.conf` includes, which the container's config includes.
+/// Both are test-local copies laid out as `/usr/share/lxc/config/` is (its `common.conf`
+/// ends by including its `common.conf.d/`); the system's are never touched.
+#[test]
+fn lxc_container_with_the_packaged_common_conf_snippet() {
+    require!(containers);
+    require!(
+        program "lxc-execute",
+        "lxc-execute is missing (Debian package lxc; scripts/deps.sh test installs it)"
+    );
+    let daemon = Daemon::start(&[]);
+    let rootfs = Rootfs::shared();
+    let dir = TestDir::new();
+    let hook = dir.join("lxc.mount.hook");
+    fs::write(&hook, packaged("lxc/lxc.mount.hook", &daemon.mnt)).unwrap();
+    fs::set_permissions(&hook, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let snippets = dir.join("config/common.conf.d");
+    fs::create_dir_all(&snippets).unwrap();
+    let snippet = packaged("lxc/00-lxcfs-rs.conf", &daemon.mnt).replace(
+        "/usr/local/share/lxcfs-rs/lxc.mount.hook",
+        hook.to_str().expect("utf-8 path"),
+    );
+    fs::write(snippets.join("00-lxcfs-rs.conf"), snippet).unwrap();
+    let common = dir.join("config/common.conf");
+    fs::write(&common, format!("lxc.include = {}/\n", snippets.display())).unwrap();
+    let out = lxc_execute_with(
+        &rootfs,
+        &format!("lxc.include = {}\n", common.display()),
+        &[],
+    );
+    assert_container_view(&out, 262144, "LXC with 00-lxcfs-rs.conf in common.conf.d");
 }
 
 // ---------------------------------------------------------------------------------------

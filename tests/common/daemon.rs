@@ -80,16 +80,16 @@ pub struct Daemon {
 impl Daemon {
     /// Our daemon with `args` on a fresh temporary mount point, mounted and serving.
     pub fn start(args: &[&str]) -> Daemon {
+        Daemon::start_cmd(Command::new(BIN), args)
+    }
+
+    /// Our daemon run by `cmd` (the binary under test, with an environment of the caller's
+    /// choosing) with `args`, on a fresh temporary mount point, mounted and serving.
+    pub fn start_cmd(cmd: Command, args: &[&str]) -> Daemon {
         let dir = TestDir::new();
         let mnt = dir.join("mnt");
         fs::create_dir(&mnt).expect("creating the mount point");
-        let mut d = Daemon::spawn_cmd(
-            "lxcfs-rs",
-            Command::new(BIN),
-            args,
-            &mnt,
-            &dir.join("daemon.log"),
-        );
+        let mut d = Daemon::spawn_cmd("lxcfs-rs", cmd, args, &mnt, &dir.join("daemon.log"));
         d._dir = Some(dir);
         d.wait_mounted();
         d

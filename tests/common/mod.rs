@@ -15,6 +15,7 @@
 //! - [`process`]: waiting, running commands, how a command failed;
 //! - [`parse`]: parsers for the served files and cgroup files;
 //! - [`daemon`]: the daemon on a temporary mount point, temporary directories;
+//! - [`ns_daemon`]: the daemon in namespaces of its own, reached through `/proc/<pid>/root`;
 //! - [`cgroup`]: v1 cgroups with limits and readers inside them;
 //! - [`container`]: real OCI containers run by runc;
 //! - [`fixture_tree`]: fake host trees (`proc/...`, `sys/...`) for `--host-root`.
@@ -28,6 +29,7 @@ pub mod container;
 pub mod daemon;
 pub mod fixture_tree;
 pub mod mounts;
+pub mod ns_daemon;
 pub mod parse;
 pub mod policy;
 pub mod process;

@@ -41,7 +41,14 @@ fn unescape(s: &str) -> String {
 
 /// The mounts of our mount namespace.
 pub fn mountinfo() -> Vec<MountLine> {
-    let text = fs::read_to_string("/proc/self/mountinfo").expect("reading /proc/self/mountinfo");
+    mountinfo_at(Path::new("/proc/self/mountinfo"))
+}
+
+/// The mounts `path` lists: `/proc/<pid>/mountinfo` for another process's mount namespace
+/// (mount points as that process sees them).
+pub fn mountinfo_at(path: &Path) -> Vec<MountLine> {
+    let text =
+        fs::read_to_string(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     parse_mountinfo(&text)
 }
 

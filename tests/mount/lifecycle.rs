@@ -1,7 +1,9 @@
-//! Lifecycle: stopping on signals, a stale mount left by a killed daemon, lxcfs's flags,
-//! help and version.
+//! Lifecycle: stopping on signals, a stale mount left by a killed daemon, lxcfs's flags
+//! (and what `-d`, `-o noatime,noexec`, `--enable-pidfd` and the absence of `-p` do), help
+//! and version.
 
 use std::fs;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -21,6 +23,13 @@ fn sigint_unmounts_cleanly() {
     require!(mount);
     let mut d = Daemon::start(&[]);
     d.assert_stops_cleanly(Signal::SIGINT);
+}
+
+#[test]
+fn sighup_unmounts_cleanly() {
+    require!(mount);
+    let mut d = Daemon::start(&[]);
+    d.assert_stops_cleanly(Signal::SIGHUP);
 }
 
 #[test]
@@ -108,6 +117,139 @@ fn accepts_the_lxcfs_flags() {
         "with -u: expected the swaps header only, read:\n{swaps}"
     );
     d.assert_stops_cleanly(Signal::SIGTERM);
+}
+
+/// `--enable-pidfd`, an lxcfs flag, is accepted: the daemon starts and serves limits as usual.
+#[test]
+fn enable_pidfd_is_accepted() {
+    require!(mount);
+    let cg = Cgroup::new();
+    cg.set_memory_limit(256 * MIB);
+    let mut d = Daemon::start(&["--enable-pidfd"]);
+    let meminfo = cg.read(&d.path("proc/meminfo"));
+    assert_eq!(
+        kb(&meminfo, "MemTotal"),
+        262144,
+        "with --enable-pidfd: expected MemTotal 262144 kB, read:\n{meminfo}"
+    );
+    d.assert_stops_cleanly(Signal::SIGTERM);
+}
+
+/// The lines of `log` that are the debug line of a read of `file` by `pid`.
+fn debug_lines<'a>(log: &'a str, pid: &str, file: &str) -> Vec<&'a str> {
+    let needle = format!(" pid={pid} file={file} ");
+    log.lines()
+        .filter(|l| l.contains("DEBUG") && l.contains(&needle))
+        .collect()
+}
+
+/// `-d` logs one line per served read, naming the reader and the bytes; without it there
+/// is none (`RUST_LOG`, which would also turn them on, is cleared for both daemons).
+#[test]
+fn debug_flag_logs_each_read() {
+    require!(mount);
+    let cg = Cgroup::new();
+    cg.set_memory_limit(256 * MIB);
+    for (flags, logs) in [(&["-d"][..], true), (&[][..], false)] {
+        let mut cmd = Command::new(BIN);
+        cmd.env_remove("RUST_LOG");
+        let d = Daemon::start_cmd(cmd, flags);
+        let path = d.arg("proc/meminfo");
+        // `$$` is the reader itself (exec keeps the pid).
+        let out = cg.run(&["sh", "-c", "echo $$; exec cat \"$1\"", "sh", &path]);
+        let (pid, text) = out.split_once('\n').expect("pid line, then meminfo");
+        let log = d.log();
+        let lines = debug_lines(&log, pid, "proc/meminfo");
+        if logs {
+            let bytes = format!(" bytes={} ", text.len());
+            assert!(
+                lines.iter().any(|l| l.contains(&bytes)),
+                "with -d: expected a debug line for pid {pid} reading proc/meminfo with{bytes}, log:\n{log}"
+            );
+        } else {
+            assert!(
+                lines.is_empty() && !log.contains("DEBUG"),
+                "without -d: expected no debug line, log:\n{log}"
+            );
+        }
+    }
+}
+
+/// The regular files a process holds open, besides its standard streams and kernel files
+/// (`/proc`, `/sys`), which no pidfile is.
+fn open_files(pid: u32) -> Vec<PathBuf> {
+    let dir = format!("/proc/{pid}/fd");
+    fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("listing {dir}: {e}"))
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| !["0", "1", "2"].contains(&n))
+        })
+        .filter_map(|e| fs::read_link(e.path()).ok())
+        .filter(|target| !target.starts_with("/proc") && !target.starts_with("/sys"))
+        .filter(|target| target.is_absolute() && fs::metadata(target).is_ok_and(|m| m.is_file()))
+        .collect()
+}
+
+/// A pidfile is held open (its lock lives as long as the descriptor): without `-p` the
+/// daemon holds no file open at all, and lxcfs's default pidfile does not name it. With `-p`
+/// the same check finds the pidfile, so it can fail.
+#[test]
+fn no_pidfile_without_dash_p() {
+    require!(mount);
+    let d = Daemon::start(&[]);
+    let open = open_files(d.pid);
+    assert!(
+        open.is_empty(),
+        "without -p the daemon holds no file open, it holds {open:?}"
+    );
+    for default in ["/run/lxcfs.pid", "/run/lxcfs-rs.pid"] {
+        let text = fs::read_to_string(default).unwrap_or_default();
+        assert_ne!(
+            text.trim(),
+            d.pid.to_string(),
+            "{default} names the daemon started without -p"
+        );
+    }
+
+    let dir = TestDir::new();
+    let pidfile = dir.join("lxcfs-rs.pid");
+    let with_p = Daemon::start(&["-p", pidfile.to_str().expect("utf-8")]);
+    assert_eq!(
+        open_files(with_p.pid),
+        vec![pidfile.clone()],
+        "with -p the check sees the pidfile {}",
+        pidfile.display()
+    );
+}
+
+/// `-o noatime,noexec` reach the kernel: the mount's flags in mountinfo carry them, and a
+/// mount without them carries neither (the check can fail).
+#[test]
+fn dash_o_noatime_noexec_are_applied() {
+    require!(mount);
+    let flags = |d: &Daemon| {
+        let m = fuse_mount_at(&d.mnt).expect("the mount is in mountinfo");
+        m.mount_options
+            .split(',')
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let with = Daemon::start(&["-o", "noatime,noexec"]);
+    let plain = Daemon::start(&[]);
+    let (with, plain) = (flags(&with), flags(&plain));
+    for flag in ["noatime", "noexec"] {
+        assert!(
+            with.iter().any(|f| f == flag),
+            "-o noatime,noexec: expected {flag} in the mount's flags {with:?}"
+        );
+        assert!(
+            !plain.iter().any(|f| f == flag),
+            "without -o: expected no {flag} in the mount's flags {plain:?}"
+        );
+    }
 }
 
 #[test]

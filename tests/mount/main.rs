@@ -7,9 +7,12 @@
 //! - [`cpu`]: cpusets and CFS quotas in cpuinfo, stat and the CPU directory;
 //! - [`reads`]: uptime, unlimited readers, byte-by-byte, concurrent and spliced reads;
 //! - [`files`]: loadavg, pressure, diskstats and slabinfo;
+//! - [`load`]: loadavg values as the load tracker's ticks make them;
 //! - [`filesystem`]: modes, owner, read-only;
+//! - [`size`]: `st_size` against what readers get;
 //! - [`lifecycle`]: signals, stale mounts, flags, help and version;
-//! - [`errors`]: refused starts.
+//! - [`errors`]: refused starts;
+//! - [`namespaces`]: the daemon outside the host's namespaces, readers it cannot look up.
 
 #[macro_use]
 #[path = "../common/mod.rs"]
@@ -20,8 +23,11 @@ mod errors;
 mod files;
 mod filesystem;
 mod lifecycle;
+mod load;
 mod memory;
+mod namespaces;
 mod reads;
+mod size;
 
 use std::fs;
 
