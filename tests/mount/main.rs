@@ -5,7 +5,8 @@
 //!
 //! - [`memory`]: meminfo and swaps under memory limits, `show` beside the mount;
 //! - [`cpu`]: cpusets and CFS quotas in cpuinfo, stat and the CPU directory;
-//! - [`reads`]: uptime, unlimited readers, byte-by-byte, concurrent and spliced reads;
+//! - [`reads`]: uptime, unlimited readers, byte-by-byte, concurrent and re-read;
+//! - [`splice`]: sendfile and splice readers, the race against our daemon and the C lxcfs;
 //! - [`files`]: loadavg, pressure, diskstats and slabinfo;
 //! - [`filesystem`]: modes, owner, read-only;
 //! - [`lifecycle`]: signals, stale mounts, flags, help and version;
@@ -22,6 +23,7 @@ mod filesystem;
 mod lifecycle;
 mod memory;
 mod reads;
+mod splice;
 
 use std::fs;
 
