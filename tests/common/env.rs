@@ -58,6 +58,15 @@ pub fn have_program(prog: &str) -> bool {
         .is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(prog).is_file()))
 }
 
+/// Where `prog` is on PATH (the first match), for tests that must name the very binary
+/// another part of the suite runs.
+pub fn find_program(prog: &str) -> Option<std::path::PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths)
+        .map(|d| d.join(prog))
+        .find(|p| p.is_file())
+}
+
 /// Root and /dev/fuse: what mounting the daemon takes, for tests whose readers sit in a
 /// fixture tree's cgroups rather than the host's. Returns false (after printing why) when
 /// the test should be skipped; panics in CI.

@@ -18,7 +18,9 @@
 //! - [`ns_daemon`]: the daemon in namespaces of its own, reached through `/proc/<pid>/root`;
 //! - [`cgroup`]: v1 cgroups with limits and readers inside them;
 //! - [`container`]: real OCI containers run by runc;
-//! - [`fixture_tree`]: fake host trees (`proc/...`, `sys/...`) for `--host-root`.
+//! - [`fixture_tree`]: fake host trees (`proc/...`, `sys/...`) for `--host-root`;
+//! - [`splice`]: sendfile(2), the daemon's logged refusals of page-cache reads, and the proof
+//!   that busybox `cat` copies with sendfile.
 
 #![allow(dead_code)]
 
@@ -33,6 +35,7 @@ pub mod ns_daemon;
 pub mod parse;
 pub mod policy;
 pub mod process;
+pub mod splice;
 
 // Re-exports: not every test crate uses every part.
 #[allow(unused_imports)]
@@ -47,6 +50,8 @@ pub use mounts::*;
 pub use parse::*;
 #[allow(unused_imports)]
 pub use process::*;
+#[allow(unused_imports)]
+pub use splice::*;
 
 /// The binary under test.
 pub const BIN: &str = env!("CARGO_BIN_EXE_lxcfs-rs");

@@ -2,8 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::container::{Report, Rootfs};
-use crate::common::{kb, line_of, parse_loadavg, parse_uptime, processors, stat_cpu_labels};
+use crate::common::container::{Report, Rootfs, rootfs_busybox};
+use crate::common::{
+    assert_busybox_cat_takes_sendfile, kb, line_of, parse_loadavg, parse_uptime, processors,
+    stat_cpu_labels,
+};
 use crate::host;
 
 /// What the host itself shows, to tell "the host's value" from "the container's".
@@ -315,8 +318,10 @@ pub(crate) fn check_conf_is_hosts(r: &Report, host: &HostView) {
     );
 }
 
-/// Every busybox `cat` read of the splice loop gave the container's own view.
+/// Every busybox `cat` read of the splice loop gave the container's own view, and that `cat`
+/// copies with sendfile (else the loop would read with read(2) only).
 pub(crate) fn check_splice(r: &Report, want: &Want, rounds: usize) {
+    assert_busybox_cat_takes_sendfile(rootfs_busybox());
     let name = &r.name;
     let meminfo = r.get("meminfo");
     let expected: BTreeMap<&str, String> = [

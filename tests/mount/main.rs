@@ -5,7 +5,8 @@
 //!
 //! - [`memory`]: meminfo and swaps under memory limits, `show` beside the mount;
 //! - [`cpu`]: cpusets and CFS quotas in cpuinfo, stat and the CPU directory;
-//! - [`reads`]: uptime, unlimited readers, byte-by-byte, concurrent and spliced reads;
+//! - [`reads`]: uptime, unlimited readers, byte-by-byte, concurrent and re-read;
+//! - [`splice`]: sendfile and splice readers, the race against our daemon and the C lxcfs;
 //! - [`files`]: loadavg, pressure, diskstats and slabinfo;
 //! - [`load`]: loadavg values as the load tracker's ticks make them;
 //! - [`filesystem`]: modes, owner, read-only;
@@ -28,6 +29,7 @@ mod memory;
 mod namespaces;
 mod reads;
 mod size;
+mod splice;
 
 use std::fs;
 

@@ -1,9 +1,7 @@
-//! How readers read: uptime by pid namespace, unlimited readers, byte-by-byte, concurrent,
-//! re-read and spliced reads.
+//! How readers read: uptime by pid namespace, unlimited readers, byte-by-byte, concurrent
+//! and re-read (spliced reads are in `splice`).
 
 use std::fs;
-use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use crate::common::*;
@@ -222,30 +220,5 @@ fn rereading_from_offset_zero_regenerates() {
     assert_ne!(
         again, first,
         "uptime read again from offset 0 after 1.1 s is fresh"
-    );
-}
-
-#[test]
-fn splice_readers_get_their_own_view() {
-    require!(mount);
-    let script = Path::new("/work/shared/tools/splice-race-repro.sh");
-    require!(
-        program "busybox",
-        "busybox is not installed (apt-get install busybox-static)"
-    );
-    require!(script.exists(), &format!("{} is missing", script.display()));
-    let d = Daemon::start(&[]);
-    let out = Command::new("bash")
-        .arg(script)
-        .arg(&d.mnt)
-        .arg("300")
-        .output()
-        .expect("running the repro script");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_succeeds(&out, "splice repro must exit 0");
-    assert!(
-        stdout.contains("0 of 600"),
-        "splice repro must print \"0 of 600\": {}",
-        describe(&out)
     );
 }

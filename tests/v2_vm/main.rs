@@ -27,8 +27,8 @@ mod vm;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::{
-    assert_lines_from_host, kb, key_values, keys, parse_loadavg, parse_uptime, processors,
-    stat_cpu_labels,
+    assert_busybox_cat_takes_sendfile, assert_lines_from_host, find_program, kb, key_values, keys,
+    parse_loadavg, parse_uptime, processors, stat_cpu_labels,
 };
 use readers::*;
 use vm::vm;
@@ -720,6 +720,11 @@ fn slabinfo_is_the_hosts() {
 #[test]
 fn sendfile_readers_get_their_own_view() {
     let Some(vm) = vm() else { return };
+    // The payload reads with the host's busybox (scripts/v2vm/vm copies `command -v busybox`
+    // into the VM): unless its `cat` copies with sendfile, these were read(2) reads.
+    require!(mount);
+    let busybox = find_program("busybox").expect("the VM was built, so busybox is on PATH");
+    assert_busybox_cat_takes_sendfile(&busybox);
     let host_total = kb(&vm.file("root/host.before/proc/meminfo"), "MemTotal");
     let host_keys = keys(&vm.file("root/host.before/proc/meminfo"));
     // In the order the payload read them: A, root, child, root again, each through the

@@ -93,6 +93,13 @@ splice_loop() {
 }
 "#;
 
+/// The busybox the containers' root filesystem is made of: the splice loop reads with its
+/// `cat`, so the tests show it copies with sendfile
+/// ([`super::splice::assert_busybox_cat_takes_sendfile`]).
+pub fn rootfs_busybox() -> &'static Path {
+    Path::new(BUSYBOX)
+}
+
 /// Whether the container tests can run: [`can_mount`], plus `runc`, a static busybox and
 /// `gcc` (with a static libc) for the probe. Returns false (after printing why) when the
 /// test should be skipped; panics in CI.
