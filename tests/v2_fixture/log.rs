@@ -90,7 +90,7 @@ fn a_read_without_fallbacks_says_so() {
 /// Through the mount, with `-d`: the line carries the FUSE request's id, and the size read.
 #[test]
 fn the_mounted_daemon_logs_each_read_with_its_request() {
-    require!(mount);
+    require!(fuse);
     let fx = Fixture::new();
     fx.tree.remove("sys/fs/cgroup/ctr/child/cpu.stat");
     let root = fx.root();
