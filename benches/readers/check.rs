@@ -76,15 +76,18 @@ impl Expected {
                 } else {
                     self.host_mem_kb
                 };
+                let whose = if daemon {
+                    "the cgroup's memory limit"
+                } else {
+                    "the host's"
+                };
                 match mem_total_kb(&text) {
                     Some(kb) if kb == want => Ok(()),
-                    got => Err(format!(
-                        "{file}: MemTotal {got:?} kB, expected {want} kB ({})",
-                        if daemon {
-                            "the cgroup's memory limit"
-                        } else {
-                            "the host's"
-                        }
+                    Some(kb) => Err(format!(
+                        "{file}: MemTotal {kb} kB, expected {want} kB ({whose})"
+                    )),
+                    None => Err(format!(
+                        "{file}: no MemTotal line, expected {want} kB ({whose})"
                     )),
                 }
             }

@@ -3,12 +3,13 @@
 //! on one file for a warmup and then a measured window, while the daemon's CPU time is
 //! sampled at the window's edges.
 //!
-//! The processes: the benchmark forks a *starter* per reader, which joins the cgroup,
-//! unshares the pid namespace and forks the *reader* (pid 1 there), then waits for it. Every
-//! reader reports ready on one pipe and blocks on another until all are; the benchmark then
-//! sends each the window's absolute monotonic-clock bounds, so all share one window however
-//! late the CPU quota lets them run. Each reader writes its counts, latency histogram and the
-//! content of its first read to a pipe of its own, and exits.
+//! The processes: the benchmark forks a *starter* per reader, which unshares the pid
+//! namespace and forks the *reader* (pid 1 there), then waits for it; the reader joins the
+//! cgroup, which so holds the readers alone. Every reader reports ready on one pipe and
+//! blocks on another until all are; the benchmark then sends each the window's absolute
+//! monotonic-clock bounds, so all share one window however late the CPU quota lets them
+//! run. Each reader writes its counts, latency histogram and the content of its first read
+//! to a pipe of its own, and exits.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
@@ -236,20 +237,15 @@ fn child(body: impl FnOnce() -> i32) -> ! {
     unsafe { nix::libc::_exit(code) }
 }
 
-/// The starter: joins the cgroup, makes a pid namespace, forks the reader as its init and
-/// exits with the reader's status. `own` is its ready, go and result pipe ends; `others` the
-/// descriptors only the benchmark may hold (so that a pipe's EOF means what it should).
+/// The starter: makes a pid namespace, forks the reader as its init and exits with the
+/// reader's status. It stays out of the cgroup, so that the cgroup holds the readers alone,
+/// as a container's holds its processes (what `proc/stat` and `loadavg` count). `own` is
+/// its reader's ready, go and result pipe ends; `others` the descriptors only the benchmark
+/// may hold (so that a pipe's EOF means what it should).
 fn starter(cg: &BenchCgroup, spec: &Spec, own: [RawFd; 3], others: &[RawFd]) -> i32 {
     for fd in others {
         // SAFETY: the child's copies; the parent's owners are never dropped here (`_exit`).
         unsafe { nix::libc::close(*fd) };
-    }
-    let me = std::process::id().to_string();
-    for procs in cg.procs_files() {
-        if let Err(e) = std::fs::write(&procs, &me) {
-            eprintln!("bench: reader: joining {}: {e}", procs.display());
-            return 2;
-        }
     }
     if let Err(e) = unshare(CloneFlags::CLONE_NEWPID) {
         eprintln!("bench: reader: unshare(CLONE_NEWPID): {e}");
@@ -257,7 +253,7 @@ fn starter(cg: &BenchCgroup, spec: &Spec, own: [RawFd; 3], others: &[RawFd]) -> 
     }
     // SAFETY: as above, one thread; the child ends in `_exit`.
     let reader_pid = match unsafe { fork() } {
-        Ok(ForkResult::Child) => child(|| reader(spec, own)),
+        Ok(ForkResult::Child) => child(|| reader(cg, spec, own)),
         Ok(ForkResult::Parent { child }) => child,
         Err(e) => {
             eprintln!("bench: reader: fork: {e}");
@@ -278,8 +274,9 @@ fn starter(cg: &BenchCgroup, spec: &Spec, own: [RawFd; 3], others: &[RawFd]) -> 
     }
 }
 
-/// The reader, init of its pid namespace: ready, go, read in a loop, report.
-fn reader(spec: &Spec, [ready, go, result]: [RawFd; 3]) -> i32 {
+/// The reader, init of its pid namespace: joins the cgroup, says it is ready, waits for the
+/// go, reads in a loop, reports.
+fn reader(cg: &BenchCgroup, spec: &Spec, [ready, go, result]: [RawFd; 3]) -> i32 {
     // SAFETY: descriptors this process alone uses from here on, each wrapped once.
     let (mut ready, mut go, mut result) = unsafe {
         use std::os::fd::FromRawFd;
@@ -289,6 +286,13 @@ fn reader(spec: &Spec, [ready, go, result]: [RawFd; 3]) -> i32 {
             File::from_raw_fd(result),
         )
     };
+    for procs in cg.procs_files() {
+        // "0" is the writer itself (its own pid is 1 here, in its pid namespace).
+        if let Err(e) = std::fs::write(&procs, "0") {
+            eprintln!("bench: reader: joining {}: {e}", procs.display());
+            return 2;
+        }
+    }
     let mut message = [0u8; 16];
     if ready.write_all(b"r").is_err() || go.read_exact(&mut message).is_err() {
         return 3; // the benchmark gave up before the start
