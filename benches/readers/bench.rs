@@ -24,11 +24,12 @@ extern "C" fn on_signal(_: nix::libc::c_int) {
     INTERRUPTED.store(true, Ordering::Relaxed);
 }
 
-/// Turns SIGINT, SIGTERM and SIGHUP into [`interrupted`] (the readers inherit it).
+/// Turns SIGINT, SIGTERM and SIGHUP into [`interrupted`] (the readers inherit it). System
+/// calls restart, so only the loops that poll the flag notice the signal.
 pub fn stop_on_interrupt() {
     let action = SigAction::new(
         SigHandler::Handler(on_signal),
-        SaFlags::empty(),
+        SaFlags::SA_RESTART,
         SigSet::empty(),
     );
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {

@@ -183,7 +183,7 @@ impl Starters<'_> {
             }
         }
         for s in &mut self.list {
-            let status = waitpid(s.pid, None).map_err(|e| format!("waitpid {}: {e}", s.pid))?;
+            let status = reap(s.pid).map_err(|e| format!("waitpid {}: {e}", s.pid))?;
             s.reaped = true;
             if status != WaitStatus::Exited(s.pid, 0) {
                 return Err(format!(
@@ -201,7 +201,7 @@ impl Drop for Starters<'_> {
             self.cg.kill_members();
         }
         for s in self.list.iter().filter(|s| !s.reaped) {
-            let _ = waitpid(s.pid, None);
+            let _ = reap(s.pid);
         }
     }
 }
@@ -264,7 +264,7 @@ fn starter(cg: &BenchCgroup, spec: &Spec, own: [RawFd; 3], others: &[RawFd]) -> 
         // SAFETY: the reader holds these now; the starter must not keep the pipes open.
         unsafe { nix::libc::close(fd) };
     }
-    match waitpid(reader_pid, None) {
+    match reap(reader_pid) {
         Ok(WaitStatus::Exited(_, code)) => code,
         Ok(WaitStatus::Signaled(_, sig, _)) => 128 + sig as i32,
         other => {
@@ -416,6 +416,16 @@ impl ReaderReport {
                 }
                 _ => return Err(bad(line)),
             }
+        }
+    }
+}
+
+/// Waits for `pid` to exit, through signals (the benchmark's handler runs in every process).
+fn reap(pid: Pid) -> nix::Result<WaitStatus> {
+    loop {
+        match waitpid(pid, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => return other,
         }
     }
 }
