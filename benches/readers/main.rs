@@ -25,6 +25,7 @@ mod bench;
 mod cgroup;
 mod check;
 mod histogram;
+mod reader;
 mod readers;
 mod report;
 mod sample;
