@@ -1,0 +1,319 @@
+//! The program's own test, run when it is started without `--bench` (as `cargo test` starts
+//! it): the histogram and the content check on known input, a real benchmark of the kernel,
+//! the C lxcfs and lxcfs-rs for a fraction of a second, and a refused benchmark of a mount
+//! that shows the host's files. Like libtest, it takes name filters and `--list`.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::panic::catch_unwind;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::args::Args;
+use crate::bench;
+use crate::check::Expected;
+use crate::common::{Daemon, TestDir};
+use crate::histogram::Histogram;
+use crate::report::Row;
+
+/// The tests, by name.
+const TESTS: &[(&str, fn())] = &[
+    (
+        "histogram_quantiles_are_within_a_bucket",
+        histogram_quantiles_are_within_a_bucket,
+    ),
+    (
+        "content_check_tells_a_daemon_from_the_host",
+        content_check_tells_a_daemon_from_the_host,
+    ),
+    (
+        "bench_measures_the_kernel_lxcfs_and_lxcfs_rs",
+        bench_measures_the_kernel_lxcfs_and_lxcfs_rs,
+    ),
+    (
+        "bench_refuses_targets_that_show_the_host",
+        bench_refuses_targets_that_show_the_host,
+    ),
+];
+
+/// Runs the tests whose names contain one of the non-flag `args` (all without one).
+pub fn main(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "--list") {
+        for (name, _) in TESTS {
+            println!("{name}: test");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let selected: Vec<_> = (TESTS.iter())
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| name.contains(f.as_str())))
+        .collect();
+    println!("\nrunning {} tests", selected.len());
+    let mut failed = Vec::new();
+    for (name, test) in selected.iter().copied() {
+        let ok = catch_unwind(test).is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        if !ok {
+            failed.push(*name);
+        }
+    }
+    println!(
+        "\ntest result: {}. {} passed; {} failed\n",
+        if failed.is_empty() { "ok" } else { "FAILED" },
+        selected.len() - failed.len(),
+        failed.len()
+    );
+    if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn histogram_quantiles_are_within_a_bucket() {
+    let mut h = Histogram::default();
+    assert_eq!(h.quantile(0.5), None, "an empty histogram has no median");
+    for us in 1..=1000u64 {
+        h.record(us * 1000);
+    }
+    for (q, want) in [(0.5, 500_000.0), (0.99, 990_000.0), (0.999, 999_000.0)] {
+        let got = h.quantile(q).expect("a quantile");
+        assert!(
+            (got / want - 1.0).abs() < 0.025,
+            "quantile {q} of 1..=1000 µs: {got} ns, expected {want} ns within one bucket"
+        );
+    }
+    let decoded = Histogram::decode(&h.encode()).expect("decoding");
+    assert_eq!(decoded, h, "encode and decode must round-trip");
+    let mut twice = h.clone();
+    twice.merge(&h);
+    assert_eq!(twice.total(), 2000);
+    assert_eq!(
+        twice.quantile(0.5),
+        h.quantile(0.5),
+        "merging a copy moves no quantile"
+    );
+    assert!(
+        Histogram::decode("5:1 x").is_err(),
+        "garbage must not decode"
+    );
+}
+
+fn content_check_tells_a_daemon_from_the_host() {
+    let expected = Expected {
+        host_mem_kb: 8_000_000,
+        host_cpus: 4,
+        limit_kb: 262_144,
+        daemon_cpus: vec![1],
+    };
+    let meminfo = |kb: u64| format!("MemTotal:       {kb} kB\nMemFree:  1 kB\n");
+    let cpuinfo = |n: usize| {
+        (0..n)
+            .map(|i| format!("processor\t: {i}\nflags\t: x\n\n"))
+            .collect::<String>()
+    };
+    let stat = |n: usize| {
+        let lines: String = (0..n).map(|i| format!("cpu{i} 1 2 3 4\n")).collect();
+        format!("cpu  1 2 3 4\n{lines}intr 5\n")
+    };
+    let cases: &[(&str, String, String)] = &[
+        ("proc/meminfo", meminfo(262_144), meminfo(8_000_000)),
+        ("proc/cpuinfo", cpuinfo(1), cpuinfo(4)),
+        ("proc/stat", stat(1), stat(4)),
+        (
+            "sys/devices/system/cpu/online",
+            "0\n".into(),
+            "0-3\n".into(),
+        ),
+        (
+            "proc/uptime",
+            "0.52 0.30\n".into(),
+            "86400.12 300000.00\n".into(),
+        ),
+    ];
+    for (file, daemon_view, host_view) in cases {
+        let check = |daemon: bool, text: &str| expected.check(file, daemon, text.as_bytes());
+        assert_eq!(
+            check(true, daemon_view),
+            Ok(()),
+            "{file}: the cgroup's view, from a daemon"
+        );
+        assert!(
+            check(true, host_view).is_err(),
+            "{file}: the host's view from a daemon must be refused"
+        );
+        assert!(check(true, "").is_err(), "{file}: empty must be refused");
+        if *file != "proc/uptime" {
+            assert_eq!(
+                check(false, host_view),
+                Ok(()),
+                "{file}: the host's view, from the kernel"
+            );
+            assert!(
+                check(false, daemon_view).is_err(),
+                "{file}: the kernel must show the host's view"
+            );
+        }
+    }
+    // A limit at or above the host's memory would make the two views equal: refused.
+    assert!(Expected::new(u64::MAX / 2, "0", 0.5).is_err());
+}
+
+/// Runs the benchmark with `flags`, its table going to a buffer; returns the rows or the
+/// error, and the table.
+fn bench_with(flags: &[String]) -> (Result<Vec<Row>, String>, String) {
+    let mut argv = vec!["readers".to_string()];
+    argv.extend(flags.iter().cloned());
+    let args = Args::try_parse_from(&argv).unwrap_or_else(|e| panic!("parsing {argv:?}: {e}"));
+    let mut table = Vec::new();
+    let result = bench::run(&args, &mut table);
+    let table = String::from_utf8(table).expect("a UTF-8 table");
+    print!("{table}");
+    (result, table)
+}
+
+/// `-T NAME=ROOT,pid=PID` for a daemon.
+fn target(name: &str, d: &Daemon) -> [String; 2] {
+    [
+        "-T".into(),
+        format!("{name}={},pid={}", d.mnt.display(), d.pid),
+    ]
+}
+
+fn bench_measures_the_kernel_lxcfs_and_lxcfs_rs() {
+    require!(mount);
+    require!(program "lxcfs", "the C lxcfs is not installed (scripts/deps.sh test)");
+    let ours = Daemon::start(&["-l", "--enable-cfs"]);
+    let theirs = Daemon::start_c_lxcfs();
+    let mut flags: Vec<String> = vec!["-T".into(), "kernel=/".into()];
+    flags.extend(target("lxcfs", &theirs));
+    flags.extend(target("ours", &ours));
+    flags.extend(["-n", "1,2", "-d", "0.3", "-w", "0.1", "-r", "1"].map(String::from));
+    let (rows, table) = bench_with(&flags);
+    let rows = rows.unwrap_or_else(|e| panic!("the benchmark failed: {e}"));
+
+    let files = ["proc/meminfo", "proc/cpuinfo", "proc/stat", "proc/uptime"];
+    assert_eq!(
+        rows.len(),
+        (files.len() + 1) * 2 * 3,
+        "a row per file, reader count and target:\n{table}"
+    );
+    for r in &rows {
+        let line = format!("{r:?}");
+        // Even a debug build on a busy machine reads far faster; zero means nothing was read.
+        assert!(r.reads_per_s >= 20.0, "implausible throughput: {line}");
+        assert!(
+            0.0 < r.p50_us && r.p50_us <= r.p99_us && r.p99_us <= r.p999_us,
+            "latency quantiles out of order: {line}"
+        );
+        let daemon = r.target != "kernel";
+        assert_eq!(
+            r.cpu_ms_per_1k.is_some(),
+            daemon,
+            "daemon CPU only for daemons: {line}"
+        );
+        assert_eq!(
+            r.rss_mib.is_some_and(|m| m >= 1.0),
+            daemon,
+            "daemon RSS only for daemons: {line}"
+        );
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(&r.file) && l.contains(&format!(" {} ", r.target))),
+            "no table line for {line}:\n{table}"
+        );
+    }
+    for (file, n) in files
+        .iter()
+        .chain(["sys/devices/system/cpu/online"].iter())
+        .flat_map(|f| [(f, 1), (f, 2)])
+    {
+        let of = |t: &str| {
+            rows.iter()
+                .find(|r| r.file == *file && r.readers == n && r.target == t)
+                .expect("a row")
+        };
+        let (kernel, lxcfs, ours) = (of("kernel"), of("lxcfs"), of("ours"));
+        assert_eq!(
+            lxcfs.ratio,
+            Some(1.0),
+            "lxcfs, the first daemon, is the baseline"
+        );
+        let ratio = ours.ratio.expect("a ratio");
+        assert!(
+            (ratio - ours.reads_per_s / lxcfs.reads_per_s).abs() < 1e-9,
+            "{ours:?}"
+        );
+        // Four FUSE round trips through a daemon against none: the kernel is always faster.
+        assert!(
+            kernel.reads_per_s > ours.reads_per_s.max(lxcfs.reads_per_s),
+            "{file} n={n}:\n{table}"
+        );
+    }
+    for name in ["lxcfs", "ours"] {
+        let cpu: f64 = rows
+            .iter()
+            .filter(|r| r.target == name)
+            .filter_map(|r| r.cpu_ms_per_1k)
+            .sum();
+        assert!(
+            cpu > 0.0,
+            "{name}: serving thousands of reads took no CPU time?\n{table}"
+        );
+    }
+}
+
+fn bench_refuses_targets_that_show_the_host() {
+    require!(mount);
+    let me = std::process::id();
+    // A tree that is the host's own /proc and /sys under another name.
+    let host = TestDir::new();
+    symlink("/proc", host.join("proc")).expect("symlink");
+    symlink("/sys", host.join("sys")).expect("symlink");
+    let flags = |root: &TestDir, file: &str| {
+        [
+            "-T",
+            &format!("decoy={},pid={me}", root.path().display()),
+            "-f",
+            file,
+            "-n",
+            "1",
+            "-d",
+            "0.2",
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let (result, table) = bench_with(&flags(&host, "proc/uptime"));
+    let err = result
+        .err()
+        .unwrap_or_else(|| panic!("the host's files were benchmarked as a daemon's:\n{table}"));
+    assert!(
+        err.contains("decoy") && err.contains("MemTotal"),
+        "refused for the wrong reason: {err}"
+    );
+    assert!(
+        table.is_empty(),
+        "nothing may be measured before the check: {table}"
+    );
+
+    // The right MemTotal but the host's CPUs: each file is checked, not only meminfo.
+    require!(
+        fs::read_to_string("/sys/devices/system/cpu/online").is_ok_and(|t| t.trim() != "0"),
+        "the host has one CPU, which a cpuset cannot narrow"
+    );
+    let half = TestDir::new();
+    fs::create_dir_all(half.join("proc")).expect("mkdir");
+    fs::write(half.join("proc/meminfo"), "MemTotal: 262144 kB\n").expect("write");
+    symlink("/proc/cpuinfo", half.join("proc/cpuinfo")).expect("symlink");
+    let (result, table) = bench_with(&flags(&half, "proc/cpuinfo"));
+    let err = result
+        .err()
+        .unwrap_or_else(|| panic!("the host's cpuinfo was benchmarked as a daemon's:\n{table}"));
+    assert!(
+        err.contains("proc/cpuinfo") && err.contains("CPUs, expected 1"),
+        "refused for the wrong reason: {err}"
+    );
+}
