@@ -6,6 +6,7 @@ FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+COPY benches ./benches
 COPY scripts/build-static ./scripts/build-static
 RUN cp "$(scripts/build-static)" /lxcfs-rs && strip /lxcfs-rs
 

@@ -217,11 +217,13 @@ fn static_executable_runs_in_an_empty_root() {
         "readelf (binutils) is missing; scripts/deps.sh installs gcc, which brings it \
          (build-static and this test check the executable with it)"
     );
-    // The image's build step, as the Dockerfile runs it.
+    // The image's build step, as the Dockerfile runs it: in a build context holding only
+    // what its COPY lines bring, so a file the build needs and the image lacks shows here.
     let dockerfile = fs::read_to_string(repo().join("Dockerfile")).unwrap();
     assert!(dockerfile.contains("RUN cp \"$(scripts/build-static)\" /lxcfs-rs"));
     assert!(dockerfile.contains("FROM scratch"));
-    let out = Command::new(repo().join("scripts/build-static"))
+    let context = build_context(&dockerfile);
+    let out = Command::new(context.join("scripts/build-static"))
         .env(
             "CARGO_TARGET_DIR",
             Path::new(env!("CARGO_TARGET_TMPDIR")).join("static"),
@@ -295,5 +297,56 @@ fn static_elf(path: &Path) -> Result<(), String> {
         Ok(())
     } else {
         Err(dynamic.join("; "))
+    }
+}
+
+/// The files the Dockerfile's build stage copies in (its `COPY SRC... DST` lines before
+/// `FROM scratch`, with `WORKDIR /src` as the context root), copied from the repository
+/// into a fresh directory.
+fn build_context(dockerfile: &str) -> TestDir {
+    let context = TestDir::new();
+    let build_stage = dockerfile
+        .split("FROM scratch")
+        .next()
+        .expect("a build stage");
+    let mut copies = 0;
+    for line in build_stage.lines().map(str::trim) {
+        let Some(args) = line.strip_prefix("COPY ") else {
+            continue;
+        };
+        let words: Vec<&str> = args.split_whitespace().collect();
+        let (dst, srcs) = words.split_last().expect("COPY SRC... DST");
+        for src in srcs {
+            let from = repo().join(src);
+            // `COPY a b ./` puts files in the directory; `COPY src ./src` names the target.
+            let to = if dst.ends_with('/') {
+                context
+                    .join(dst)
+                    .join(Path::new(src).file_name().expect("a file name"))
+            } else {
+                context.join(dst)
+            };
+            copy_tree(&from, &to);
+            copies += 1;
+        }
+    }
+    assert!(copies > 0, "no COPY line in the Dockerfile's build stage");
+    context
+}
+
+/// Copies a file, or a directory with everything below it, keeping file modes.
+fn copy_tree(from: &Path, to: &Path) {
+    if from.is_dir() {
+        fs::create_dir_all(to).unwrap_or_else(|e| panic!("creating {}: {e}", to.display()));
+        for entry in fs::read_dir(from).unwrap_or_else(|e| panic!("{}: {e}", from.display())) {
+            let entry = entry.expect("directory entry");
+            copy_tree(&entry.path(), &to.join(entry.file_name()));
+        }
+    } else {
+        if let Some(parent) = to.parent() {
+            fs::create_dir_all(parent).unwrap();
+        }
+        fs::copy(from, to)
+            .unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()));
     }
 }
