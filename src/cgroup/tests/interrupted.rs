@@ -1,9 +1,11 @@
-//! A signal arriving while a reader's file is being read must not lose the value.
+//! A read that fails midway: interrupted by a signal it is retried, failing for good it is
+//! not.
 //!
 //! The daemon installs no signal handler of its own, but the library's callers may (with
 //! `SA_RESTART` unset, a blocking `read` then fails with `EINTR`), and a `/proc/<pid>/cgroup`
 //! read that gave up would show the reader host values. The file here is a FIFO, so the read
-//! blocks for as long as the test needs to interrupt it.
+//! blocks for as long as the test needs to interrupt it. Any other error must end the read at
+//! once, with the host value standing in.
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -116,5 +118,33 @@ fn a_signal_during_a_read_does_not_lose_the_file() {
         r.dir(crate::cgroup::controller::Controller::Memory)
             .map(|cg| cg.dir.clone()),
         Some(fx.path("sys/fs/cgroup/memory/c"))
+    );
+}
+
+#[test]
+fn a_read_that_fails_for_good_is_not_retried() {
+    // Opening a directory succeeds; reading it fails with EISDIR, every time.
+    let fx = Fixture::new();
+    fx.mountinfo("35 31 0:32 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n")
+        .cgroup(5, "4:memory:/c\n");
+    std::fs::create_dir_all(fx.path("sys/fs/cgroup/memory/c/memory.limit_in_bytes")).unwrap();
+    fx.write("sys/fs/cgroup/memory/c/memory.usage_in_bytes", "4096\n");
+    fx.write("sys/fs/cgroup/memory/c/memory.stat", "total_rss 4096\n");
+    let r = Hierarchies::discover(&fx.host)
+        .unwrap()
+        .of_pid(&fx.host, 5)
+        .unwrap();
+    // On a thread, so that a read retried forever fails the test instead of hanging it.
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(crate::fallback::collect(|| r.memory(false).limit));
+    });
+    let (limit, notes) = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the failing read returned");
+    assert_eq!(limit, None);
+    assert!(
+        notes.len() == 1 && notes[0].contains("memory.limit_in_bytes"),
+        "{notes:?}"
     );
 }
