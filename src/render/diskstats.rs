@@ -45,15 +45,15 @@ pub fn render(host_diskstats: &str, io: &[IoStat]) -> String {
 fn merge(io: &[IoStat]) -> BTreeMap<(u32, u32), IoStat> {
     let mut by_dev: BTreeMap<(u32, u32), IoStat> = BTreeMap::new();
     for s in io {
-        let e = by_dev.entry((s.major, s.minor)).or_insert(IoStat {
-            major: s.major,
-            minor: s.minor,
-            ..Default::default()
-        });
-        e.read_bytes = e.read_bytes.saturating_add(s.read_bytes);
-        e.write_bytes = e.write_bytes.saturating_add(s.write_bytes);
-        e.reads = e.reads.saturating_add(s.reads);
-        e.writes = e.writes.saturating_add(s.writes);
+        by_dev
+            .entry((s.major, s.minor))
+            .and_modify(|e| {
+                e.read_bytes = e.read_bytes.saturating_add(s.read_bytes);
+                e.write_bytes = e.write_bytes.saturating_add(s.write_bytes);
+                e.reads = e.reads.saturating_add(s.reads);
+                e.writes = e.writes.saturating_add(s.writes);
+            })
+            .or_insert(*s);
     }
     by_dev
 }

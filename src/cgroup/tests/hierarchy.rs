@@ -50,6 +50,24 @@ fn mount_with_a_subtree_root_serves_paths_under_it() {
 }
 
 #[test]
+fn cpuset_walk_up_reaches_a_subtree_mount_dir() {
+    // A daemon in a container sees only its pod's subtree (mountinfo root /pod1); the reader's
+    // cgroup c1 has no cpuset controller enabled, so it runs on the pod's set, which lives in
+    // the mount dir itself.
+    let fx = Fixture::new();
+    fx.mountinfo("30 23 0:26 /pod1 /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
+        .cgroup(1, "0::/pod1/c1\n");
+    fx.write("sys/fs/cgroup/cgroup.controllers", "cpuset cpu memory\n");
+    fx.write("sys/fs/cgroup/cpuset.cpus.effective", "1-2\n");
+    fx.write("sys/fs/cgroup/c1/memory.max", "max\n");
+    let r = Hierarchies::discover(&fx.host)
+        .unwrap()
+        .of_pid(&fx.host, 1)
+        .unwrap();
+    assert_eq!(r.cpu(&[0, 1, 2, 3]).visible, vec![1, 2]);
+}
+
+#[test]
 fn escaped_mount_points_and_duplicate_mounts() {
     let fx = Fixture::new();
     fx.mountinfo(
@@ -194,6 +212,10 @@ fn swap_files_are_read_only_when_asked() {
         "sys/fs/cgroup/memory/c/memory.memsw.usage_in_bytes",
         "3145728\n",
     );
+    fx.write(
+        "sys/fs/cgroup/memory/c/memory.stat",
+        "total_cache 8192\ntotal_rss 4096\n",
+    );
     let r = Hierarchies::discover(&fx.host)
         .unwrap()
         .of_pid(&fx.host, 1)
@@ -206,4 +228,10 @@ fn swap_files_are_read_only_when_asked() {
     let without = r.memory(false);
     assert_eq!((without.swap_limit, without.swap_usage), (None, None));
     assert_eq!((without.limit, without.usage), (with.limit, with.usage));
+    // `-u` and swapless hosts still show the cgroup's page cache and anon memory.
+    assert_eq!(
+        (without.stat.file, without.stat.anon),
+        (Some(8192), Some(4096))
+    );
+    assert_eq!(without.stat, with.stat);
 }

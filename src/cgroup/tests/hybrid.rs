@@ -134,3 +134,39 @@ fn an_unusable_unified_path_matters_only_when_used() {
         Err(crate::cgroup::CgroupError::OutsideNamespace { .. })
     ));
 }
+
+#[test]
+fn an_unusable_unified_path_is_an_error_when_the_task_list_needs_it() {
+    // Only cpuset on v1: loadavg's task list must come from the unified cgroup, so a path
+    // outside the daemon's namespace cannot silently give host numbers.
+    let fx = host();
+    fx.write("sys/fs/cgroup/unified/cgroup.controllers", "\n");
+    fx.mountinfo(
+        "34 31 0:31 / /sys/fs/cgroup/cpuset rw,relatime - cgroup cgroup rw,cpuset\n\
+         41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n",
+    );
+    fx.cgroup(PID, "3:cpuset:/ctr\n0::/../elsewhere\n");
+    let h = Hierarchies::discover(&fx.host).unwrap();
+    assert!(matches!(
+        h.of_pid(&fx.host, PID),
+        Err(crate::cgroup::CgroupError::OutsideNamespace { .. })
+    ));
+
+    fx.cgroup(PID, "3:cpuset:/ctr\n0::/system.slice/ctr.service\n");
+    assert_eq!(
+        h.of_pid(&fx.host, PID).unwrap().task_dir(),
+        Some(fx.path("sys/fs/cgroup/unified/system.slice/ctr.service"))
+    );
+}
+
+#[test]
+fn pressure_of_a_v1_controller_is_not_looked_for() {
+    // v1 hierarchies have no pressure files: the host's are served without a fallback note.
+    let fx = host();
+    let r = Hierarchies::discover(&fx.host)
+        .unwrap()
+        .of_pid(&fx.host, PID)
+        .unwrap();
+    let (cpu, notes) = crate::fallback::collect(|| r.pressure(Psi::Cpu));
+    assert_eq!((cpu, notes), (None, vec![]));
+}

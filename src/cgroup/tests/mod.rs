@@ -2,6 +2,7 @@
 
 mod hierarchy;
 mod hybrid;
+mod interrupted;
 mod real;
 mod tasks;
 mod v1;

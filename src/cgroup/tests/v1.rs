@@ -435,6 +435,9 @@ fn root_cgroup_reader_gets_host_numbers() {
         "8:0 Read 1\n",
     );
     fx.write("sys/fs/cgroup/memory/memory.kmem.slabinfo", "x\n");
+    // Files the kernel refuses to write at the root: planted here, they must change nothing.
+    fx.write("sys/fs/cgroup/memory/memory.limit_in_bytes", "4096\n");
+    fx.write("sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us", "1000\n");
     let r = reader(&fx);
     assert_eq!(r.cpu_usage(), CpuUsage::Unknown);
     assert_eq!(r.io(), vec![]);
@@ -462,6 +465,53 @@ fn io_with_one_throttle_file_missing() {
     );
     fx.remove("sys/fs/cgroup/blkio/docker/c1/blkio.throttle.io_service_bytes_recursive");
     assert_eq!(reader(&fx).io(), vec![]);
+}
+
+#[test]
+fn a_device_is_left_out_only_when_every_count_is_zero() {
+    // [read bytes, write bytes, reads, writes] per minor of major 8: each count alone, then
+    // pairs of equal counts (which cancel out if the counts were combined other than by "any
+    // is non-zero"), then a device that did nothing.
+    let devices: [(u32, [u64; 4]); 8] = [
+        (16, [512, 0, 0, 0]),
+        (32, [0, 512, 0, 0]),
+        (48, [0, 0, 1, 0]),
+        (64, [0, 0, 0, 1]),
+        (80, [4096, 4096, 0, 0]),
+        (96, [0, 512, 512, 0]),
+        (112, [0, 0, 1, 1]),
+        (128, [0, 0, 0, 0]),
+    ];
+    let mut bytes = String::new();
+    let mut ops = String::new();
+    for (minor, [rb, wb, r, w]) in devices {
+        bytes += &format!("8:{minor} Read {rb}\n8:{minor} Write {wb}\n");
+        ops += &format!("8:{minor} Read {r}\n8:{minor} Write {w}\n");
+    }
+    let fx = host(false);
+    let blkio = "sys/fs/cgroup/blkio/docker/c1";
+    fx.write(
+        &format!("{blkio}/blkio.throttle.io_service_bytes_recursive"),
+        &bytes,
+    );
+    fx.write(
+        &format!("{blkio}/blkio.throttle.io_serviced_recursive"),
+        &ops,
+    );
+    let kept: Vec<IoStat> = devices[..7]
+        .iter()
+        .map(
+            |&(minor, [read_bytes, write_bytes, reads, writes])| IoStat {
+                major: 8,
+                minor,
+                read_bytes,
+                write_bytes,
+                reads,
+                writes,
+            },
+        )
+        .collect();
+    assert_eq!(reader(&fx).io(), kept);
 }
 
 #[test]

@@ -131,6 +131,20 @@ fn no_swap_files_means_unknown_swap() {
 }
 
 #[test]
+fn swap_files_are_read_only_when_asked() {
+    let fx = host();
+    let with = reader(&fx).memory(true);
+    let without = reader(&fx).memory(false);
+    assert_eq!((without.swap_limit, without.swap_usage), (None, None));
+    assert_eq!(
+        (without.limit, without.usage, &without.stat),
+        (with.limit, with.usage, &with.stat),
+        "everything but swap is read as before"
+    );
+    assert_eq!(without.stat.file, Some(2));
+}
+
+#[test]
 fn memory_max_everywhere_is_none() {
     let fx = host();
     fx.write(&format!("{POD}/memory.max"), "max\r\n");
@@ -201,7 +215,12 @@ fn pressure_as_it_is() {
     assert_eq!(r.pressure(Psi::Cpu).as_deref(), Some(PRESSURE));
     assert!(r.pressure(Psi::Io).unwrap().ends_with("total=1\n"));
     assert!(r.pressure(Psi::Memory).unwrap().ends_with("total=2\n"));
-    assert_eq!(r.slabinfo(), None, "no slabinfo on v2");
+    let (slabinfo, notes) = crate::fallback::collect(|| r.slabinfo());
+    assert_eq!(
+        (slabinfo, notes),
+        (None, vec![]),
+        "no slabinfo on v2, and nothing looked for"
+    );
     fx.remove(&format!("{C1}/cpu.pressure"));
     assert_eq!(reader(&fx).pressure(Psi::Cpu), None);
 }
@@ -220,6 +239,16 @@ fn root_reader() {
     assert_eq!(r.task_dir(), None);
     assert_eq!(r.memory(true).limit, None);
     assert_eq!(r.cpu(&[0, 1]).visible, vec![0, 1]);
+}
+
+#[test]
+fn only_the_0_line_names_the_unified_cgroup() {
+    // A mangled line with an empty controller list but another hierarchy id is junk, not a
+    // second unified path overriding the real one.
+    let fx = host();
+    fx.cgroup(PID, "0::/kubepods.slice/pod1/c1\n5::/kubepods.slice\n");
+    assert_eq!(reader(&fx).task_dir(), Some(fx.path(C1)));
+    assert_eq!(reader(&fx).memory(true).limit, Some(256 << 20));
 }
 
 #[test]
