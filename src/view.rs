@@ -202,6 +202,23 @@ mod tests {
     }
 
     #[test]
+    fn files_below_the_cpu_directory_are_the_hosts_bytes() {
+        let fx = host();
+        fx.write("sys/devices/system/cpu/online", "0-1\n")
+            .write("sys/devices/system/cpu/kernel_max", "8191\n")
+            .write("sys/devices/system/cpu/cpu1/topology/core_id", "1\n");
+        let v = view(&fx);
+        let read = |path: &str| v.serve(path, Caller::HOST).0.expect(path);
+        assert_eq!(read("sys/devices/system/cpu/kernel_max"), b"8191\n");
+        assert_eq!(read("sys/devices/system/cpu/cpu1/topology/core_id"), b"1\n");
+        let (missing, _) = v.serve("sys/devices/system/cpu/nope", Caller::HOST);
+        assert_eq!(
+            missing.expect_err("no such host file").kind(),
+            io::ErrorKind::NotFound
+        );
+    }
+
+    #[test]
     fn the_host_and_directories_take_no_fallback() {
         let fx = host();
         let v = view(&fx);
