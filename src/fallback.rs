@@ -5,7 +5,9 @@
 //! (`docs/semantics.md#fallbacks`). Each such place calls
 //! [`note`] (or [`ok`], [`error`]). While a read is being served under [`collect`] the notes
 //! are kept for its log line; elsewhere (the load sampler's thread) each is logged at debug
-//! level on its own. A read that takes no fallback pays one thread-local access.
+//! level on its own. Nothing is gathered or even formatted unless debug logging is on: some
+//! fallbacks happen on every read (an ancestor cgroup without the file), and the read path
+//! must not pay for a log line nobody sees.
 
 use std::cell::RefCell;
 use std::error::Error;
@@ -18,8 +20,17 @@ thread_local! {
     static NOTES: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
 }
 
-/// Runs `f` (one served read), returning what it returns and the fallbacks it noted.
+/// Whether fallbacks are gathered at all: only when their log lines are shown.
+fn enabled() -> bool {
+    log::log_enabled!(log::Level::Debug)
+}
+
+/// Runs `f` (one served read), returning what it returns and the fallbacks it noted (none
+/// unless debug logging is on).
 pub fn collect<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
+    if !enabled() {
+        return (f(), Vec::new());
+    }
     let outer = NOTES.with(|n| n.borrow_mut().replace(Vec::new()));
     let result = f();
     let notes = NOTES.with(|n| std::mem::replace(&mut *n.borrow_mut(), outer));
@@ -28,6 +39,9 @@ pub fn collect<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
 
 /// Notes that the host's value stands in for something about the reader because of `why`.
 pub fn note(why: impl Display) {
+    if !enabled() {
+        return;
+    }
     let kept = NOTES.with(|n| match n.borrow_mut().as_mut() {
         Some(notes) => {
             notes.push(why.to_string());
@@ -63,6 +77,7 @@ mod tests {
 
     #[test]
     fn notes_are_gathered_per_read_and_nested_reads_keep_their_own() {
+        crate::testutil::debug_log_on();
         let ((), outer) = collect(|| {
             note("outer one");
             let ((), inner) = collect(|| note("inner"));

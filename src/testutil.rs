@@ -3,6 +3,7 @@
 //! them.
 
 use std::ops::Deref;
+use std::sync::Once;
 
 use crate::host::HostPaths;
 
@@ -33,4 +34,29 @@ impl Deref for Fixture {
     fn deref(&self) -> &Self::Target {
         &self.tree
     }
+}
+
+/// Turns debug logging on for this test binary (into a logger that drops every line), so
+/// that `crate::fallback` gathers what a read fell back on, as it does in a daemon run with
+/// `-d`. Once on, it stays on for every test: gathering changes no served byte.
+pub(crate) fn debug_log_on() {
+    static ON: Once = Once::new();
+    ON.call_once(|| {
+        // Another logger set first would be as good: any logger enabled at debug level.
+        let _ = log::set_logger(&DROP_ALL);
+        log::set_max_level(log::LevelFilter::Debug);
+    });
+}
+
+/// A logger that takes every line and keeps none.
+struct DropAll;
+
+static DROP_ALL: DropAll = DropAll;
+
+impl log::Log for DropAll {
+    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
+        true
+    }
+    fn log(&self, _: &log::Record<'_>) {}
+    fn flush(&self) {}
 }

@@ -154,6 +154,7 @@ mod tests {
     }
 
     fn view(fx: &Fixture) -> View {
+        crate::testutil::debug_log_on();
         let opts = ViewOptions {
             cpus_from_quota: false,
             show_swap: true,

@@ -167,6 +167,7 @@ fn pressure_of_a_v1_controller_is_not_looked_for() {
         .unwrap()
         .of_pid(&fx.host, PID)
         .unwrap();
+    crate::testutil::debug_log_on();
     let (cpu, notes) = crate::fallback::collect(|| r.pressure(Psi::Cpu));
     assert_eq!((cpu, notes), (None, vec![]));
 }

@@ -134,6 +134,7 @@ fn a_read_that_fails_for_good_is_not_retried() {
         .unwrap()
         .of_pid(&fx.host, 5)
         .unwrap();
+    crate::testutil::debug_log_on();
     // On a thread, so that a read retried forever fails the test instead of hanging it.
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {

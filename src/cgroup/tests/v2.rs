@@ -215,6 +215,7 @@ fn pressure_as_it_is() {
     assert_eq!(r.pressure(Psi::Cpu).as_deref(), Some(PRESSURE));
     assert!(r.pressure(Psi::Io).unwrap().ends_with("total=1\n"));
     assert!(r.pressure(Psi::Memory).unwrap().ends_with("total=2\n"));
+    crate::testutil::debug_log_on();
     let (slabinfo, notes) = crate::fallback::collect(|| r.slabinfo());
     assert_eq!(
         (slabinfo, notes),
