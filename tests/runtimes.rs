@@ -447,6 +447,7 @@ fn lxc_container_with_the_lxcfs_packages_hook() {
 #[test]
 fn lxc_container_with_bind_args_entries() {
     require!(containers);
+    require!(cpus_0_and_1);
     require!(
         program "lxc-execute",
         "lxc-execute is missing (Debian package lxc; scripts/deps.sh test installs it)"
@@ -471,6 +472,7 @@ fn lxc_container_with_bind_args_entries() {
 #[test]
 fn lxc_container_with_the_packaged_common_conf_snippet() {
     require!(containers);
+    require!(cpus_0_and_1);
     require!(
         program "lxc-execute",
         "lxc-execute is missing (Debian package lxc; scripts/deps.sh test installs it)"

@@ -250,17 +250,24 @@ fn compare(cg: &Cgroup, want_mem_kb: u64, shown: &[u32], want_online: &str) {
     );
 }
 
+/// What a side-by-side comparison needs: mounting, the C lxcfs, and gcc for the ballast.
+macro_rules! require_comparison {
+    () => {
+        require!(mount);
+        require!(
+            program "lxcfs",
+            "the C lxcfs is not installed (apt-get install lxcfs fuse3)"
+        );
+        require!(
+            program "gcc",
+            "gcc builds the process that keeps the ballast's file mapped (scripts/deps.sh installs it)"
+        );
+    };
+}
+
 #[test]
 fn memory_256m_cpuset_0() {
-    require!(mount);
-    require!(
-        program "lxcfs",
-        "the C lxcfs is not installed (apt-get install lxcfs fuse3)"
-    );
-    require!(
-        program "gcc",
-        "gcc builds the process that keeps the ballast's file mapped (scripts/deps.sh installs it)"
-    );
+    require_comparison!();
     let cg = Cgroup::new();
     cg.set_memory_limit(256 * MIB).set_cpus("0");
     compare(&cg, 262144, &[0], "0");
@@ -268,15 +275,7 @@ fn memory_256m_cpuset_0() {
 
 #[test]
 fn memory_256m_cpuset_0_1_half_cpu_quota() {
-    require!(mount);
-    require!(
-        program "lxcfs",
-        "the C lxcfs is not installed (apt-get install lxcfs fuse3)"
-    );
-    require!(
-        program "gcc",
-        "gcc builds the process that keeps the ballast's file mapped (scripts/deps.sh installs it)"
-    );
+    require_comparison!();
     let cg = Cgroup::new();
     cg.set_memory_limit(256 * MIB)
         .set_cpus("0-1")
@@ -287,15 +286,7 @@ fn memory_256m_cpuset_0_1_half_cpu_quota() {
 /// Two CPUs shown: lxcfs's uptime idle (age − busy) is then not the two CPUs' idle time.
 #[test]
 fn memory_256m_cpuset_0_1() {
-    require!(mount);
-    require!(
-        program "lxcfs",
-        "the C lxcfs is not installed (apt-get install lxcfs fuse3)"
-    );
-    require!(
-        program "gcc",
-        "gcc builds the process that keeps the ballast's file mapped (scripts/deps.sh installs it)"
-    );
+    require_comparison!();
     let cg = Cgroup::new();
     cg.set_memory_limit(256 * MIB).set_cpus("0-1");
     compare(&cg, 262144, &[0, 1], "0-1");

@@ -142,11 +142,10 @@ impl Drop for BenchCgroup {
 
 /// The mount point of each v1 controller of [`CONTROLLERS`] that is mounted.
 fn v1_hierarchies() -> Result<BTreeMap<&'static str, PathBuf>, String> {
-    let mounts = procfs::process::Process::myself()
-        .and_then(|p| p.mountinfo())
-        .map_err(|e| format!("reading /proc/self/mountinfo: {e}"))?;
+    let text = fs::read_to_string(lxcfs_rs::host::own::MOUNTINFO)
+        .map_err(|e| format!("reading {}: {e}", lxcfs_rs::host::own::MOUNTINFO))?;
     let mut out = BTreeMap::new();
-    for m in mounts.iter().filter(|m| m.fs_type == "cgroup") {
+    for m in lxcfs_rs::mounts::parse_mounts(&text).filter(|m| m.fs_type == "cgroup") {
         for c in CONTROLLERS {
             if m.super_options.contains_key(c) {
                 out.entry(c).or_insert_with(|| m.mount_point.clone());
