@@ -145,6 +145,11 @@ pub struct DaemonArgs {
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub threads: Option<u16>,
 
+    /// Take the mount over from the lxcfs-rs serving MOUNTPOINT (an upgrade): it hands its
+    /// FUSE connection to this process and exits without unmounting; readers see a pause.
+    #[arg(long)]
+    pub takeover: bool,
+
     /// Use pidfds for process tracking (lxcfs flag; lxcfs-rs never forks into namespaces,
     /// so this is accepted and has no effect).
     #[arg(long, hide = true)]

@@ -73,6 +73,8 @@ pub mod own {
     pub const PID_NS: &str = "/proc/self/ns/pid";
     /// The cgroup namespace of pid 1, the host's when we share its pid namespace.
     pub const INIT_CGROUP_NS: &str = "/proc/1/ns/cgroup";
+    /// Where serving daemons listen for a successor (`--takeover`), one socket per mount.
+    pub const HANDOFF_DIR: &str = "/run/lxcfs-rs";
 }
 
 #[cfg(test)]

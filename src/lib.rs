@@ -1,7 +1,7 @@
 //! lxcfs-rs: a container-aware `/proc` served over FUSE.
 //!
-//! Flow of a request, each layer using only those below it: [`fs`] (FUSE, knows nothing of
-//! cgroups) → [`view`] (the tree) → [`files`] (one recipe per served file: who is reading,
+//! Flow of a request, each layer using only those below it: [`fuse`] (the kernel protocol on
+//! `/dev/fuse`) → [`fs`] (node ids, open files; knows nothing of cgroups) → [`view`] (the tree) → [`files`] (one recipe per served file: who is reading,
 //! what limits apply) → [`cgroup`] / [`reader`] / [`load_tracker`] (the reader's cgroups,
 //! pid namespace and load) → [`render`] (pure text transforms over [`model`] values) → bytes.
 //! At the bottom: [`host`] (every host path), [`kfile`] (every kernel-file read), [`mounts`]
@@ -22,6 +22,7 @@ pub mod error_chain;
 pub mod fallback;
 pub mod files;
 pub mod fs;
+pub mod fuse;
 pub mod hook;
 pub mod host;
 pub mod kfile;

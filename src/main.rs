@@ -84,6 +84,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             options: cli.daemon.options.clone(),
             view: cli.view.options(),
             host,
+            takeover: cli.daemon.takeover,
         })?,
     }
     Ok(())

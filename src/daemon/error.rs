@@ -83,6 +83,12 @@ pub enum DaemonError {
     /// The thread serving the filesystem could not be started.
     #[error("cannot start the FUSE session thread")]
     SessionThread(#[source] io::Error),
+    /// Two served paths hash to one node id (a change to the tree or to the hash).
+    #[error("the served tree cannot be given stable node ids")]
+    NodeIds(#[from] crate::fs::Collision),
+    /// Taking the mount over from the daemon serving it failed.
+    #[error("cannot take the mount over (--takeover)")]
+    Takeover(#[from] super::handoff::HandoffError),
     /// Signal handling could not be set up.
     #[error("cannot set up signal handling")]
     Signals(#[source] Errno),

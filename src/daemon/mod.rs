@@ -4,16 +4,18 @@
 
 mod checks;
 mod error;
+pub mod handoff;
 mod mount;
 mod notify;
 mod pidfile;
 
-use std::path::PathBuf;
-use std::sync::{Arc, mpsc};
-use std::time::Duration;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use fuser::{Session, SessionACL};
-use log::{info, warn};
+use log::{debug, error, info, warn};
 use nix::mount::{MntFlags, umount2};
 use nix::sys::signal::{SigSet, Signal, kill};
 use nix::unistd::getpid;
@@ -21,7 +23,9 @@ use nix::unistd::getpid;
 pub use error::DaemonError;
 
 use crate::fs::LxcFs;
+use crate::fuse::{Session, SessionConfig, SessionState, Start};
 use crate::host::HostPaths;
+use crate::host::own::HANDOFF_DIR;
 use crate::view::{View, ViewOptions};
 
 /// Everything the daemon needs to run.
@@ -39,23 +43,35 @@ pub struct DaemonConfig {
     pub view: ViewOptions,
     /// Where the host files are.
     pub host: HostPaths,
+    /// Take the mount over from the daemon serving it instead of mounting.
+    pub takeover: bool,
 }
 
-/// Mounts the filesystem and serves it until SIGTERM, SIGINT or SIGHUP, or until someone
-/// unmounts it.
+/// The served filesystem's session, shared by the main thread (which ends it) and the
+/// handoff thread (which parks it for a successor).
+type Served = Arc<Mutex<Option<Session<LxcFs<View>>>>>;
+
+/// Mounts the filesystem (or, with `takeover`, adopts the mount another daemon serves) and
+/// serves it until SIGTERM, SIGINT or SIGHUP, until someone unmounts it, or until a
+/// successor takes it over.
 pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     checks::check_root()?;
     checks::check_dev_fuse()?;
-    let _pidfile = cfg
-        .pidfile
-        .as_deref()
-        .map(pidfile::PidFile::acquire)
-        .transpose()?;
+    let mut pidfile = if cfg.takeover {
+        None
+    } else {
+        cfg.pidfile
+            .as_deref()
+            .map(pidfile::PidFile::acquire)
+            .transpose()?
+    };
     if cfg.host == HostPaths::default() {
         checks::join_host_cgroup_namespace()?;
         checks::warn_unless_host_pid_namespace();
     }
-    mount::prepare_mountpoint(&cfg.mountpoint)?;
+    if !cfg.takeover {
+        mount::prepare_mountpoint(&cfg.mountpoint)?;
+    }
 
     // Block the stop signals before any thread exists, so that every thread inherits the
     // mask and only the main thread's sigwait sees them.
@@ -66,50 +82,62 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     stop.thread_block().map_err(DaemonError::Signals)?;
 
     let view = Arc::new(View::new(cfg.host.clone(), cfg.view)?);
-    let mut config = fuser::Config::default();
-    config.acl = SessionACL::All;
-    config.n_threads = Some(cfg.threads);
-    config.clone_fd = true;
-    let mount_err = |source| DaemonError::Mount {
-        path: cfg.mountpoint.clone(),
-        source,
+    let session = if cfg.takeover {
+        let session = adopt(&cfg, view)?;
+        // The old daemon lets go of the pidfile as it exits.
+        pidfile = cfg
+            .pidfile
+            .as_deref()
+            .map(acquire_pidfile_patiently)
+            .transpose()?;
+        session
+    } else {
+        mount_afresh(&cfg, view)?
     };
-    let fuse = mount::mount_fuse(&cfg.mountpoint, &cfg.options).map_err(mount_err)?;
-    let session = Session::from_fd(LxcFs::new(view), fuse, SessionACL::All, config)
-        .inspect_err(|_| {
-            let _ = umount2(&cfg.mountpoint, MntFlags::MNT_DETACH);
-        })
-        .map_err(mount_err)?;
+    let _pidfile = pidfile;
     info!(
-        "serving {} with {} threads",
+        "serving {} with {} threads (handle generation {})",
         cfg.mountpoint.display(),
-        cfg.threads
+        cfg.threads,
+        session.generation()
     );
-
-    let (done_tx, done_rx) = mpsc::channel();
-    std::thread::Builder::new()
-        .name("fuse-session".into())
-        .spawn(move || {
-            let result = session.run();
-            let _ = done_tx.send(result);
-            // Wake the main thread when the mount went away under us.
-            let _ = kill(getpid(), Signal::SIGTERM);
-        })
-        .map_err(DaemonError::SessionThread)?;
+    let served: Served = Arc::new(Mutex::new(Some(session)));
+    let handed_over = Arc::new(AtomicBool::new(false));
+    let socket = handoff::socket_path(Path::new(HANDOFF_DIR), &cfg.mountpoint);
+    match handoff::Listener::bind(&socket) {
+        Ok(listener) => {
+            let (served, handed_over) = (served.clone(), handed_over.clone());
+            let config = session_config(&cfg);
+            std::thread::Builder::new()
+                .name("handoff".into())
+                .spawn(move || serve_successors(&listener, &served, &handed_over, config))
+                .map_err(DaemonError::SessionThread)?;
+        }
+        Err(e) => warn!(
+            "cannot listen on {} ({e}); `lxcfs-rs --takeover` will not find this daemon",
+            socket.display()
+        ),
+    }
 
     notify::notify_systemd("READY=1");
 
     let signal = stop.wait().map_err(DaemonError::Signals)?;
+    if handed_over.load(Ordering::Acquire) {
+        info!(
+            "handed {} over to a successor; exiting without unmounting",
+            cfg.mountpoint.display()
+        );
+        return Ok(());
+    }
     notify::notify_systemd("STOPPING=1");
-    if let Ok(result) = done_rx.try_recv() {
+    let mut session = served.lock().unwrap_or_else(|e| e.into_inner()).take();
+    handoff::remove_socket(&socket);
+    if session.as_ref().is_some_and(|s| s.ended()) {
         warn!(
             "{} was unmounted from outside; exiting",
             cfg.mountpoint.display()
         );
-        return result.map_err(|source| DaemonError::Mount {
-            path: cfg.mountpoint.clone(),
-            source,
-        });
+        return Ok(());
     }
     info!("{signal:?}: unmounting {}", cfg.mountpoint.display());
     if let Err(e) = umount2(&cfg.mountpoint, MntFlags::empty()) {
@@ -118,10 +146,159 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
         warn!("unmount failed ({e}); detaching instead");
         let _ = umount2(&cfg.mountpoint, MntFlags::MNT_DETACH);
     }
-    match done_rx.recv_timeout(Duration::from_secs(3)) {
-        Ok(Err(e)) => warn!("FUSE session ended with an error: {e}"),
-        Ok(Ok(())) => {}
-        Err(_) => warn!("FUSE session still busy after unmount; exiting anyway"),
+    if let Some(session) = session.as_mut()
+        && !session.wait(Duration::from_secs(3))
+    {
+        warn!("FUSE session still busy after unmount; exiting anyway");
     }
     Ok(())
+}
+
+/// What a successor needs to know besides the connection: the mount point and view options.
+fn app_state(cfg: &DaemonConfig) -> serde_json::Value {
+    serde_json::json!({
+        "mountpoint": cfg.mountpoint,
+        "view": {
+            "cpus_from_quota": cfg.view.cpus_from_quota,
+            "show_swap": cfg.view.show_swap,
+            "cgroup_loadavg": cfg.view.cgroup_loadavg,
+        },
+        "pid": std::process::id(),
+    })
+}
+
+fn session_config(cfg: &DaemonConfig) -> SessionConfig {
+    SessionConfig {
+        threads: cfg.threads,
+        clone_fd: true,
+    }
+}
+
+/// Wakes the main thread when the connection ends under us (unmounted from outside).
+fn wake_main() {
+    let _ = kill(getpid(), Signal::SIGTERM);
+}
+
+/// Mounts afresh and serves under generation 1.
+fn mount_afresh(cfg: &DaemonConfig, view: Arc<View>) -> Result<Session<LxcFs<View>>, DaemonError> {
+    const GENERATION: u32 = 1;
+    let fs = Arc::new(LxcFs::new(view, GENERATION)?);
+    let mount_err = |source| DaemonError::Mount {
+        path: cfg.mountpoint.clone(),
+        source,
+    };
+    let fuse = mount::mount_fuse(&cfg.mountpoint, &cfg.options).map_err(mount_err)?;
+    Session::start(
+        fs,
+        vec![fuse],
+        Start::Fresh {
+            generation: GENERATION,
+        },
+        session_config(cfg),
+        app_state(cfg),
+        wake_main,
+    )
+    .inspect_err(|_| {
+        let _ = umount2(&cfg.mountpoint, MntFlags::MNT_DETACH);
+    })
+    .map_err(mount_err)
+}
+
+/// Takes the connection over from the daemon serving the mount point, serving under the
+/// next generation, and tells the old daemon to go.
+fn adopt(cfg: &DaemonConfig, view: Arc<View>) -> Result<Session<LxcFs<View>>, DaemonError> {
+    let mut received = handoff::take_over(Path::new(HANDOFF_DIR), &cfg.mountpoint)?;
+    let state = SessionState {
+        generation: received.state.next_generation(),
+        app: app_state(cfg),
+        ..received.state.clone()
+    };
+    let fs = Arc::new(LxcFs::new(view, state.generation)?);
+    let fds = std::mem::take(&mut received.fds);
+    // The old daemon finished what it had read before parking, so nothing should be
+    // waiting; should it have failed to, the kernel hands those requests to us.
+    if state.init.is_some_and(|n| n.has_resend()) {
+        match crate::fuse::resend(fds[0].as_fd()) {
+            Ok(()) => debug!("asked the kernel to resend requests taken but not answered"),
+            Err(e) => warn!("FUSE_NOTIFY_RESEND failed: {e}"),
+        }
+    }
+    let session = Session::start(
+        fs,
+        fds,
+        Start::Adopt(state),
+        session_config(cfg),
+        app_state(cfg),
+        wake_main,
+    )
+    .map_err(|source| DaemonError::Mount {
+        path: cfg.mountpoint.clone(),
+        source,
+    })?;
+    if let Err(e) = received.acknowledge() {
+        warn!("the old daemon did not hear that the mount is served: {e}");
+    }
+    Ok(session)
+}
+
+/// Takes the pidfile once the daemon we took over from has let go of it.
+fn acquire_pidfile_patiently(path: &Path) -> Result<pidfile::PidFile, DaemonError> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match pidfile::PidFile::acquire(path) {
+            Err(DaemonError::PidfileLocked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// The handoff thread: parks the session for each successor that asks, and hands it over.
+/// When the successor does not confirm it serves, the session is resumed here.
+fn serve_successors(
+    listener: &handoff::Listener,
+    served: &Served,
+    handed_over: &AtomicBool,
+    config: SessionConfig,
+) {
+    loop {
+        let successor = match listener.accept() {
+            Ok(s) => s,
+            Err(e) => {
+                error!("handoff socket failed: {e}; `--takeover` is no longer possible");
+                return;
+            }
+        };
+        let mut slot = served.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(session) = slot.take() else {
+            return;
+        };
+        let fs = session.filesystem();
+        let parked = session.park();
+        match successor.hand_over(&parked.state, &parked.fds) {
+            Ok(true) => {
+                handed_over.store(true, Ordering::Release);
+                wake_main();
+                return;
+            }
+            Ok(false) => warn!("the successor did not take the mount over; serving on"),
+            Err(e) => warn!("handing the mount over failed ({e}); serving on"),
+        }
+        match Session::start(
+            fs,
+            parked.fds,
+            Start::Adopt(parked.state.clone()),
+            config,
+            parked.state.app,
+            wake_main,
+        ) {
+            Ok(session) => *slot = Some(session),
+            Err(e) => {
+                error!("cannot resume serving after a failed handoff: {e}");
+                wake_main();
+                return;
+            }
+        }
+    }
 }

@@ -1,10 +1,8 @@
 //! The mount itself: the mount point made ready, the `-o` options turned into `mount(2)`
 //! flags, and the FUSE mount made as libfuse makes lxcfs's.
 
-use std::fs::OpenOptions;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 
 use log::warn;
@@ -12,7 +10,6 @@ use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, umount2};
 
 use super::error::DaemonError;
-use crate::host::own;
 use crate::mounts;
 
 /// Makes `path` a directory ready to mount on: created when missing, a stale FUSE mount
@@ -91,31 +88,8 @@ fn mount_options(extra: &[String]) -> KernelMount {
 /// source `lxcfs`, so `findmnt -t fuse.lxcfs` and scripts written for lxcfs find it) and
 /// returns the `/dev/fuse` descriptor that serves it.
 pub(super) fn mount_fuse(mountpoint: &Path, options: &[String]) -> io::Result<OwnedFd> {
-    let root_mode = std::fs::metadata(mountpoint)?.mode();
-    let fuse: OwnedFd = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(own::DEV_FUSE)?
-        .into();
     let opts = mount_options(options);
-    let mut data = format!(
-        "fd={},rootmode={root_mode:o},user_id={},group_id={},allow_other",
-        fuse.as_raw_fd(),
-        nix::unistd::getuid(),
-        nix::unistd::getgid()
-    );
-    for o in &opts.extra {
-        data.push(',');
-        data.push_str(o);
-    }
-    nix::mount::mount(
-        Some("lxcfs"),
-        mountpoint,
-        Some("fuse.lxcfs"),
-        opts.flags,
-        Some(data.as_str()),
-    )?;
-    Ok(fuse)
+    crate::fuse::mount::mount(mountpoint, "lxcfs", "fuse.lxcfs", opts.flags, &opts.extra)
 }
 
 #[cfg(test)]

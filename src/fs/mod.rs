@@ -1,12 +1,15 @@
-//! The FUSE side: inode numbers, open-file snapshots and the request handlers.
+//! The filesystem over the FUSE session layer: node ids, attributes, open-file snapshots and
+//! listings.
 //!
 //! Nothing here knows about cgroups: what a path holds for a given reader comes from a
-//! [`Provider`].
+//! [`Provider`]. Nothing here knows the wire protocol either: requests arrive through
+//! [`crate::fuse::Filesystem`].
 
+mod filesystem;
 mod handles;
 mod inodes;
 mod provider;
-mod session;
 
+pub use filesystem::LxcFs;
+pub use inodes::{Collision, node_id};
 pub use provider::{Caller, Node, NodeKind, Provider};
-pub use session::LxcFs;

@@ -246,6 +246,17 @@ impl Daemon {
         );
     }
 
+    /// Leaves the mount to whoever serves it now (a successor that took it over): dropping
+    /// this daemon no longer detaches it.
+    pub fn hand_mount_over(&mut self) {
+        self.dev = None;
+    }
+
+    /// The `major:minor` of the FUSE connection it mounted.
+    pub fn dev(&self) -> Option<&str> {
+        self.dev.as_deref()
+    }
+
     /// SIGKILL and reap, leaving any mount behind (stale).
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -262,6 +273,13 @@ impl Drop for Daemon {
                 "{} (pid {}) ignored SIGTERM for {:?}; killed it",
                 self.name, self.pid, self.stop_timeout
             );
+        }
+        // A daemon killed without its clean exit leaves its handoff socket behind.
+        if self.dev.is_some() && self.name == "lxcfs-rs" {
+            let _ = fs::remove_file(lxcfs_rs::daemon::handoff::socket_path(
+                Path::new(lxcfs_rs::host::own::HANDOFF_DIR),
+                &self.mnt,
+            ));
         }
         // The daemon is gone: a mount at `mnt` with its connection's id is its leftover.
         // (Another daemon's mount on the same point has another id and is left alone.)

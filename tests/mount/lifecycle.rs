@@ -175,6 +175,45 @@ fn debug_flag_logs_each_read() {
     }
 }
 
+/// Python's `open()` asks `isatty()` (an IOCTL request) on every file: answered ENOTTY, and
+/// without a log line, so a busy node's journal is not flooded (fuser logged a warning each).
+#[test]
+fn ioctls_from_python_opens_are_answered_quietly() {
+    require!(mount);
+    require!(program "python3", "python3 reads the files (scripts/deps.sh installs it)");
+    let mut cmd = Command::new(BIN);
+    cmd.env_remove("RUST_LOG");
+    let d = Daemon::start_cmd(cmd, &[]);
+    let script = r#"
+import os, sys
+for _ in range(200):
+    with open(sys.argv[1]) as f:
+        assert f.read().startswith("MemTotal:")
+        assert not f.isatty()
+f = os.open(sys.argv[1], os.O_RDONLY)
+try:
+    os.tcgetpgrp(f)
+    sys.exit("tcgetpgrp on a FUSE file succeeded")
+except OSError as e:
+    print(e.errno)
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script, &d.arg("proc/meminfo")])
+        .output()
+        .expect("running python3");
+    let out = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.trim(),
+        nix::libc::ENOTTY.to_string(),
+        "an ioctl gets ENOTTY"
+    );
+    let log = d.log();
+    assert!(
+        log.lines().count() <= 1,
+        "200 Python reads must leave the log alone (one start-up line at most):\n{log}"
+    );
+}
+
 /// The regular files a process holds open, besides its standard streams and kernel files
 /// (`/proc`, `/sys`), which no pidfile is.
 fn open_files(pid: u32) -> Vec<PathBuf> {

@@ -13,7 +13,8 @@
 //! - [`size`]: `st_size` against what readers get;
 //! - [`lifecycle`]: signals, stale mounts, flags, help and version;
 //! - [`errors`]: refused starts;
-//! - [`namespaces`]: the daemon outside the host's namespaces, readers it cannot look up.
+//! - [`namespaces`]: the daemon outside the host's namespaces, readers it cannot look up;
+//! - [`takeover`]: a second daemon taking the live connection over; stable node ids.
 
 #[macro_use]
 #[path = "../common/mod.rs"]
@@ -30,6 +31,7 @@ mod namespaces;
 mod reads;
 mod size;
 mod splice;
+mod takeover;
 
 use std::fs;
 

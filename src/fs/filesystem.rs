@@ -1,0 +1,365 @@
+//! The FUSE requests answered over a [`Provider`]: node ids, attributes, opens, per-open
+//! snapshots and directory listings.
+
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use log::{debug, error};
+use nix::errno::Errno;
+use parking_lot::Mutex;
+
+use super::handles::{Handle, Handles};
+use super::inodes::{Collision, InodeInfo, Inodes, ROOT_INO, child_path};
+use super::provider::{Caller, Node, NodeKind, Provider};
+use crate::fuse::reply::DirBuf;
+use crate::fuse::{Attr, Ctx, Entry, FileKind, Filesystem, Opened, ReadData};
+
+/// How long the kernel may keep a name, or a directory's attributes, that are the same for
+/// every reader. Short, so a tree change (CPU hotplug) shows quickly, but long enough that a
+/// loop reopening the same file does not pay for a lookup each time.
+const STABLE_TTL: Duration = Duration::from_secs(1);
+/// Per-reader names and file attributes are not cached: their truth depends on who asks.
+const NO_TTL: Duration = Duration::ZERO;
+/// Sizes are reported in whole pages.
+const PAGE: u64 = 4096;
+/// An unknown node id makes the tree be walked again (a CPU came online), at most this often.
+const REWALK_EVERY: Duration = Duration::from_secs(1);
+
+/// The lxcfs-rs filesystem over some [`Provider`].
+pub struct LxcFs<P: Provider> {
+    provider: Arc<P>,
+    inodes: Inodes,
+    handles: Handles,
+    started: SystemTime,
+    last_walk: Mutex<Option<Instant>>,
+}
+
+/// Who sent a request, as the provider is told.
+fn caller(ctx: Ctx) -> Caller {
+    Caller {
+        pid: ctx.pid,
+        request: ctx.unique,
+    }
+}
+
+/// The file type the kernel is told for a node kind.
+impl From<NodeKind> for FileKind {
+    fn from(kind: NodeKind) -> Self {
+        match kind {
+            NodeKind::Dir => FileKind::Dir,
+            NodeKind::File => FileKind::File,
+            NodeKind::Symlink => FileKind::Symlink,
+        }
+    }
+}
+
+/// The errno for an I/O error from the provider.
+fn errno(e: &io::Error) -> Errno {
+    e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
+}
+
+/// How long the kernel may cache a node's name and its attributes.
+fn ttls(node: Node) -> (Duration, Duration) {
+    let entry = if node.same_for_all {
+        STABLE_TTL
+    } else {
+        NO_TTL
+    };
+    let attr = if node.kind == NodeKind::Dir {
+        entry
+    } else {
+        NO_TTL
+    };
+    (entry, attr)
+}
+
+impl<P: Provider> LxcFs<P> {
+    /// A filesystem serving what `provider` says, giving out file handles of `generation`.
+    /// The whole tree (as the host sees it) is walked to register every node id, so that a
+    /// collision is found now and ids pinned by bind mounts resolve without a LOOKUP.
+    pub fn new(provider: Arc<P>, generation: u32) -> Result<Self, Collision> {
+        let fs = LxcFs {
+            provider,
+            inodes: Inodes::default(),
+            handles: Handles::new(generation),
+            started: SystemTime::now(),
+            last_walk: Mutex::new(None),
+        };
+        fs.walk()?;
+        Ok(fs)
+    }
+
+    /// Registers every path under the root, as the host sees the tree.
+    fn walk(&self) -> Result<(), Collision> {
+        *self.last_walk.lock() = Some(Instant::now());
+        let mut dirs = vec![String::new()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = self.provider.list(&dir, Caller::HOST) else {
+                continue;
+            };
+            for (name, kind) in entries {
+                let path = child_path(&dir, &name);
+                self.inodes.intern(&path)?;
+                if kind == NodeKind::Dir {
+                    dirs.push(path);
+                }
+            }
+        }
+        debug!("{} node ids registered", self.inodes.len());
+        Ok(())
+    }
+
+    /// What the table knows of `ino`, walking the tree again (at most once a second) when
+    /// it knows nothing: a CPU that came online after start-up.
+    fn inode(&self, ino: u64) -> Option<Arc<InodeInfo>> {
+        if let Some(info) = self.inodes.get(ino) {
+            return Some(info);
+        }
+        {
+            let mut last = self.last_walk.lock();
+            if last.is_some_and(|t| t.elapsed() < REWALK_EVERY) {
+                return None;
+            }
+            *last = Some(Instant::now());
+        }
+        if let Err(e) = self.walk() {
+            error!("{e}");
+        }
+        self.inodes.get(ino)
+    }
+
+    /// The size reported for a file: the larger of its host content (what pid 0 gets) and
+    /// the largest content served from it so far, rounded up to a page. Rendering the file
+    /// for each stat() would double the cost of most reads (glibc's stdio fstat()s before its
+    /// first read); a size not below what readers get (a container's view is never larger
+    /// than the host's but for a few bytes, which the page rounding covers) keeps tools that
+    /// trust st_size (Node's readFileSync) from truncating; and a size above zero keeps the
+    /// kernel's splice path from stopping at offset 0 before it asks us (see `read`).
+    fn file_size(&self, info: &InodeInfo, caller: Caller) -> u64 {
+        let mut served = info.served.load(Ordering::Relaxed);
+        if served == 0 {
+            let len = |who| {
+                self.provider
+                    .content(&info.path, who)
+                    .map_or(0, |c| c.len() as u64)
+            };
+            let host = Caller { pid: 0, ..caller };
+            let seed = len(host).max(len(caller));
+            served = info.served.fetch_max(seed, Ordering::Relaxed).max(seed);
+        }
+        served.max(1).next_multiple_of(PAGE)
+    }
+
+    fn attr(&self, ino: u64, info: &InodeInfo, node: Node, caller: Caller) -> Attr {
+        let (perm, nlink, size) = match node.kind {
+            NodeKind::Dir => (0o555, 2, 0),
+            NodeKind::Symlink => {
+                let len = self
+                    .provider
+                    .readlink(&info.path)
+                    .map_or(0, |t| t.len() as u64);
+                (0o777, 1, len)
+            }
+            NodeKind::File => (0o444, 1, self.file_size(info, caller)),
+        };
+        Attr {
+            ino,
+            kind: node.kind.into(),
+            perm,
+            nlink,
+            size,
+            time: self.started,
+        }
+    }
+
+    /// Resolves a node id to what the table knows of it and the node it is for this reader.
+    fn resolve(&self, ino: u64, caller: Caller) -> Result<(Arc<InodeInfo>, Node), Errno> {
+        let info = self.inode(ino).ok_or(Errno::ENOENT)?;
+        let node = self
+            .provider
+            .node(&info.path, caller)
+            .ok_or(Errno::ENOENT)?;
+        Ok((info, node))
+    }
+
+    /// The entries of directory `info` for `caller`, `.` and `..` first, then sorted by
+    /// name, so that a READDIR offset means the same entry to a successor daemon.
+    fn listing(
+        &self,
+        ino: u64,
+        info: &InodeInfo,
+        caller: Caller,
+    ) -> Result<Vec<(u64, NodeKind, String)>, Errno> {
+        let path = &*info.path;
+        let mut listed = self.provider.list(path, caller).map_err(|e| errno(&e))?;
+        listed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let parent = if ino == ROOT_INO {
+            ROOT_INO
+        } else {
+            self.intern(path.rsplit_once('/').map_or("", |(dir, _)| dir))?
+        };
+        let mut entries = Vec::with_capacity(listed.len() + 2);
+        entries.push((ino, NodeKind::Dir, ".".to_string()));
+        entries.push((parent, NodeKind::Dir, "..".to_string()));
+        for (name, kind) in listed {
+            entries.push((self.intern(&child_path(path, &name))?, kind, name));
+        }
+        Ok(entries)
+    }
+
+    fn intern(&self, path: &str) -> Result<u64, Errno> {
+        self.inodes.intern(path).map_err(|e| {
+            error!("{e}");
+            Errno::EIO
+        })
+    }
+}
+
+impl<P: Provider> Filesystem for LxcFs<P> {
+    fn lookup(&self, ctx: Ctx, parent: u64, name: &[u8]) -> Result<Entry, Errno> {
+        let dir = self.inode(parent).ok_or(Errno::ENOENT)?;
+        let name = std::str::from_utf8(name).map_err(|_| Errno::ENOENT)?;
+        if name.is_empty() || name.contains('/') {
+            return Err(Errno::ENOENT);
+        }
+        let path = child_path(&dir.path, name);
+        let node = self
+            .provider
+            .node(&path, caller(ctx))
+            .ok_or(Errno::ENOENT)?;
+        let ino = self.intern(&path)?;
+        let info = self.inodes.get(ino).ok_or(Errno::ENOENT)?;
+        let (entry_ttl, attr_ttl) = ttls(node);
+        Ok(Entry {
+            attr: self.attr(ino, &info, node, caller(ctx)),
+            entry_ttl,
+            attr_ttl,
+        })
+    }
+
+    fn getattr(&self, ctx: Ctx, ino: u64) -> Result<(Attr, Duration), Errno> {
+        let (info, node) = self.resolve(ino, caller(ctx))?;
+        Ok((self.attr(ino, &info, node, caller(ctx)), ttls(node).1))
+    }
+
+    fn readlink(&self, ctx: Ctx, ino: u64) -> Result<Vec<u8>, Errno> {
+        match self.resolve(ino, caller(ctx))? {
+            (info, node) if node.kind == NodeKind::Symlink => {
+                self.provider.readlink(&info.path).map_err(|e| errno(&e))
+            }
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    fn open(&self, ctx: Ctx, ino: u64, flags: u32) -> Result<Opened, Errno> {
+        if flags as i32 & nix::libc::O_ACCMODE != nix::libc::O_RDONLY {
+            return Err(Errno::EACCES);
+        }
+        match self.resolve(ino, caller(ctx))? {
+            (inode, node) if node.kind == NodeKind::File => Ok(Opened {
+                fh: self.handles.insert(Handle::new(inode, Vec::new())),
+                // Direct I/O: every read(2) comes to us with its reader, nothing is cached.
+                direct_io: true,
+            }),
+            (_, node) if node.kind == NodeKind::Dir => Err(Errno::EISDIR),
+            _ => Err(Errno::EINVAL),
+        }
+    }
+
+    fn read(
+        &self,
+        ctx: Ctx,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        size: u32,
+        lock_owner: Option<u64>,
+    ) -> Result<ReadData, Errno> {
+        // A read(2) on a direct-I/O file carries the caller's lock owner. A read without one
+        // is the kernel filling the inode's page cache, which splice/sendfile readers
+        // (busybox cat, Python's shutil) go through even on direct-I/O files. That cache is
+        // shared by every reader of the inode, so whatever we put there would reach other
+        // containers. Refusing it makes splice fail with EINVAL, the answer for a file
+        // without splice support, and those readers fall back to read(2), which is right.
+        if lock_owner.is_none() {
+            debug!("refusing page-cache read of fh {fh} by pid {}", ctx.pid);
+            return Err(Errno::EINVAL);
+        }
+        // A handle from before a takeover is adopted: rendered afresh at offset 0, and at a
+        // later offset rendered and sliced (a read torn by the takeover beats an error).
+        let handle = self
+            .handles
+            .get_or_adopt(fh, || {
+                let info = self.inode(ino)?;
+                Some(Handle::new(info, Vec::new()))
+            })
+            .ok_or(Errno::EBADF)?;
+        let mut snapshot = handle.snapshot.lock();
+        let data = match &*snapshot {
+            Some(data) if offset != 0 => data.clone(),
+            _ => {
+                let bytes = self
+                    .provider
+                    .content(&handle.inode.path, caller(ctx))
+                    .map_err(|e| errno(&e))?;
+                handle
+                    .inode
+                    .served
+                    .fetch_max(bytes.len() as u64, Ordering::Relaxed);
+                let data: Arc<[u8]> = Arc::from(bytes);
+                *snapshot = Some(data.clone());
+                data
+            }
+        };
+        drop(snapshot);
+        Ok(ReadData::slice(data, offset, size))
+    }
+
+    fn release(&self, _ino: u64, fh: u64) {
+        self.handles.remove(fh);
+    }
+
+    fn opendir(&self, ctx: Ctx, ino: u64) -> Result<u64, Errno> {
+        let (inode, node) = self.resolve(ino, caller(ctx))?;
+        if node.kind != NodeKind::Dir {
+            return Err(Errno::ENOTDIR);
+        }
+        let entries = self.listing(ino, &inode, caller(ctx))?;
+        Ok(self.handles.insert(Handle::new(inode, entries)))
+    }
+
+    fn readdir(
+        &self,
+        ctx: Ctx,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        out: &mut DirBuf<'_>,
+    ) -> Result<(), Errno> {
+        // A directory opened before a takeover is listed again: sorted listings make the
+        // offset mean the same entry.
+        let handle = self
+            .handles
+            .get_or_adopt(fh, || {
+                let info = self.inode(ino)?;
+                let entries = self.listing(ino, &info, caller(ctx)).ok()?;
+                Some(Handle::new(info, entries))
+            })
+            .ok_or(Errno::EBADF)?;
+        for (i, (ino, kind, name)) in handle.entries.iter().enumerate().skip(offset as usize) {
+            if !out.add(*ino, (i + 1) as u64, (*kind).into(), name.as_bytes()) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn releasedir(&self, _ino: u64, fh: u64) {
+        self.handles.remove(fh);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,194 @@
+use super::*;
+use std::sync::atomic::AtomicU64;
+
+/// A small tree: `proc/` with one file whose size depends on the reader (the host, pid 0,
+/// sees 10,000 bytes, pid 7 100, pid 8 200; the content carries the reader's pid), and a
+/// `cpu/` directory listed out of order.
+struct Sizes;
+
+impl Provider for Sizes {
+    fn node(&self, path: &str, _caller: Caller) -> Option<Node> {
+        let kind = match path {
+            "" | "proc" | "cpu" => NodeKind::Dir,
+            "proc/cpuinfo" | "cpu/b" | "cpu/a" => NodeKind::File,
+            _ => return None,
+        };
+        Some(Node {
+            kind,
+            same_for_all: true,
+        })
+    }
+    fn list(&self, path: &str, _caller: Caller) -> io::Result<Vec<(String, NodeKind)>> {
+        Ok(match path {
+            "" => vec![
+                ("proc".into(), NodeKind::Dir),
+                ("cpu".into(), NodeKind::Dir),
+            ],
+            "proc" => vec![("cpuinfo".into(), NodeKind::File)],
+            "cpu" => vec![("b".into(), NodeKind::File), ("a".into(), NodeKind::File)],
+            _ => vec![],
+        })
+    }
+    fn content(&self, _path: &str, caller: Caller) -> io::Result<Vec<u8>> {
+        let len = [10_000, 100, 200][caller.pid.saturating_sub(6) as usize % 3];
+        let mut v = format!("pid {} ", caller.pid).into_bytes();
+        v.resize(len, b'x');
+        Ok(v)
+    }
+    fn readlink(&self, _path: &str) -> io::Result<Vec<u8>> {
+        Err(io::Error::from_raw_os_error(nix::libc::EINVAL))
+    }
+}
+
+fn pid(pid: u32) -> Caller {
+    Caller { pid, request: 1 }
+}
+
+fn ctx(pid: u32) -> Ctx {
+    Ctx { unique: 1, pid }
+}
+
+fn inode() -> InodeInfo {
+    InodeInfo {
+        path: Arc::from("proc/cpuinfo"),
+        served: AtomicU64::new(0),
+    }
+}
+
+fn fs(generation: u32) -> LxcFs<Sizes> {
+    LxcFs::new(Arc::new(Sizes), generation).unwrap()
+}
+
+const READ: Option<u64> = Some(1);
+
+#[test]
+fn size_covers_the_host_view_even_when_a_container_asks_first() {
+    let fs = fs(1);
+    let info = inode();
+    assert_eq!(
+        fs.file_size(&info, pid(7)),
+        12_288,
+        "10,000 host bytes, page-rounded"
+    );
+    assert_eq!(fs.file_size(&info, pid(0)), 12_288);
+}
+
+#[test]
+fn node_kinds_map_to_fuse_file_types() {
+    assert_eq!(FileKind::from(NodeKind::Dir), FileKind::Dir);
+    assert_eq!(FileKind::from(NodeKind::File), FileKind::File);
+    assert_eq!(FileKind::from(NodeKind::Symlink), FileKind::Symlink);
+}
+
+#[test]
+fn size_grows_with_what_was_served_and_is_never_zero() {
+    let fs = fs(1);
+    let info = inode();
+    info.served.store(20_000, Ordering::Relaxed);
+    assert_eq!(fs.file_size(&info, pid(8)), 20_480);
+    let empty = InodeInfo {
+        path: Arc::from("proc/x"),
+        served: AtomicU64::new(0),
+    };
+    struct Empty;
+    impl Provider for Empty {
+        fn node(&self, _: &str, _: Caller) -> Option<Node> {
+            None
+        }
+        fn list(&self, _: &str, _: Caller) -> io::Result<Vec<(String, NodeKind)>> {
+            Ok(Vec::new())
+        }
+        fn content(&self, _: &str, _: Caller) -> io::Result<Vec<u8>> {
+            Ok(Vec::new())
+        }
+        fn readlink(&self, _: &str) -> io::Result<Vec<u8>> {
+            Ok(Vec::new())
+        }
+    }
+    let empty_fs = LxcFs::new(Arc::new(Empty), 1).unwrap();
+    assert_eq!(empty_fs.file_size(&empty, pid(1)), PAGE);
+}
+
+#[test]
+fn every_node_is_known_by_its_fixed_id_without_a_lookup() {
+    let fs = fs(1);
+    let id = crate::fs::inodes::node_id("proc/cpuinfo");
+    let (attr, _) = fs.getattr(ctx(7), id).unwrap();
+    assert_eq!(attr.ino, id);
+    assert_eq!(attr.kind, FileKind::File);
+    let opened = fs.open(ctx(7), id, nix::libc::O_RDONLY as u32).unwrap();
+    assert!(opened.direct_io);
+    assert_eq!(opened.fh >> 40, 1, "generation 1");
+    assert_eq!(fs.getattr(ctx(7), 12345), Err(Errno::ENOENT));
+}
+
+#[test]
+fn handles_from_a_predecessor_are_adopted() {
+    let fs = fs(2);
+    let id = crate::fs::inodes::node_id("proc/cpuinfo");
+    let old_fh = 1 << 40 | 9;
+    // At offset 0: rendered for this reader.
+    let first = fs.read(ctx(7), id, old_fh, 0, 4, READ).unwrap();
+    assert_eq!(first.bytes(), b"pid ");
+    // At a later offset of a handle never seen: rendered and sliced.
+    let other = fs.read(ctx(8), id, 1 << 40 | 10, 4, 1, READ).unwrap();
+    assert_eq!(other.bytes(), b"8");
+    // The adopted handle keeps its snapshot like any other.
+    let again = fs.read(ctx(8), id, old_fh, 4, 1, READ).unwrap();
+    assert_eq!(again.bytes(), b"7", "sliced from the offset-0 snapshot");
+    fs.release(id, old_fh);
+    // A directory handle is listed again; the offset means the same entry.
+    let mut buf = Vec::new();
+    let mut out = DirBuf::new(&mut buf, 4096);
+    let cpu = crate::fs::inodes::node_id("cpu");
+    fs.readdir(ctx(7), cpu, 1 << 40 | 11, 2, &mut out).unwrap();
+    let names: Vec<&[u8]> = dirent_names(out.bytes());
+    assert_eq!(names, [b"a".as_slice(), b"b"], "sorted, after . and ..");
+    fs.releasedir(cpu, 1 << 40 | 11);
+}
+
+#[test]
+fn an_unknown_node_with_an_unknown_handle_is_ebadf() {
+    let fs = fs(2);
+    assert_eq!(
+        fs.read(ctx(7), 424242, 1 << 40 | 9, 0, 4, READ)
+            .unwrap_err(),
+        Errno::EBADF
+    );
+}
+
+#[test]
+fn page_cache_reads_are_refused() {
+    let fs = fs(1);
+    let id = crate::fs::inodes::node_id("proc/cpuinfo");
+    let fh = fs.open(ctx(7), id, 0).unwrap().fh;
+    assert_eq!(
+        fs.read(ctx(7), id, fh, 0, 10, None).unwrap_err(),
+        Errno::EINVAL
+    );
+}
+
+#[test]
+fn listings_are_sorted_after_dot_entries() {
+    let fs = fs(1);
+    let cpu = crate::fs::inodes::node_id("cpu");
+    let fh = fs.opendir(ctx(7), cpu).unwrap();
+    let mut buf = Vec::new();
+    let mut out = DirBuf::new(&mut buf, 4096);
+    fs.readdir(ctx(7), cpu, fh, 0, &mut out).unwrap();
+    assert_eq!(
+        dirent_names(out.bytes()),
+        [b".".as_slice(), b"..", b"a", b"b"]
+    );
+}
+
+/// The names in a READDIR reply.
+fn dirent_names(mut bytes: &[u8]) -> Vec<&[u8]> {
+    let mut names = Vec::new();
+    while bytes.len() >= 24 {
+        let len = u32::from_ne_bytes(bytes[16..20].try_into().unwrap()) as usize;
+        names.push(&bytes[24..24 + len]);
+        bytes = &bytes[(24 + len).next_multiple_of(8)..];
+    }
+    names
+}

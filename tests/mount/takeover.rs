@@ -1,0 +1,158 @@
+//! `--takeover`: a second daemon takes the live FUSE connection over from the first, which
+//! parks and hands its `/dev/fuse` descriptors and session state over a unix socket. The
+//! kernel's connection is the same, so no INIT comes; open files read on; node ids (`st_ino`)
+//! are the same in every process.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Read;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+use std::time::Duration;
+
+use crate::common::{Daemon, TestDir, fuse_mount_at};
+
+/// `st_ino` of every file, directory and link under `root`, by relative path.
+fn inodes(root: &Path) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for e in fs::read_dir(&dir).unwrap_or_else(|e| panic!("listing {}: {e}", dir.display())) {
+            let e = e.expect("a directory entry");
+            let meta = fs::symlink_metadata(e.path()).expect("lstat");
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            out.insert(rel, meta.ino());
+            if meta.is_dir() {
+                dirs.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// The debug lines of `log` that record an INIT handshake.
+fn inits(log: &str) -> usize {
+    log.lines().filter(|l| l.contains("INIT: kernel")).count()
+}
+
+#[test]
+fn a_successor_serves_the_same_connection_without_init() {
+    require!(mount);
+    let mut first = Daemon::start(&["-d"]);
+    let mnt = first.mnt.clone();
+    let dev = first
+        .dev()
+        .expect("the first daemon's connection")
+        .to_string();
+    assert_eq!(inits(&first.log()), 1, "a fresh mount negotiates INIT once");
+    let before = inodes(&mnt);
+    assert!(
+        before.contains_key("proc/meminfo") && before.len() > 20,
+        "{before:?}"
+    );
+
+    // Held across the switch: a file read halfway, a file re-read from 0 (as top does), and
+    // a directory listed halfway.
+    let mut meminfo = File::open(mnt.join("proc/meminfo")).unwrap();
+    let mut head = [0u8; 9];
+    meminfo.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"MemTotal:");
+    let stat = File::open(mnt.join("proc/stat")).unwrap();
+    let mut listing = fs::read_dir(mnt.join("proc")).unwrap();
+    let first_entry = listing.next().unwrap().unwrap().file_name();
+
+    let dir = TestDir::new();
+    let mut second = Daemon::start_on(&mnt, &dir.join("second.log"), &["-d", "--takeover"]);
+    let st = first
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("the first daemon did not exit; its log:\n{}", first.log()));
+    first.hand_mount_over();
+    assert_eq!(st.code(), Some(0), "first daemon's log:\n{}", first.log());
+    assert!(
+        first.log().contains("handed") && first.log().contains("without unmounting"),
+        "{}",
+        first.log()
+    );
+    assert_eq!(
+        fuse_mount_at(&mnt).map(|m| m.dev).as_deref(),
+        Some(dev.as_str()),
+        "the same FUSE connection stays mounted"
+    );
+
+    let mut rest = String::new();
+    meminfo
+        .read_to_string(&mut rest)
+        .expect("a file opened before the takeover reads on");
+    assert!(rest.contains("\nMemFree:"), "{rest}");
+    let mut again = vec![0u8; 65536];
+    let n = stat
+        .read_at(&mut again, 0)
+        .expect("re-reading a kept /proc/stat at 0");
+    assert!(
+        again[..n].starts_with(b"cpu "),
+        "{}",
+        String::from_utf8_lossy(&again[..n])
+    );
+    let mut names: Vec<_> = listing.map(|e| e.unwrap().file_name()).collect();
+    names.push(first_entry);
+    names.sort();
+    let mut fresh: Vec<_> = fs::read_dir(mnt.join("proc"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    fresh.sort();
+    assert_eq!(
+        names, fresh,
+        "a directory listed across the takeover lists every entry once"
+    );
+
+    assert_eq!(
+        inodes(&mnt),
+        before,
+        "st_ino of every node after the takeover"
+    );
+    let log = second.log();
+    assert_eq!(inits(&log), 0, "the successor must not see an INIT:\n{log}");
+    assert!(log.contains("handle generation 2"), "{log}");
+    assert!(
+        log.contains("asked the kernel to resend"),
+        "kernel 6.18 offers FUSE_HAS_RESEND and accepts the notification:\n{log}"
+    );
+
+    // Without --takeover a live mount is still refused; the successor stops as usual.
+    second.assert_stops_cleanly(nix::sys::signal::Signal::SIGTERM);
+    drop(second);
+    drop(first);
+}
+
+#[test]
+fn node_ids_are_the_same_in_every_fresh_start() {
+    require!(mount);
+    let a = Daemon::start(&[]);
+    let first = inodes(&a.mnt);
+    drop(a);
+    let b = Daemon::start(&[]);
+    assert_eq!(inodes(&b.mnt), first);
+    assert_eq!(
+        first["proc/meminfo"],
+        lxcfs_rs::fs::node_id("proc/meminfo"),
+        "st_ino is the path's fixed node id"
+    );
+}
+
+#[test]
+fn takeover_without_a_serving_daemon_fails_clearly() {
+    require!(mount);
+    let dir = TestDir::new();
+    let mnt = dir.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let mut d = Daemon::spawn(&mnt, &dir.join("log"), &["--takeover"]);
+    let st = d.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert_eq!(st.code(), Some(1));
+    let log = d.log();
+    assert!(
+        log.contains("cannot take the mount over (--takeover): no lxcfs-rs serving"),
+        "{log}"
+    );
+    assert!(fuse_mount_at(&mnt).is_none());
+}
