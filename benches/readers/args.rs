@@ -11,15 +11,18 @@ use clap::Parser;
 #[command(
     name = "readers",
     bin_name = "scripts/bench",
-    about = "Read throughput and latency of /proc files served by the kernel, lxcfs and \
-             lxcfs-rs, side by side, from readers in a limited cgroup and their own pid \
-             namespaces. scripts/bench mounts the daemons and passes the targets; other flags \
-             given to it come here"
+    about = "Read throughput and latency of /proc files served by the kernel, lxcfs, \
+             lxcfs-rs and the floor (fixed files on lxcfs-rs's FUSE session layer), side by \
+             side, from readers in a limited cgroup and their own pid namespaces. \
+             scripts/bench mounts the daemons and passes the targets; other flags given to it \
+             come here"
 )]
 pub struct Args {
-    /// A target: NAME=ROOT[,pid=PID]. ROOT=/ is the kernel's own /proc and /sys; any other
-    /// ROOT is a mount served by the daemon PID (whose CPU time and RSS are reported).
-    /// The first target that is a daemon is the baseline of the ratios.
+    /// A target: NAME=ROOT[,pid=PID][,fixed=BYTES]. ROOT=/ is the kernel's own /proc and
+    /// /sys; any other ROOT is a mount served by the daemon PID (whose CPU time and RSS are
+    /// reported), which must show the cgroup's limits. fixed=BYTES marks a daemon that serves
+    /// every file as the same BYTES bytes (the floor, examples/floor.rs: fixed=1400), checked
+    /// by that size instead. The first target that is a daemon is the baseline of the ratios.
     #[arg(short = 'T', long = "target", required = true, value_parser = Target::parse)]
     pub targets: Vec<Target>,
     /// Files to read, relative to each target's ROOT (comma-separated).
@@ -112,32 +115,47 @@ pub struct Target {
     pub root: PathBuf,
     /// The daemon serving `root`; `None` for the kernel.
     pub daemon: Option<i32>,
+    /// The size of every file of a daemon that serves fixed content rather than a view of
+    /// the cgroup (the floor): what its files are checked by.
+    pub fixed: Option<usize>,
 }
 
 impl Target {
-    /// `NAME=ROOT[,pid=PID]`: a pid is required for anything but the kernel (`ROOT` = `/`),
-    /// since a daemon's CPU time is half of what is measured, and must be a live process.
+    /// `NAME=ROOT[,pid=PID][,fixed=BYTES]`: a pid is required for anything but the kernel
+    /// (`ROOT` = `/`), since a daemon's CPU time is half of what is measured, and must be a
+    /// live process; `fixed` only for a daemon.
     pub fn parse(spec: &str) -> Result<Target, String> {
+        let usage = "NAME=ROOT[,pid=PID][,fixed=BYTES]";
         let (name, rest) = spec
             .split_once('=')
             .filter(|(n, r)| !n.is_empty() && !r.is_empty())
-            .ok_or_else(|| format!("{spec:?}: expected NAME=ROOT[,pid=PID]"))?;
+            .ok_or_else(|| format!("{spec:?}: expected {usage}"))?;
         let mut parts = rest.split(',');
         let root = PathBuf::from(parts.next().unwrap_or_default());
-        let mut daemon = None;
+        let (mut daemon, mut fixed) = (None, None);
         for opt in parts {
-            let pid = opt
-                .strip_prefix("pid=")
-                .and_then(|p| p.parse::<i32>().ok())
-                .filter(|p| *p > 0)
-                .ok_or_else(|| format!("{spec:?}: unknown option {opt:?} (only pid=PID)"))?;
-            daemon = Some(pid);
+            let bad =
+                || format!("{spec:?}: unknown or malformed option {opt:?} (expected {usage})");
+            let (key, value) = opt.split_once('=').ok_or_else(bad)?;
+            let n = value
+                .parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(bad)?;
+            match key {
+                "pid" => daemon = Some(i32::try_from(n).map_err(|_| bad())?),
+                "fixed" => fixed = Some(n as usize),
+                _ => return Err(bad()),
+            }
         }
         let canonical =
             fs::canonicalize(&root).map_err(|e| format!("{spec:?}: {}: {e}", root.display()))?;
         let kernel = canonical == Path::new("/");
         match (kernel, daemon) {
             (true, Some(_)) => Err(format!("{spec:?}: the kernel (ROOT=/) has no daemon pid")),
+            (true, None) if fixed.is_some() => Err(format!(
+                "{spec:?}: the kernel (ROOT=/) serves no fixed content"
+            )),
             (false, None) => Err(format!(
                 "{spec:?}: give the pid of the daemon serving {} (NAME=ROOT,pid=PID)",
                 root.display()
@@ -149,6 +167,7 @@ impl Target {
                 name: name.to_string(),
                 root: canonical,
                 daemon,
+                fixed,
             }),
         }
     }

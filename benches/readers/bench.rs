@@ -7,7 +7,7 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 
 use crate::args::{Args, Target};
 use crate::cgroup::{BenchCgroup, Limits};
-use crate::check::Expected;
+use crate::check::{self, Expected};
 use crate::readers::{self, Outcome, Spec};
 use crate::report::{self, Row};
 
@@ -77,7 +77,8 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Vec<Row>, String> {
 }
 
 /// Refuses a target that shows a reader in the cgroup the wrong content: MemTotal (always,
-/// since the memory limit is what tells a daemon's view from the host's) and each file.
+/// since the memory limit is what tells a daemon's view from the host's) and each file; for a
+/// target of fixed content, the size of each.
 fn preflight(
     cg: &BenchCgroup,
     expected: &Expected,
@@ -133,15 +134,17 @@ fn measure(
 
 fn verify(expected: &Expected, t: &Target, file: &str, outcome: &Outcome) -> Result<(), String> {
     for content in &outcome.contents {
-        expected
-            .check(file, t.daemon.is_some(), content)
-            .map_err(|e| {
-                format!(
-                    "target {} ({}) is not fit to benchmark: a reader in the cgroup read {e}",
-                    t.name,
-                    t.root.display()
-                )
-            })?;
+        let checked = match t.fixed {
+            Some(size) => check::fixed(file, size, content),
+            None => expected.check(file, t.daemon.is_some(), content),
+        };
+        checked.map_err(|e| {
+            format!(
+                "target {} ({}) is not fit to benchmark: a reader in the cgroup read {e}",
+                t.name,
+                t.root.display()
+            )
+        })?;
     }
     Ok(())
 }

@@ -1,7 +1,9 @@
 //! What each target must show a reader in the benchmark's cgroup, checked on what readers
 //! actually read before (and while) they are timed: a daemon that shows the host's values
 //! (it cannot see the reader's cgroup, or the mount is not what it claims) is refused, since
-//! timing it would time the wrong work.
+//! timing it would time the wrong work. A daemon that serves fixed content (the floor) has
+//! no view to check; its files must be the size it was given, so a broken mount is still
+//! refused ([`fixed`]).
 
 use std::fs;
 
@@ -116,6 +118,18 @@ impl Expected {
             _ => Ok(()),
         }
     }
+}
+
+/// Checks what a reader read from `file` of a target that serves every file as the same
+/// `size` bytes (`fixed=BYTES`, the floor).
+pub fn fixed(file: &str, size: usize, content: &[u8]) -> Result<(), String> {
+    if content.len() == size {
+        return Ok(());
+    }
+    Err(format!(
+        "{file}: {} bytes, expected the fixed {size} bytes the target was said to serve",
+        content.len()
+    ))
 }
 
 fn count_cpus(file: &str, allowed: &[usize], got: usize) -> Result<(), String> {

@@ -1,8 +1,10 @@
 //! The read benchmark: how fast readers that loop open → read to EOF → close get a file
 //! from each of several targets, side by side in one run: the kernel's own `/proc`
-//! (`kernel=/`), the C lxcfs and lxcfs-rs, each mounted by `scripts/bench`.
+//! (`kernel=/`), the C lxcfs, lxcfs-rs and the floor (examples/floor.rs: fixed files on
+//! lxcfs-rs's own FUSE session layer, as fast as that transport goes), each mounted by
+//! `scripts/bench`.
 //!
-//! `cargo bench --bench readers -- -T NAME=ROOT[,pid=PID]... [-f FILES] [-n READERS] ...`
+//! `cargo bench --bench readers -- -T NAME=ROOT[,pid=PID][,fixed=BYTES]... [-f FILES] ...`
 //! (see `--help`, or [`args::Args`]). For each file and reader count, N reader processes,
 //! each in the benchmark's cgroup (a memory limit, a cpuset and a CFS quota) and the init of
 //! a pid namespace of its own, as containers read, loop for a warmup and then a measured
@@ -11,7 +13,8 @@
 //! target's throughput against the first daemon target's.
 //!
 //! Before anything is measured, a reader checks what each target shows it ([`check`]): a
-//! daemon must show the cgroup's limits, so a broken mount is refused instead of timed.
+//! daemon must show the cgroup's limits (one of fixed content, its fixed size), so a broken
+//! mount is refused instead of timed.
 //!
 //! Run without `--bench`, as `cargo test` runs it, the program is its own smoke test
 //! ([`smoke`]), so it cannot rot unnoticed.

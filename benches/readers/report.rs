@@ -34,9 +34,14 @@ pub struct Row {
 /// The lines above the table: what is compared, and how.
 pub fn header(out: &mut dyn Write, args: &Args, cgroup: &str, limits: &Limits) -> io::Result<()> {
     let targets: Vec<String> = (args.targets.iter())
-        .map(|t| match t.daemon {
-            Some(pid) => format!("{}={} (daemon pid {pid})", t.name, t.root.display()),
-            None => format!("{}={} (the kernel)", t.name, t.root.display()),
+        .map(|t| match (t.daemon, t.fixed) {
+            (Some(pid), Some(size)) => format!(
+                "{}={} (daemon pid {pid}, fixed {size}-byte files)",
+                t.name,
+                t.root.display()
+            ),
+            (Some(pid), None) => format!("{}={} (daemon pid {pid})", t.name, t.root.display()),
+            (None, _) => format!("{}={} (the kernel)", t.name, t.root.display()),
         })
         .collect();
     writeln!(out, "# targets: {}", targets.join(", "))?;

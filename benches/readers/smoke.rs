@@ -1,18 +1,20 @@
 //! The program's own test, run when it is started without `--bench` (as `cargo test` starts
-//! it): the histogram and the content check on known input, a real benchmark of the kernel,
-//! the C lxcfs and lxcfs-rs for a fraction of a second, and a refused benchmark of a mount
-//! that shows the host's files. Like libtest, it takes name filters and `--list`.
+//! it): the histogram, the content check and the target specs on known input, a real
+//! benchmark of the kernel, the C lxcfs, lxcfs-rs and the floor (examples/floor.rs) for a
+//! fraction of a second, and a refused benchmark of a mount that shows the host's files.
+//! Like libtest, it takes name filters and `--list`.
 
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::panic::catch_unwind;
-use std::process::ExitCode;
+use std::path::PathBuf;
+use std::process::{Command, ExitCode, Stdio};
 
 use clap::Parser;
 
-use crate::args::Args;
+use crate::args::{Args, Target};
 use crate::bench;
-use crate::check::Expected;
+use crate::check::{self, Expected};
 use crate::common::{Daemon, TestDir};
 use crate::histogram::Histogram;
 use crate::report::Row;
@@ -27,9 +29,10 @@ const TESTS: &[(&str, fn())] = &[
         "content_check_tells_a_daemon_from_the_host",
         content_check_tells_a_daemon_from_the_host,
     ),
+    ("target_specs_parse", target_specs_parse),
     (
-        "bench_measures_the_kernel_lxcfs_and_lxcfs_rs",
-        bench_measures_the_kernel_lxcfs_and_lxcfs_rs,
+        "bench_measures_the_kernel_lxcfs_lxcfs_rs_and_the_floor",
+        bench_measures_the_kernel_lxcfs_lxcfs_rs_and_the_floor,
     ),
     (
         "bench_refuses_targets_that_show_the_host",
@@ -158,6 +161,33 @@ fn content_check_tells_a_daemon_from_the_host() {
     }
     // A limit at or above the host's memory would make the two views equal: refused.
     assert!(Expected::new(u64::MAX / 2, "0", 0.5).is_err());
+    // A target of fixed content (the floor) is checked by its size alone.
+    assert_eq!(check::fixed("proc/meminfo", 4, b"abcd"), Ok(()));
+    assert!(check::fixed("proc/meminfo", 4, b"abc").is_err());
+    assert!(check::fixed("proc/stat", 4, stat(1).as_bytes()).is_err());
+}
+
+fn target_specs_parse() {
+    let me = std::process::id();
+    let dir = TestDir::new();
+    let root = dir.path().display();
+    let t = Target::parse("kernel=/").expect("the kernel");
+    assert_eq!((t.daemon, t.fixed), (None, None));
+    let t = Target::parse(&format!("ours={root},pid={me}")).expect("a daemon");
+    assert_eq!((t.daemon, t.fixed), (Some(me as i32), None));
+    let t = Target::parse(&format!("floor={root},pid={me},fixed=1400")).expect("the floor");
+    assert_eq!((t.daemon, t.fixed), (Some(me as i32), Some(1400)));
+    for bad in [
+        "kernel=/,pid=1".to_string(),
+        "kernel=/,fixed=1400".to_string(),
+        format!("ours={root}"),
+        format!("floor={root},fixed=1400"),
+        format!("floor={root},pid={me},fixed=0"),
+        format!("floor={root},pid={me},fixed=x"),
+        format!("floor={root},pid={me},floor"),
+    ] {
+        assert!(Target::parse(&bad).is_err(), "{bad:?} must be refused");
+    }
 }
 
 /// Runs the benchmark with `flags`, its table going to a buffer; returns the rows or the
@@ -181,14 +211,48 @@ fn target(name: &str, d: &Daemon) -> [String; 2] {
     ]
 }
 
-fn bench_measures_the_kernel_lxcfs_and_lxcfs_rs() {
+/// The floor (examples/floor.rs), built as the benchmark was (a no-op after `cargo test`,
+/// which builds the examples; `cargo test --bench readers` does not), and where it is.
+fn floor_binary() -> PathBuf {
+    // target/<profile>/deps/readers-<hash>: the profile this program was built in.
+    let exe = std::env::current_exe().expect("the benchmark's path");
+    let profile = (exe.parent().and_then(|deps| deps.parent()))
+        .and_then(|dir| dir.file_name())
+        .and_then(|name| name.to_str())
+        .unwrap_or("debug")
+        .to_string();
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--locked", "--example", "floor"])
+        .arg("--message-format=json-render-diagnostics")
+        .stderr(Stdio::inherit());
+    match profile.as_str() {
+        "debug" => {}
+        "release" => drop(cargo.arg("--release")),
+        other => drop(cargo.args(["--profile", other])),
+    }
+    let out = cargo.output().expect("running cargo build --example floor");
+    assert!(out.status.success(), "cargo build --example floor failed");
+    // The artifact message of the example names its binary.
+    (String::from_utf8_lossy(&out.stdout).lines())
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["target"]["name"] == "floor")
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("cargo named no floor executable")
+}
+
+fn bench_measures_the_kernel_lxcfs_lxcfs_rs_and_the_floor() {
     require!(mount);
     require!(program "lxcfs", "the C lxcfs is not installed (scripts/deps.sh test)");
     let ours = Daemon::start(&["-l", "--enable-cfs"]);
     let theirs = Daemon::start_c_lxcfs();
+    let floor = Daemon::start_cmd(Command::new(floor_binary()), &[]);
     let mut flags: Vec<String> = vec!["-T".into(), "kernel=/".into()];
     flags.extend(target("lxcfs", &theirs));
     flags.extend(target("ours", &ours));
+    let [t, spec] = target("floor", &floor);
+    flags.extend([t, format!("{spec},fixed=1400")]);
     flags.extend(["-n", "1,2", "-d", "0.3", "-w", "0.1", "-r", "1"].map(String::from));
     let (rows, table) = bench_with(&flags);
     let rows = rows.unwrap_or_else(|e| panic!("the benchmark failed: {e}"));
@@ -196,8 +260,16 @@ fn bench_measures_the_kernel_lxcfs_and_lxcfs_rs() {
     let files = ["proc/meminfo", "proc/cpuinfo", "proc/stat", "proc/uptime"];
     assert_eq!(
         rows.len(),
-        (files.len() + 1) * 2 * 3,
+        (files.len() + 1) * 2 * 4,
         "a row per file, reader count and target:\n{table}"
+    );
+    assert!(
+        table.contains(&format!(
+            "floor={} (daemon pid {}, fixed 1400-byte files)",
+            floor.mnt.display(),
+            floor.pid
+        )),
+        "the header names the floor:\n{table}"
     );
     for r in &rows {
         let line = format!("{r:?}");
@@ -241,18 +313,20 @@ fn bench_measures_the_kernel_lxcfs_and_lxcfs_rs() {
             Some(1.0),
             "lxcfs, the first daemon, is the baseline"
         );
-        let ratio = ours.ratio.expect("a ratio");
-        assert!(
-            (ratio - ours.reads_per_s / lxcfs.reads_per_s).abs() < 1e-9,
-            "{ours:?}"
-        );
+        for row in [ours, of("floor")] {
+            let ratio = row.ratio.expect("a ratio");
+            assert!(
+                (ratio - row.reads_per_s / lxcfs.reads_per_s).abs() < 1e-9,
+                "{row:?}"
+            );
+        }
         // Four FUSE round trips through a daemon against none: the kernel is always faster.
         assert!(
             kernel.reads_per_s > ours.reads_per_s.max(lxcfs.reads_per_s),
             "{file} n={n}:\n{table}"
         );
     }
-    for name in ["lxcfs", "ours"] {
+    for name in ["lxcfs", "ours", "floor"] {
         let cpu: f64 = rows
             .iter()
             .filter(|r| r.target == name)
@@ -297,6 +371,22 @@ fn bench_refuses_targets_that_show_the_host() {
     assert!(
         table.is_empty(),
         "nothing may be measured before the check: {table}"
+    );
+
+    // A target said to serve fixed content (the floor) is checked by its size alone: a file
+    // a byte short is refused.
+    let short = TestDir::new();
+    fs::create_dir_all(short.join("proc")).expect("mkdir");
+    fs::write(short.join("proc/meminfo"), [b'x'; 1399]).expect("write");
+    let mut fixed = flags(&short, "proc/meminfo");
+    fixed[1].push_str(",fixed=1400");
+    let (result, table) = bench_with(&fixed);
+    let err = result
+        .err()
+        .unwrap_or_else(|| panic!("a wrong-size file was benchmarked as a floor's:\n{table}"));
+    assert!(
+        err.contains("decoy") && err.contains("1399 bytes, expected the fixed 1400 bytes"),
+        "refused for the wrong reason: {err}"
     );
 
     // The right MemTotal but the host's CPUs: each file is checked, not only meminfo.
