@@ -222,17 +222,22 @@ pub struct Counters {
     pub host_cpus: BTreeMap<String, Vec<u64>>,
     /// The host's `/proc/uptime` first field, in hundredths of a second.
     pub host_uptime_cs: u64,
+    /// `cpuacct.usage`, nanoseconds: the scheduler's exact runtime, which the C lxcfs reads
+    /// for uptime (`usage_all`'s user/system split is sampled at ticks, and the two drift
+    /// apart by several hundredths under load).
+    pub cpuacct_usage: u64,
 }
 
 impl Counters {
     /// The cgroup files (relative to the memory and cpuacct directories) and host files, in
     /// the order [`Counters::parse`] takes their texts.
-    pub const FILES: [&'static str; 5] = [
+    pub const FILES: [&'static str; 6] = [
         "memory/memory.stat",
         "memory/memory.usage_in_bytes",
         "cpuacct/cpuacct.usage_all",
         "/proc/stat",
         "/proc/uptime",
+        "cpuacct/cpuacct.usage",
     ];
 
     /// Parses the texts of [`Counters::FILES`].
@@ -252,6 +257,10 @@ impl Counters {
             host_cpus: stat_rows(&texts[3]),
             host_uptime_cs: centis(texts[4].split_whitespace().next().unwrap_or_default())
                 .unwrap_or_else(|| panic!("host /proc/uptime {:?}", texts[4])),
+            cpuacct_usage: texts[5]
+                .trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("cpuacct.usage {:?}: {e}", texts[5])),
         }
     }
 }
@@ -353,6 +362,11 @@ impl Around {
             Span::of(b.0, a.0).map(|ns| ns_to_ticks(ns, hz)),
             Span::of(b.1, a.1).map(|ns| ns_to_ticks(ns, hz)),
         )
+    }
+
+    /// The span of the cgroup's `cpuacct.usage`, in nanoseconds.
+    pub fn usage_ns(&self) -> Span {
+        Span::of(self.before.cpuacct_usage, self.after.cpuacct_usage)
     }
 
     /// The span of the cgroup's CPU time, user + system on all CPUs, in nanoseconds.
@@ -601,6 +615,19 @@ pub fn uptime_checks(
     hz: u64,
     around: &Around,
 ) -> Vec<Check> {
+    uptime_checks_with_busy(uptime, cpus, start_ticks, hz, around, around.busy_ns())
+}
+
+/// [`uptime_checks`] with the cgroup's CPU time taken from `busy_ns` (for the C lxcfs, which
+/// reads `cpuacct.usage`: [`Around::usage_ns`]).
+pub fn uptime_checks_with_busy(
+    uptime: &str,
+    cpus: u64,
+    start_ticks: u64,
+    hz: u64,
+    around: &Around,
+    busy_ns: Span,
+) -> Vec<Check> {
     let mut f = uptime.split_whitespace().map(centis);
     let (age, idle) = (f.next().flatten(), f.next().flatten());
     let start_cs = start_ticks * 100 / hz;
@@ -610,7 +637,7 @@ pub fn uptime_checks(
         around.uptime_cs().lo.saturating_sub(start_cs),
         around.uptime_cs().hi.saturating_sub(start_cs),
     );
-    let busy = around.busy_ns().map(|ns| ns / 10_000_000);
+    let busy = busy_ns.map(|ns| ns / 10_000_000);
     let idles = Span {
         lo: (ages.lo * cpus).saturating_sub(busy.hi + 1),
         hi: ((ages.hi + 1) * cpus).saturating_sub(busy.lo),
