@@ -84,12 +84,17 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     let view = Arc::new(View::new(cfg.host.clone(), cfg.view)?);
     let session = if cfg.takeover {
         let session = adopt(&cfg, view)?;
-        // The old daemon lets go of the pidfile as it exits.
-        pidfile = cfg
-            .pidfile
-            .as_deref()
-            .map(acquire_pidfile_patiently)
-            .transpose()?;
+        // The old daemon lets go of the pidfile as it exits. The mount is ours now: failing
+        // here must not drop it.
+        if let Some(path) = cfg.pidfile.as_deref() {
+            match acquire_pidfile_patiently(path) {
+                Ok(p) => pidfile = Some(p),
+                Err(e) => warn!(
+                    "serving without a pidfile: {}",
+                    crate::error_chain::Chain(&e)
+                ),
+            }
+        }
         session
     } else {
         mount_afresh(&cfg, view)?

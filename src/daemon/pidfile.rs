@@ -3,6 +3,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
@@ -25,24 +26,32 @@ impl PidFile {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(err)?;
-        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => lock,
-            Err((mut file, Errno::EWOULDBLOCK)) => {
-                let mut pid = String::new();
-                let _ = file.read_to_string(&mut pid);
-                return Err(DaemonError::PidfileLocked {
-                    path: path.to_path_buf(),
-                    pid: pid.trim().to_string(),
-                });
+        let mut lock = loop {
+            let file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(err)?;
+            let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => lock,
+                Err((mut file, Errno::EWOULDBLOCK)) => {
+                    let mut pid = String::new();
+                    let _ = file.read_to_string(&mut pid);
+                    return Err(DaemonError::PidfileLocked {
+                        path: path.to_path_buf(),
+                        pid: pid.trim().to_string(),
+                    });
+                }
+                Err((_, e)) => return Err(err(e.into())),
+            };
+            // A daemon exiting removes its pidfile before it lets go of the lock: a file we
+            // locked after that is no longer at `path`, so open the new one.
+            let locked = lock.metadata().map_err(err)?.ino();
+            if std::fs::metadata(path).is_ok_and(|m| m.ino() == locked) {
+                break lock;
             }
-            Err((_, e)) => return Err(err(e.into())),
         };
         lock.set_len(0).map_err(err)?;
         lock.rewind().map_err(err)?;

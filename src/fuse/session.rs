@@ -158,17 +158,28 @@ impl<F: Filesystem> Session<F> {
             generation,
             app,
         };
+        // Every descriptor first, so that a failed clone leaves no thread serving.
+        let mut thread_fds = Vec::with_capacity(threads);
         for i in 0..threads {
-            let fd = if config.clone_fd && i >= session.fds.len() {
+            thread_fds.push(if config.clone_fd && i >= session.fds.len() {
                 Arc::new(clone_device(&session.fds[0])?)
             } else {
                 session.fds[i % session.fds.len()].clone()
-            };
+            });
+        }
+        for (i, fd) in thread_fds.into_iter().enumerate() {
             let shared = session.shared.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("fuse-{i}"))
-                .spawn(move || serve(&shared, &fd, buffer))?;
-            session.workers.push(worker);
+                .spawn(move || serve(&shared, &fd, buffer));
+            match worker {
+                Ok(w) => session.workers.push(w),
+                Err(e) => {
+                    // The threads already started must not serve on unowned.
+                    session.park();
+                    return Err(e);
+                }
+            }
         }
         Ok(session)
     }

@@ -8,7 +8,9 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::common::{Daemon, TestDir, fuse_mount_at};
 
@@ -38,7 +40,10 @@ fn inits(log: &str) -> usize {
 #[test]
 fn a_successor_serves_the_same_connection_without_init() {
     require!(mount);
-    let mut first = Daemon::start(&["-d"]);
+    let dir = TestDir::new();
+    let pidfile = dir.join("lxcfs-rs.pid");
+    let pidfile_arg = pidfile.to_str().expect("utf-8 path");
+    let mut first = Daemon::start(&["-d", "-p", pidfile_arg]);
     let mnt = first.mnt.clone();
     let dev = first
         .dev()
@@ -61,8 +66,30 @@ fn a_successor_serves_the_same_connection_without_init() {
     let mut listing = fs::read_dir(mnt.join("proc")).unwrap();
     let first_entry = listing.next().unwrap().unwrap().file_name();
 
-    let dir = TestDir::new();
-    let mut second = Daemon::start_on(&mnt, &dir.join("second.log"), &["-d", "--takeover"]);
+    // A reader reading all along: not one failed read, only a pause.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (stop, path) = (stop.clone(), mnt.join("proc/meminfo"));
+        std::thread::spawn(move || {
+            let (mut reads, mut failures, mut longest) = (0u64, Vec::new(), Duration::ZERO);
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                match fs::read_to_string(&path) {
+                    Ok(text) if text.starts_with("MemTotal:") => reads += 1,
+                    Ok(text) => failures.push(format!("wrong content: {text:?}")),
+                    Err(e) => failures.push(e.to_string()),
+                }
+                longest = longest.max(t.elapsed());
+            }
+            (reads, failures, longest)
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let mut second = Daemon::start_on(
+        &mnt,
+        &dir.join("second.log"),
+        &["-d", "--takeover", "-p", pidfile_arg],
+    );
     let st = first
         .wait_exit(Duration::from_secs(10))
         .unwrap_or_else(|| panic!("the first daemon did not exit; its log:\n{}", first.log()));
@@ -110,6 +137,32 @@ fn a_successor_serves_the_same_connection_without_init() {
         inodes(&mnt),
         before,
         "st_ino of every node after the takeover"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let (reads, failures, longest) = reader.join().expect("the reader thread");
+    assert!(
+        failures.is_empty(),
+        "reads failed across the takeover: {failures:?}"
+    );
+    assert!(reads > 10, "the reader read {reads} times");
+    eprintln!("{reads} reads across the takeover, none failed; the longest took {longest:?}");
+
+    // The pidfile passes to the successor once the first lets go of it.
+    let holder = || {
+        fs::read_to_string(&pidfile)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    let passed = crate::common::wait_until(Duration::from_secs(10), || {
+        holder() == second.pid.to_string()
+    });
+    assert!(
+        passed,
+        "pidfile holds {:?}, not the successor's pid {}",
+        holder(),
+        second.pid
     );
     let log = second.log();
     assert_eq!(inits(&log), 0, "the successor must not see an INIT:\n{log}");
