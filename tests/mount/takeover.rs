@@ -209,3 +209,41 @@ fn takeover_without_a_serving_daemon_fails_clearly() {
     );
     assert!(fuse_mount_at(&mnt).is_none());
 }
+
+/// A successor that takes the descriptors and never confirms (it died, say): the serving
+/// daemon resumes, and readers never notice.
+#[test]
+fn a_successor_that_does_not_confirm_leaves_the_daemon_serving() {
+    require!(mount);
+    let mut d = Daemon::start(&[]);
+    let socket_dir = Path::new(lxcfs_rs::host::own::HANDOFF_DIR);
+    let received = lxcfs_rs::daemon::handoff::take_over(socket_dir, &d.mnt)
+        .unwrap_or_else(|e| panic!("asking for the mount: {e}; daemon log:\n{}", d.log()));
+    assert!(!received.fds.is_empty(), "the descriptors came");
+    assert!(received.state.init.is_some(), "with the negotiated INIT");
+    drop(received);
+    // In a thread: were nobody serving, the read would wait forever.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = d.path("proc/meminfo");
+    std::thread::spawn(move || tx.send(fs::read_to_string(path)));
+    let text = rx
+        .recv_timeout(Duration::from_secs(10))
+        .unwrap_or_else(|_| panic!("no answer within 10 s; daemon log:\n{}", d.log()))
+        .expect("reading after the refusal");
+    assert!(text.starts_with("MemTotal:"), "{text}");
+    assert!(
+        d.wait_exit(Duration::from_millis(500)).is_none(),
+        "the daemon must keep running; its log:\n{}",
+        d.log()
+    );
+    assert!(d.log().contains("serving on"), "{}", d.log());
+    // And it can still hand over later.
+    let dir = TestDir::new();
+    let mut second = Daemon::start_on(&d.mnt.clone(), &dir.join("second.log"), &["--takeover"]);
+    let st = d
+        .wait_exit(Duration::from_secs(10))
+        .expect("the first daemon exits");
+    d.hand_mount_over();
+    assert_eq!(st.code(), Some(0));
+    second.assert_stops_cleanly(nix::sys::signal::Signal::SIGTERM);
+}
