@@ -2,10 +2,12 @@
 //! file takes, with errors that carry the file.
 //!
 //! Every FUSE read goes through here several times, so the common case does as little as
-//! possible: one `open`, one or two `read`s into a stack buffer, no `statx`.
+//! possible: a `pread` or two of a descriptor the thread keeps ([`kept`]) into a stack
+//! buffer; no `open`, no `statx`.
 
-use std::fs::File;
-use std::io::{self, Read};
+pub mod kept;
+
+use std::io;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -62,26 +64,10 @@ impl FileError {
 
 /// Reads all of `path` and hands its text to `f`. Bytes that are not UTF-8 (a `comm` in
 /// `/proc/<pid>/stat` can hold anything) are replaced rather than failing the whole file.
+/// Kernel files are read through descriptors the thread keeps ([`kept`]).
 pub fn read_with<T>(path: &Path, f: impl FnOnce(&str) -> T) -> io::Result<T> {
-    let mut file = File::open(path)?;
     let mut stack = [0u8; STACK_BYTES];
-    let mut len = 0;
-    let heap;
-    let bytes: &[u8] = loop {
-        if len == stack.len() {
-            let mut rest = stack.to_vec();
-            file.read_to_end(&mut rest)?;
-            heap = rest;
-            break &heap;
-        }
-        match file.read(&mut stack[len..]) {
-            Ok(0) => break &stack[..len],
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    };
-    Ok(f(&String::from_utf8_lossy(bytes)))
+    kept::read(path, &mut stack, |bytes| f(&String::from_utf8_lossy(bytes)))
 }
 
 /// Reads `path` and parses it with `parse`, which reports what is wrong with a bad text.

@@ -81,6 +81,7 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     }
     stop.thread_block().map_err(DaemonError::Signals)?;
 
+    raise_descriptor_limit();
     let view = Arc::new(View::new(cfg.host.clone(), cfg.view)?);
     let session = if cfg.takeover {
         let session = adopt(&cfg, view)?;
@@ -157,6 +158,21 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
         warn!("FUSE session still busy after unmount; exiting anyway");
     }
     Ok(())
+}
+
+/// Raises the soft limit on open descriptors to the hard one: every serving thread keeps up
+/// to `kfile::kept::PER_THREAD` kernel files open, besides the mount's own descriptors.
+fn raise_descriptor_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+                warn!("cannot raise the open-file limit from {soft} to {hard}: {e}");
+            }
+        }
+        Ok(_) => {}
+        Err(e) => warn!("cannot read the open-file limit: {e}"),
+    }
 }
 
 /// What a successor needs to know besides the connection: the mount point and view options.

@@ -109,6 +109,28 @@ fn nested_cgroup_parent_limit_wins() {
     );
 }
 
+/// The daemon keeps the descriptors of the cgroup files it reads. A container removed and
+/// made again under the same cgroup path (a restarted pod, a recreated LXC container) must
+/// get its new limit, not an error turned into the host's values: the kept descriptor of the
+/// removed cgroup answers ENODEV and the path is opened again. One serving thread, so the
+/// second read meets the descriptor the first one kept.
+#[test]
+fn a_cgroup_made_again_under_the_same_path_shows_its_new_limit() {
+    require!(mount);
+    let parent = Cgroup::new();
+    let d = Daemon::start(&["--threads", "1"]);
+    for limit_mib in [256, 128, 64] {
+        let child = parent.child("again");
+        child.set_memory_limit(limit_mib * MIB);
+        let meminfo = child.read(&d.path("proc/meminfo"));
+        assert_eq!(
+            kb(&meminfo, "MemTotal"),
+            limit_mib * 1024,
+            "a cgroup at a path that held another with another limit, read:\n{meminfo}"
+        );
+    }
+}
+
 /// The meminfo lines made from `memory.stat` against the cgroup's own counters, with MiBs of
 /// shmem, page cache and mapped file in it: an empty cgroup has 0 in all of them, which a line
 /// read from the wrong key, or lxcfs's MemAvailable, would match as well.
