@@ -308,7 +308,7 @@ impl<P: Provider> Filesystem for LxcFs<P> {
                     .inode
                     .served
                     .fetch_max(bytes.len() as u64, Ordering::Relaxed);
-                let data: Arc<[u8]> = Arc::from(bytes);
+                let data = handle.inode.recent.lock().share(bytes);
                 *snapshot = Some(data.clone());
                 data
             }

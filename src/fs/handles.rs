@@ -105,10 +105,7 @@ mod tests {
     use super::*;
 
     fn meminfo() -> Arc<InodeInfo> {
-        Arc::new(InodeInfo {
-            path: Arc::from("proc/meminfo"),
-            served: Default::default(),
-        })
+        Arc::new(InodeInfo::new("proc/meminfo"))
     }
 
     #[test]

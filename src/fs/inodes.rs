@@ -7,7 +7,9 @@
 //! every live bind mount at the next upgrade, which the golden-value test guards against.
 //! Collisions are checked whenever paths are registered: at start-up the whole tree is walked.
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
+
+use super::snapshots::Recent;
 use std::collections::HashMap;
 use std::hash::Hasher;
 use std::sync::Arc;
@@ -19,6 +21,19 @@ pub struct InodeInfo {
     pub path: Arc<str>,
     /// The largest content served from it so far, in bytes (its reported size).
     pub served: AtomicU64,
+    /// Its last few distinct renderings, which opens with equal content share.
+    pub recent: Mutex<Recent>,
+}
+
+impl InodeInfo {
+    /// A node at `path`, nothing served yet.
+    pub fn new(path: &str) -> Self {
+        InodeInfo {
+            path: Arc::from(path),
+            served: AtomicU64::new(0),
+            recent: Mutex::new(Recent::default()),
+        }
+    }
 }
 
 const SHARDS: usize = 16;
@@ -94,12 +109,9 @@ impl Inodes {
             return check(info);
         }
         let mut shard = self.shard(id).write();
-        let info = shard.entry(id).or_insert_with(|| {
-            Arc::new(InodeInfo {
-                path: Arc::from(path),
-                served: AtomicU64::new(0),
-            })
-        });
+        let info = shard
+            .entry(id)
+            .or_insert_with(|| Arc::new(InodeInfo::new(path)));
         check(info)
     }
 
@@ -174,13 +186,9 @@ mod tests {
         let t = Inodes::default();
         let id = t.intern("proc/meminfo").unwrap();
         // Plant a second path under the same id, as a colliding hash would.
-        t.shard(id).write().insert(
-            id,
-            Arc::new(InodeInfo {
-                path: Arc::from("proc/other"),
-                served: AtomicU64::new(0),
-            }),
-        );
+        t.shard(id)
+            .write()
+            .insert(id, Arc::new(InodeInfo::new("proc/other")));
         let e = t.intern("proc/meminfo").unwrap_err();
         assert_eq!(&*e.existing, "proc/other");
         assert_eq!(e.new, "proc/meminfo");

@@ -9,6 +9,7 @@ mod filesystem;
 mod handles;
 mod inodes;
 mod provider;
+mod snapshots;
 
 pub use filesystem::LxcFs;
 pub use inodes::{Collision, node_id};

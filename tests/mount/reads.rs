@@ -222,3 +222,77 @@ fn rereading_from_offset_zero_regenerates() {
         "uptime read again from offset 0 after 1.1 s is fresh"
     );
 }
+
+/// The daemon's resident memory, in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("daemon status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS line")
+}
+
+/// One container holding 15,000 open descriptors of `proc/cpuinfo`, each read one byte:
+/// every open keeps its snapshot, but equal snapshots are shared, so the daemon grows by the
+/// handles, not by 15,000 copies of the file (55 MB for 19,900 before they were shared). Another
+/// container's reads meanwhile are served as always.
+#[test]
+fn many_open_descriptors_share_their_snapshots() {
+    require!(mount);
+    require!(program "python3", "python3 holds the descriptors (scripts/deps.sh installs it)");
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::Stdio;
+    // Below the hard descriptor limit of these machines (20,000), which root here cannot raise.
+    const OPENS: usize = 15_000;
+    let d = Daemon::start(&[]);
+    let hoarder = Cgroup::new();
+    hoarder.set_memory_limit(512 * MIB);
+    let other = Cgroup::new();
+    other.set_memory_limit(256 * MIB);
+    // Warm up: the daemon's own allocations for a first read are not what is measured.
+    hoarder.read(&d.path("proc/cpuinfo"));
+    let before = rss_kib(d.pid);
+    let script = r#"
+import os, resource, sys
+hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+fds = [os.open(sys.argv[1], os.O_RDONLY) for _ in range(int(sys.argv[2]))]
+for fd in fds:
+    assert os.read(fd, 1) == b"p"
+print("holding", flush=True)
+sys.stdin.readline()
+"#;
+    let n = OPENS.to_string();
+    let mut child = hoarder
+        .command(&["python3", "-c", script, &d.arg("proc/cpuinfo"), &n])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("starting python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert_eq!(
+        line.trim(),
+        "holding",
+        "the hoarder did not open and read its files"
+    );
+    let grown = rss_kib(d.pid).saturating_sub(before);
+    let meminfo = other.read(&d.path("proc/meminfo"));
+    child.stdin.take().unwrap().write_all(b"\n").unwrap();
+    assert!(child.wait().unwrap().success());
+    assert_eq!(
+        kb(&meminfo, "MemTotal"),
+        262144,
+        "another container meanwhile:\n{meminfo}"
+    );
+    eprintln!("{OPENS} open descriptors grew the daemon by {grown} KiB");
+    let cpuinfo_len = fs::read(d.path("proc/cpuinfo")).unwrap().len() as u64;
+    assert!(
+        grown * 1024 < OPENS as u64 * cpuinfo_len / 2,
+        "{OPENS} open descriptors of a {cpuinfo_len}-byte file grew the daemon by {grown} KiB: \
+         snapshots are not shared"
+    );
+}

@@ -1,5 +1,4 @@
 use super::*;
-use std::sync::atomic::AtomicU64;
 
 /// A small tree: `proc/` with one file whose size depends on the reader (the host, pid 0,
 /// sees 10,000 bytes, pid 7 100, pid 8 200; the content carries the reader's pid), and a
@@ -49,10 +48,7 @@ fn ctx(pid: u32) -> Ctx {
 }
 
 fn inode() -> InodeInfo {
-    InodeInfo {
-        path: Arc::from("proc/cpuinfo"),
-        served: AtomicU64::new(0),
-    }
+    InodeInfo::new("proc/cpuinfo")
 }
 
 fn fs(generation: u32) -> LxcFs<Sizes> {
@@ -86,10 +82,7 @@ fn size_grows_with_what_was_served_and_is_never_zero() {
     let info = inode();
     info.served.store(20_000, Ordering::Relaxed);
     assert_eq!(fs.file_size(&info, pid(8)), 20_480);
-    let empty = InodeInfo {
-        path: Arc::from("proc/x"),
-        served: AtomicU64::new(0),
-    };
+    let empty = InodeInfo::new("proc/x");
     struct Empty;
     impl Provider for Empty {
         fn node(&self, _: &str, _: Caller) -> Option<Node> {
@@ -191,4 +184,25 @@ fn dirent_names(mut bytes: &[u8]) -> Vec<&[u8]> {
         bytes = &bytes[(24 + len).next_multiple_of(8)..];
     }
     names
+}
+
+#[test]
+fn opens_with_equal_content_share_one_snapshot() {
+    let fs = fs(1);
+    let id = crate::fs::inodes::node_id("proc/cpuinfo");
+    let a = fs.open(ctx(7), id, 0).unwrap().fh;
+    let b = fs.open(ctx(7), id, 0).unwrap().fh;
+    let c = fs.open(ctx(8), id, 0).unwrap().fh;
+    let ra = fs.read(ctx(7), id, a, 0, 1, READ).unwrap();
+    let rb = fs.read(ctx(7), id, b, 0, 1, READ).unwrap();
+    let rc = fs.read(ctx(8), id, c, 0, 1, READ).unwrap();
+    assert!(
+        Arc::ptr_eq(&ra.data, &rb.data),
+        "same reader, same bytes: one allocation"
+    );
+    assert!(
+        !Arc::ptr_eq(&ra.data, &rc.data),
+        "another reader's view is its own"
+    );
+    assert_eq!(&rc.data[..6], b"pid 8 ");
 }
