@@ -16,7 +16,7 @@
 
 use std::cell::RefCell;
 use std::fs::File;
-use std::io;
+use std::io::{self, Read};
 use std::num::NonZeroUsize;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -63,12 +63,22 @@ enum Filled {
     Heap(Vec<u8>),
 }
 
+/// One read at `offset`: positional for a kept kernel file (which is re-read from 0 each
+/// time), sequential otherwise (a fixture may be a FIFO, which has no offsets).
+fn read_once(file: &File, buf: &mut [u8], offset: usize, positional: bool) -> io::Result<usize> {
+    if positional {
+        file.read_at(buf, offset as u64)
+    } else {
+        (&mut &*file).read(buf)
+    }
+}
+
 /// Reads the whole file from offset 0 into `stack`, continuing on the heap when it does not
 /// fit.
-fn fill(file: &File, stack: &mut [u8]) -> io::Result<Filled> {
+fn fill(file: &File, stack: &mut [u8], positional: bool) -> io::Result<Filled> {
     let mut len = 0;
     while len < stack.len() {
-        match file.read_at(&mut stack[len..], len as u64) {
+        match read_once(file, &mut stack[len..], len, positional) {
             Ok(0) => return Ok(Filled::Stack(len)),
             Ok(n) => len += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -78,7 +88,7 @@ fn fill(file: &File, stack: &mut [u8]) -> io::Result<Filled> {
     let mut heap = stack.to_vec();
     loop {
         heap.resize(len + 4096, 0);
-        match file.read_at(&mut heap[len..], len as u64) {
+        match read_once(file, &mut heap[len..], len, positional) {
             Ok(0) => {
                 heap.truncate(len);
                 return Ok(Filled::Heap(heap));
@@ -104,7 +114,7 @@ fn stale(e: &io::Error) -> bool {
 pub fn read<T>(path: &Path, stack: &mut [u8], f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
     let mut filled = None;
     if let Some(file) = KEPT.with(|k| k.borrow_mut().pop(path)) {
-        match fill(&file, stack) {
+        match fill(&file, stack, true) {
             Ok(bytes) => {
                 KEPT.with(|k| k.borrow_mut().put(path.to_path_buf(), file));
                 filled = Some(bytes);
@@ -117,8 +127,9 @@ pub fn read<T>(path: &Path, stack: &mut [u8], f: impl FnOnce(&[u8]) -> T) -> io:
         Some(bytes) => bytes,
         None => {
             let file = File::open(path)?;
-            let bytes = fill(&file, stack)?;
-            if keepable(path, &file) {
+            let keep = keepable(path, &file);
+            let bytes = fill(&file, stack, keep)?;
+            if keep {
                 KEPT.with(|k| k.borrow_mut().put(path.to_path_buf(), file));
             }
             bytes
