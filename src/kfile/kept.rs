@@ -8,6 +8,9 @@
 //! - only files on procfs, sysfs and cgroupfs are kept (a fixture tree on a disk is never
 //!   stale), and never a `/proc/<pid>/` file: a kept descriptor of a process's file is bound
 //!   to that process, and one-shot readers bring a new pid every time;
+//! - never a cgroup's member list (`tasks`, `cgroup.procs`, `cgroup.threads`): on v1 an open
+//!   descriptor keeps the pid list it loaded for as long as it is read at least once a
+//!   second, so a kept one would never see a task come or go;
 //! - a kept cgroup file whose cgroup was removed answers ENODEV (also when a cgroup of the
 //!   same name was made since): it is dropped and the path opened again, which then finds
 //!   the new cgroup or nothing;
@@ -31,6 +34,10 @@ use nix::sys::statfs::{
 /// busy containers per thread; the daemon raises its descriptor limit to match.
 pub const PER_THREAD: usize = 64;
 
+/// Cgroup files listing members, whose v1 form caches the list per open descriptor
+/// (`cgroup_pidlist_start` reuses it until a second passes without a read).
+const MEMBER_LISTS: [&str; 3] = ["tasks", "cgroup.procs", "cgroup.threads"];
+
 thread_local! {
     static KEPT: RefCell<LruCache<PathBuf, File>> =
         RefCell::new(LruCache::new(NonZeroUsize::new(PER_THREAD).unwrap_or(NonZeroUsize::MIN)));
@@ -52,7 +59,11 @@ fn keepable(path: &Path, file: &File) -> bool {
             .to_str()
             .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
     });
-    kernel && !per_process
+    let member_list = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| MEMBER_LISTS.contains(&n));
+    kernel && !per_process && !member_list
 }
 
 /// Where a file's bytes ended up.
