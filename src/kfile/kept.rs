@@ -15,7 +15,9 @@
 //!   same name was made since): it is dropped and the path opened again, which then finds
 //!   the new cgroup or nothing;
 //! - per thread, so no two reads share a descriptor's position, and bounded (least recently
-//!   used dropped first).
+//!   used dropped first);
+//! - let go of once unused for [`IDLE`]: an open file of a removed cgroup keeps the dying
+//!   cgroup in kernel memory, and containers come and go.
 
 use std::cell::RefCell;
 use std::fs::File;
@@ -23,6 +25,7 @@ use std::io::{self, Read};
 use std::num::NonZeroUsize;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use lru::LruCache;
 use nix::errno::Errno;
@@ -38,8 +41,11 @@ pub const PER_THREAD: usize = 64;
 /// (`cgroup_pidlist_start` reuses it until a second passes without a read).
 const MEMBER_LISTS: [&str; 3] = ["tasks", "cgroup.procs", "cgroup.threads"];
 
+/// How long a descriptor is kept without being read.
+pub const IDLE: Duration = Duration::from_secs(10);
+
 thread_local! {
-    static KEPT: RefCell<LruCache<PathBuf, File>> =
+    static KEPT: RefCell<LruCache<PathBuf, (File, Instant)>> =
         RefCell::new(LruCache::new(NonZeroUsize::new(PER_THREAD).unwrap_or(NonZeroUsize::MIN)));
 }
 
@@ -123,11 +129,22 @@ fn stale(e: &io::Error) -> bool {
 /// Reads all of `path` (through a kept descriptor where it may be kept) into `stack` and
 /// hands the bytes to `f`.
 pub fn read<T>(path: &Path, stack: &mut [u8], f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
+    let now = Instant::now();
+    let kept = KEPT.with(|k| {
+        let mut k = k.borrow_mut();
+        while k
+            .peek_lru()
+            .is_some_and(|(_, (_, used))| now.duration_since(*used) > IDLE)
+        {
+            k.pop_lru();
+        }
+        k.pop(path)
+    });
     let mut filled = None;
-    if let Some(file) = KEPT.with(|k| k.borrow_mut().pop(path)) {
+    if let Some((file, _)) = kept {
         match fill(&file, stack, true) {
             Ok(bytes) => {
-                KEPT.with(|k| k.borrow_mut().put(path.to_path_buf(), file));
+                KEPT.with(|k| k.borrow_mut().put(path.to_path_buf(), (file, now)));
                 filled = Some(bytes);
             }
             Err(e) if stale(&e) => {}
@@ -141,7 +158,7 @@ pub fn read<T>(path: &Path, stack: &mut [u8], f: impl FnOnce(&[u8]) -> T) -> io:
             let keep = keepable(path, &file);
             let bytes = fill(&file, stack, keep)?;
             if keep {
-                KEPT.with(|k| k.borrow_mut().put(path.to_path_buf(), file));
+                KEPT.with(|k| k.borrow_mut().put(path.to_path_buf(), (file, now)));
             }
             bytes
         }
@@ -161,6 +178,22 @@ pub fn count() -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn descriptors_unused_for_a_while_are_let_go() {
+        let meminfo = Path::new("/proc/meminfo");
+        text(meminfo).unwrap();
+        assert!(KEPT.with(|k| k.borrow().contains(meminfo)));
+        // Age every entry past IDLE, then read something else.
+        KEPT.with(|k| {
+            for (_, (_, used)) in k.borrow_mut().iter_mut() {
+                *used -= IDLE + Duration::from_secs(1);
+            }
+        });
+        text(Path::new("/proc/uptime")).unwrap();
+        assert!(!KEPT.with(|k| k.borrow().contains(meminfo)));
+        assert_eq!(count(), 1, "only the file just read");
+    }
 
     fn text(path: &Path) -> io::Result<String> {
         read(path, &mut [0u8; 64], |b| {
