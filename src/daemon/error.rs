@@ -80,9 +80,6 @@ pub enum DaemonError {
         /// What went wrong.
         source: io::Error,
     },
-    /// The thread serving the filesystem could not be started.
-    #[error("cannot start the FUSE session thread")]
-    SessionThread(#[source] io::Error),
     /// Two served paths hash to one node id (a change to the tree or to the hash).
     #[error("the served tree cannot be given stable node ids")]
     NodeIds(#[from] crate::fs::Collision),

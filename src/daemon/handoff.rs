@@ -32,8 +32,11 @@ const PATIENCE: Duration = Duration::from_secs(10);
 /// mount point with `/` as `-` and other unusual bytes hex-escaped, as systemd names mount
 /// units (`/var/lib/lxcfs` is `var-lib-lxcfs.sock`).
 pub fn socket_path(dir: &Path, mountpoint: &Path) -> PathBuf {
+    // Absolute without looking at the file system (a mount point may be a dead mount), so
+    // that `lxcfs-rs mnt` and `lxcfs-rs --takeover /abs/mnt` meet.
+    let absolute = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
     let mut name = String::new();
-    let text = mountpoint.to_string_lossy();
+    let text = absolute.to_string_lossy();
     for (i, b) in text.trim_matches('/').bytes().enumerate() {
         match b {
             b'/' => name.push('-'),
@@ -251,6 +254,12 @@ mod tests {
         assert_eq!(
             socket_path(dir, Path::new("/")),
             Path::new("/run/lxcfs-rs/-.sock")
+        );
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(
+            socket_path(dir, Path::new("rel/mnt")),
+            socket_path(dir, &here.join("rel/mnt")),
+            "a relative mount point names the same socket as its absolute form"
         );
         let long = format!("/{}", "d".repeat(200));
         let p = socket_path(dir, Path::new(&long));

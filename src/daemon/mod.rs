@@ -114,10 +114,12 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
         Ok(listener) => {
             let (served, handed_over) = (served.clone(), handed_over.clone());
             let config = session_config(&cfg);
-            std::thread::Builder::new()
+            if let Err(e) = std::thread::Builder::new()
                 .name("handoff".into())
                 .spawn(move || serve_successors(&listener, &served, &handed_over, config))
-                .map_err(DaemonError::SessionThread)?;
+            {
+                warn!("cannot start the handoff thread ({e}); `--takeover` will not work");
+            }
         }
         Err(e) => warn!(
             "cannot listen on {} ({e}); `lxcfs-rs --takeover` will not find this daemon",
