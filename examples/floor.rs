@@ -211,16 +211,10 @@ struct Args {
 }
 
 impl Args {
-    /// lxcfs-rs's rule (`DaemonArgs::threads`), so both serve with as many threads.
+    /// lxcfs-rs's rule, so both serve with as many threads.
     fn threads(&self) -> usize {
-        self.threads.map_or_else(
-            || {
-                std::thread::available_parallelism()
-                    .map_or(4, usize::from)
-                    .clamp(4, 16)
-            },
-            usize::from,
-        )
+        self.threads
+            .map_or_else(lxcfs_rs::cli::default_threads, usize::from)
     }
 }
 
@@ -253,22 +247,18 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         threads,
         clone_fd: true,
     };
-    let start = Start::Fresh { generation: 1 };
+    let start = Start::Fresh {
+        generation: 1,
+        app: serde_json::Value::Null,
+    };
     // An unmount from outside ends the session: wake the main thread.
     let wake = || {
         let _ = kill(getpid(), Signal::SIGTERM);
     };
-    let mut session = Session::start(
-        Arc::new(Floor::new()),
-        vec![fuse],
-        start,
-        config,
-        serde_json::Value::Null,
-        wake,
-    )
-    .inspect_err(|_| {
-        let _ = umount2(mnt, MntFlags::MNT_DETACH);
-    })?;
+    let mut session = Session::start(Arc::new(Floor::new()), vec![fuse], start, config, wake)
+        .inspect_err(|_| {
+            let _ = umount2(mnt, MntFlags::MNT_DETACH);
+        })?;
     info!("serving {} with {threads} threads", mnt.display());
     let signal = stop.wait()?;
     if !session.ended() {

@@ -176,19 +176,19 @@ pub struct ViewArgs {
     pub host_root: Option<PathBuf>,
 }
 
+/// FUSE serving threads without `--threads`: one per CPU within 4..=16 (a read blocks on
+/// kernel file reads, so a few threads beyond the CPUs keep them busy; more than 16 only adds
+/// contention).
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(4, usize::from)
+        .clamp(4, 16)
+}
+
 impl DaemonArgs {
-    /// The FUSE worker threads to run: `--threads`, or one per CPU within 4..=16 (a read
-    /// blocks on kernel file reads, so a few threads beyond the CPUs keep them busy; more than
-    /// 16 only adds contention).
+    /// The FUSE worker threads to run: `--threads`, or [`default_threads`].
     pub fn threads(&self) -> usize {
-        self.threads.map_or_else(
-            || {
-                std::thread::available_parallelism()
-                    .map_or(4, usize::from)
-                    .clamp(4, 16)
-            },
-            usize::from,
-        )
+        self.threads.map_or_else(default_threads, usize::from)
     }
 }
 

@@ -83,6 +83,14 @@ pub enum DaemonError {
     /// Two served paths hash to one node id (a change to the tree or to the hash).
     #[error("the served tree cannot be given stable node ids")]
     NodeIds(#[from] crate::fs::Collision),
+    /// The connection taken over could not be served.
+    #[error("cannot serve the mount taken over at {path}")]
+    Adopt {
+        /// The mount point.
+        path: PathBuf,
+        /// What went wrong.
+        source: io::Error,
+    },
     /// Taking the mount over from the daemon serving it failed.
     #[error("cannot take the mount over (--takeover)")]
     Takeover(#[from] super::handoff::HandoffError),

@@ -216,9 +216,9 @@ fn mount_afresh(cfg: &DaemonConfig, view: Arc<View>) -> Result<Session<LxcFs<Vie
         vec![fuse],
         Start::Fresh {
             generation: GENERATION,
+            app: app_state(cfg),
         },
         session_config(cfg),
-        app_state(cfg),
         wake_main,
     )
     .inspect_err(|_| {
@@ -246,18 +246,11 @@ fn adopt(cfg: &DaemonConfig, view: Arc<View>) -> Result<Session<LxcFs<View>>, Da
             Err(e) => warn!("FUSE_NOTIFY_RESEND failed: {e}"),
         }
     }
-    let session = Session::start(
-        fs,
-        fds,
-        Start::Adopt(state),
-        session_config(cfg),
-        app_state(cfg),
-        wake_main,
-    )
-    .map_err(|source| DaemonError::Mount {
-        path: cfg.mountpoint.clone(),
-        source,
-    })?;
+    let session = Session::start(fs, fds, Start::Adopt(state), session_config(cfg), wake_main)
+        .map_err(|source| DaemonError::Adopt {
+            path: cfg.mountpoint.clone(),
+            source,
+        })?;
     if let Err(e) = received.acknowledge() {
         warn!("the old daemon did not hear that the mount is served: {e}");
     }
@@ -311,9 +304,8 @@ fn serve_successors(
         match Session::start(
             fs,
             parked.fds,
-            Start::Adopt(parked.state.clone()),
+            Start::Adopt(parked.state),
             config,
-            parked.state.app,
             wake_main,
         ) {
             Ok(session) => *slot = Some(session),

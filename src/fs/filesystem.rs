@@ -33,7 +33,7 @@ pub struct LxcFs<P: Provider> {
     inodes: Inodes,
     handles: Handles,
     started: SystemTime,
-    last_walk: Mutex<Option<Instant>>,
+    last_walk: Mutex<Instant>,
 }
 
 /// Who sent a request, as the provider is told.
@@ -85,7 +85,7 @@ impl<P: Provider> LxcFs<P> {
             inodes: Inodes::default(),
             handles: Handles::new(generation),
             started: SystemTime::now(),
-            last_walk: Mutex::new(None),
+            last_walk: Mutex::new(Instant::now()),
         };
         fs.walk()?;
         Ok(fs)
@@ -93,7 +93,6 @@ impl<P: Provider> LxcFs<P> {
 
     /// Registers every path under the root, as the host sees the tree.
     fn walk(&self) -> Result<(), Collision> {
-        *self.last_walk.lock() = Some(Instant::now());
         let mut dirs = vec![String::new()];
         while let Some(dir) = dirs.pop() {
             let Ok(entries) = self.provider.list(&dir, Caller::HOST) else {
@@ -119,10 +118,10 @@ impl<P: Provider> LxcFs<P> {
         }
         {
             let mut last = self.last_walk.lock();
-            if last.is_some_and(|t| t.elapsed() < REWALK_EVERY) {
+            if last.elapsed() < REWALK_EVERY {
                 return None;
             }
-            *last = Some(Instant::now());
+            *last = Instant::now();
         }
         if let Err(e) = self.walk() {
             error!("{e}");

@@ -13,7 +13,7 @@ use log::{debug, error, warn};
 use nix::errno::Errno;
 use parking_lot::RwLock;
 
-use super::filesystem::{Attr, Ctx, Filesystem};
+use super::filesystem::{Attr, Ctx, Entry, Filesystem, ReadData};
 use super::negotiate::Negotiated;
 use super::reply::{self, DirBuf, Sink};
 use super::request::{self, Op};
@@ -68,6 +68,41 @@ fn secs_nsecs(d: Duration) -> (u64, u32) {
     (d.as_secs(), d.subsec_nanos())
 }
 
+/// LOOKUP's reply.
+fn entry_out(e: &Entry) -> fuse_entry_out {
+    let (entry_valid, entry_valid_nsec) = secs_nsecs(e.entry_ttl);
+    let (attr_valid, attr_valid_nsec) = secs_nsecs(e.attr_ttl);
+    fuse_entry_out {
+        nodeid: e.attr.ino,
+        generation: 0,
+        entry_valid,
+        attr_valid,
+        entry_valid_nsec,
+        attr_valid_nsec,
+        attr: fuse_attr_of(&e.attr),
+    }
+}
+
+/// GETATTR's reply.
+fn attr_out(a: &Attr, ttl: Duration) -> fuse_attr_out {
+    let (attr_valid, attr_valid_nsec) = secs_nsecs(ttl);
+    fuse_attr_out {
+        attr_valid,
+        attr_valid_nsec,
+        dummy: 0,
+        attr: fuse_attr_of(a),
+    }
+}
+
+/// OPEN's and OPENDIR's reply.
+fn open_out(fh: u64, direct_io: bool) -> fuse_open_out {
+    fuse_open_out {
+        fh,
+        open_flags: if direct_io { FOPEN_DIRECT_IO } else { 0 },
+        backing_id: 0,
+    }
+}
+
 /// The kernel's view of [`Attr`].
 pub fn fuse_attr_of(a: &Attr) -> fuse_attr {
     let (secs, nsecs) = a
@@ -112,10 +147,6 @@ impl<F: Filesystem> Dispatcher<'_, F> {
         let unique = h.unique;
         let ino = h.nodeid;
         let ctx = Ctx { unique, pid: h.pid };
-        let answer = |out: &mut _, result: Result<(), Errno>| match result {
-            Ok(()) => Ok(()),
-            Err(errno) => reply::error(out, unique, errno),
-        };
         match req.op {
             Op::Init(offer) => match Negotiated::from_offer(offer) {
                 Ok(n) => {
@@ -138,83 +169,42 @@ impl<F: Filesystem> Dispatcher<'_, F> {
             // No reply is expected; nothing is freed (node ids are fixed hashes of paths).
             Op::Forget | Op::BatchForget | Op::Interrupt => {}
             Op::Lookup { name } => {
-                let r = self.fs.lookup(ctx, ino, name).map(|e| {
-                    let (entry_valid, entry_valid_nsec) = secs_nsecs(e.entry_ttl);
-                    let (attr_valid, attr_valid_nsec) = secs_nsecs(e.attr_ttl);
-                    fuse_entry_out {
-                        nodeid: e.attr.ino,
-                        generation: 0,
-                        entry_valid,
-                        attr_valid,
-                        entry_valid_nsec,
-                        attr_valid_nsec,
-                        attr: fuse_attr_of(&e.attr),
-                    }
-                });
-                match r {
-                    Ok(entry) => reply::value(out, unique, &entry)?,
-                    Err(e) => reply::error(out, unique, e)?,
-                }
+                let r = self.fs.lookup(ctx, ino, name);
+                reply::value_or_error(out, unique, r.map(|e| entry_out(&e)))?;
             }
-            Op::Getattr => match self.fs.getattr(ctx, ino) {
-                Ok((attr, ttl)) => {
-                    let (attr_valid, attr_valid_nsec) = secs_nsecs(ttl);
-                    let body = fuse_attr_out {
-                        attr_valid,
-                        attr_valid_nsec,
-                        dummy: 0,
-                        attr: fuse_attr_of(&attr),
-                    };
-                    reply::value(out, unique, &body)?;
-                }
-                Err(e) => reply::error(out, unique, e)?,
-            },
-            Op::Readlink => match self.fs.readlink(ctx, ino) {
-                Ok(target) => reply::send(out, unique, &[&target])?,
-                Err(e) => reply::error(out, unique, e)?,
-            },
-            Op::Open { flags } => match self.fs.open(ctx, ino, flags) {
-                Ok(o) => {
-                    let body = fuse_open_out {
-                        fh: o.fh,
-                        open_flags: if o.direct_io { FOPEN_DIRECT_IO } else { 0 },
-                        backing_id: 0,
-                    };
-                    reply::value(out, unique, &body)?;
-                }
-                Err(e) => reply::error(out, unique, e)?,
-            },
+            Op::Getattr => {
+                let r = self.fs.getattr(ctx, ino);
+                reply::value_or_error(out, unique, r.map(|(a, ttl)| attr_out(&a, ttl)))?;
+            }
+            Op::Readlink => {
+                let r = self.fs.readlink(ctx, ino);
+                reply::data_or_error(out, unique, r.as_deref().map_err(|e| *e))?;
+            }
+            Op::Open { flags } => {
+                let r = self.fs.open(ctx, ino, flags);
+                reply::value_or_error(out, unique, r.map(|o| open_out(o.fh, o.direct_io)))?;
+            }
             Op::Read {
                 fh,
                 offset,
                 size,
                 lock_owner,
-            } => match self.fs.read(ctx, ino, fh, offset, size, lock_owner) {
-                Ok(data) => reply::send(out, unique, &[data.bytes()])?,
-                Err(e) => reply::error(out, unique, e)?,
-            },
+            } => {
+                let r = self.fs.read(ctx, ino, fh, offset, size, lock_owner);
+                reply::data_or_error(out, unique, r.as_ref().map(ReadData::bytes).map_err(|e| *e))?;
+            }
             Op::Release { fh } => {
                 self.fs.release(ino, fh);
                 reply::send(out, unique, &[])?;
             }
-            Op::Opendir => match self.fs.opendir(ctx, ino) {
-                Ok(fh) => {
-                    let body = fuse_open_out {
-                        fh,
-                        open_flags: 0,
-                        backing_id: 0,
-                    };
-                    reply::value(out, unique, &body)?;
-                }
-                Err(e) => reply::error(out, unique, e)?,
-            },
+            Op::Opendir => {
+                let r = self.fs.opendir(ctx, ino);
+                reply::value_or_error(out, unique, r.map(|fh| open_out(fh, false)))?;
+            }
             Op::Readdir { fh, offset, size } => {
                 let mut dir = DirBuf::new(self.scratch, size as usize);
                 let r = self.fs.readdir(ctx, ino, fh, offset, &mut dir);
-                match r {
-                    Ok(()) => reply::send(out, unique, &[dir.bytes()])?,
-                    Err(e) => reply::error(out, unique, e)?,
-                }
+                reply::data_or_error(out, unique, r.map(|()| dir.bytes()))?;
             }
             Op::Releasedir { fh } => {
                 self.fs.releasedir(ino, fh);
@@ -235,16 +225,16 @@ impl<F: Filesystem> Dispatcher<'_, F> {
             // ENOSYS tells the kernel once that there is nothing to say; it stops asking
             // (for STATX it falls back to GETATTR).
             Op::Flush | Op::Getxattr | Op::Listxattr | Op::Access | Op::Statx => {
-                answer(out, Err(Errno::ENOSYS))?
+                reply::error(out, unique, Errno::ENOSYS)?
             }
             // What the kernel's own files answer for a terminal ioctl; the kernel does not
             // remember an ENOSYS here, so every isatty() comes, and is answered quietly.
-            Op::Ioctl => answer(out, Err(Errno::ENOTTY))?,
+            Op::Ioctl => reply::error(out, unique, Errno::ENOTTY)?,
             Op::Other(opcode) => {
                 if self.unsupported.first(opcode) {
                     warn!("FUSE opcode {opcode} is not supported; answering ENOSYS");
                 }
-                answer(out, Err(Errno::ENOSYS))?;
+                reply::error(out, unique, Errno::ENOSYS)?;
             }
         }
         Ok(Outcome::Served)

@@ -50,18 +50,11 @@ fn header(unique: u64, errno: i32, payload: usize) -> fuse_out_header {
     }
 }
 
-/// Writes a reply to `unique` made of `payload` parts. A reply the kernel refuses with ENOENT
-/// is for a request that was interrupted and is gone: nothing to do.
-pub fn send(sink: &mut impl Sink, unique: u64, payload: &[&[u8]]) -> io::Result<()> {
-    let len = payload.iter().map(|p| p.len()).sum();
-    let head = header(unique, 0, len);
-    let mut parts = [IoSlice::new(&[]); 4];
-    parts[0] = IoSlice::new(head.as_bytes());
-    let n = payload.len().min(parts.len() - 1);
-    for (slot, p) in parts[1..=n].iter_mut().zip(payload) {
-        *slot = IoSlice::new(p);
-    }
-    finish(sink.write_reply(&parts[..=n]))
+/// Writes a reply to `unique` carrying `payload`. A reply the kernel refuses with ENOENT is
+/// for a request that was interrupted and is gone: nothing to do.
+pub fn send(sink: &mut impl Sink, unique: u64, payload: &[u8]) -> io::Result<()> {
+    let head = header(unique, 0, payload.len());
+    finish(sink.write_reply(&[IoSlice::new(head.as_bytes()), IoSlice::new(payload)]))
 }
 
 /// Answers `unique` with `errno`.
@@ -76,7 +69,31 @@ pub fn value<T: IntoBytes + zerocopy::Immutable>(
     unique: u64,
     value: &T,
 ) -> io::Result<()> {
-    send(sink, unique, &[value.as_bytes()])
+    send(sink, unique, value.as_bytes())
+}
+
+/// Answers a struct, or the error.
+pub fn value_or_error<T: IntoBytes + zerocopy::Immutable>(
+    sink: &mut impl Sink,
+    unique: u64,
+    result: Result<T, Errno>,
+) -> io::Result<()> {
+    match result {
+        Ok(v) => value(sink, unique, &v),
+        Err(e) => error(sink, unique, e),
+    }
+}
+
+/// Answers bytes, or the error.
+pub fn data_or_error(
+    sink: &mut impl Sink,
+    unique: u64,
+    result: Result<&[u8], Errno>,
+) -> io::Result<()> {
+    match result {
+        Ok(data) => send(sink, unique, data),
+        Err(e) => error(sink, unique, e),
+    }
 }
 
 fn finish(written: io::Result<usize>) -> io::Result<()> {
@@ -149,7 +166,7 @@ mod tests {
     #[test]
     fn data_follows_the_header() {
         let mut out = Vec::new();
-        send(&mut out, 7, &[b"ab", b"cde"]).unwrap();
+        send(&mut out, 7, b"abcde").unwrap();
         assert_eq!(out.len(), 21);
         assert_eq!(&out[..4], &21u32.to_ne_bytes());
         assert_eq!(&out[4..8], &0i32.to_ne_bytes());

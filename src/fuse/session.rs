@@ -34,6 +34,8 @@ pub enum Start {
     Fresh {
         /// Generation of the file handles this session gives out.
         generation: u32,
+        /// What the application needs a successor to know (it travels in the state blob).
+        app: serde_json::Value,
     },
     /// A connection a session parked: no INIT comes (unless that session never answered it).
     /// The state's generation is the one served under: a successor process takes
@@ -118,13 +120,12 @@ fn clone_device(fd: &OwnedFd) -> io::Result<OwnedFd> {
 impl<F: Filesystem> Session<F> {
     /// Starts serving `fds` (descriptors of one connection; at least one) with `fs`.
     /// `on_end` runs once when the connection ends (unmounted or aborted), not on
-    /// [`park`](Self::park). `app` travels in the state blob.
+    /// [`park`](Self::park).
     pub fn start(
         fs: Arc<F>,
         fds: Vec<OwnedFd>,
         start: Start,
         config: SessionConfig,
-        app: serde_json::Value,
         on_end: impl Fn() + Send + Sync + 'static,
     ) -> io::Result<Self> {
         if fds.is_empty() {
@@ -134,9 +135,9 @@ impl<F: Filesystem> Session<F> {
             ));
         }
         install_kick_handler()?;
-        let (init, generation) = match start {
-            Start::Fresh { generation } => (None, generation),
-            Start::Adopt(state) => (state.init, state.generation),
+        let (init, generation, app) = match start {
+            Start::Fresh { generation, app } => (None, generation, app),
+            Start::Adopt(state) => (state.init, state.generation, state.app),
         };
         let buffer = init.map_or_else(Negotiated::default_read_buffer_size, |n| {
             Negotiated::read_buffer_size(n.max_write)
@@ -204,13 +205,6 @@ impl<F: Filesystem> Session<F> {
         self.shared.ended.load(Ordering::Acquire)
     }
 
-    /// Writes `FUSE_NOTIFY_RESEND`: the kernel requeues every request read but not yet
-    /// answered on any descriptor of the connection (a dead predecessor's), with bit 63 set in
-    /// their `unique`. A kernel before 6.9 answers EINVAL and aborts nothing.
-    pub fn resend(&self) -> io::Result<()> {
-        resend(self.fds[0].as_fd())
-    }
-
     /// Stops reading at a request boundary, lets requests in flight finish, and hands back
     /// the descriptors with the state a successor needs. Readers meanwhile wait in the kernel.
     pub fn park(mut self) -> Parked {
@@ -261,6 +255,10 @@ impl<F: Filesystem> Session<F> {
 }
 
 /// Writes `FUSE_NOTIFY_RESEND` to `fd`: a bare header, notify code 7 in `error`, unique 0.
+/// The kernel requeues every request read but not yet answered on any descriptor of the
+/// connection (a dead predecessor's), with bit 63 set in their `unique`; write it before
+/// serving threads start, or requests they hold come again. A kernel before 6.9 answers
+/// EINVAL and aborts nothing.
 pub fn resend(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
     let header = fuse_abi::linux::fuse_out_header {
         len: 16,

@@ -130,6 +130,7 @@ fn stale(e: &io::Error) -> bool {
 /// hands the bytes to `f`.
 pub fn read<T>(path: &Path, stack: &mut [u8], f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
     let now = Instant::now();
+    // A kept descriptor is read in place: no key to allocate, nothing to move.
     let kept = KEPT.with(|k| {
         let mut k = k.borrow_mut();
         while k
@@ -138,22 +139,21 @@ pub fn read<T>(path: &Path, stack: &mut [u8], f: impl FnOnce(&[u8]) -> T) -> io:
         {
             k.pop_lru();
         }
-        k.pop(path)
-    });
-    let mut filled = None;
-    if let Some((file, _)) = kept {
-        match fill(&file, stack, true) {
-            Ok(bytes) => {
-                KEPT.with(|k| k.borrow_mut().put(path.to_path_buf(), (file, now)));
-                filled = Some(bytes);
+        let (file, used) = k.get_mut(path)?;
+        let result = fill(file, stack, true);
+        match &result {
+            Ok(_) => *used = now,
+            // Gone (ENODEV, ESRCH: opened again below) or failing: not kept any more.
+            Err(_) => {
+                k.pop(path);
             }
-            Err(e) if stale(&e) => {}
-            Err(e) => return Err(e),
         }
-    }
-    let filled = match filled {
-        Some(bytes) => bytes,
-        None => {
+        Some(result)
+    });
+    let filled = match kept {
+        Some(Ok(bytes)) => bytes,
+        Some(Err(e)) if !stale(&e) => return Err(e),
+        _ => {
             let file = File::open(path)?;
             let keep = keepable(path, &file);
             let bytes = fill(&file, stack, keep)?;

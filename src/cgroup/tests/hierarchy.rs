@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use super::Fixture;
+use super::{Fixture, cgroups_of};
 use crate::cgroup::{CgroupError, Hierarchies};
 use crate::host::HostPaths;
 use crate::kfile::FileError;
@@ -60,10 +60,7 @@ fn cpuset_walk_up_reaches_a_subtree_mount_dir() {
     fx.write("sys/fs/cgroup/cgroup.controllers", "cpuset cpu memory\n");
     fx.write("sys/fs/cgroup/cpuset.cpus.effective", "1-2\n");
     fx.write("sys/fs/cgroup/c1/memory.max", "max\n");
-    let r = Hierarchies::discover(&fx.host)
-        .unwrap()
-        .of_pid(&fx.host, 1)
-        .unwrap();
+    let r = cgroups_of(&fx, 1);
     assert_eq!(r.cpu(&[0, 1, 2, 3]).visible, vec![1, 2]);
 }
 
@@ -78,10 +75,7 @@ fn escaped_mount_points_and_duplicate_mounts() {
     )
     .cgroup(7, "3:memory:/x\n");
     fx.write("mnt/host cg/x/memory.limit_in_bytes", "4096\n");
-    let r = Hierarchies::discover(&fx.host)
-        .unwrap()
-        .of_pid(&fx.host, 7)
-        .unwrap();
+    let r = cgroups_of(&fx, 7);
     assert_eq!(
         r.memory(true).limit,
         Some(4096),
@@ -179,10 +173,7 @@ fn the_real_root_is_not_read_for_limits() {
     fx.write("sys/fs/cgroup/cpu/cpu.cfs_quota_us", "1000\n");
     fx.write("sys/fs/cgroup/cpu/cpu.cfs_period_us", "100000\n");
     fx.write("sys/fs/cgroup/cpu/c/cpu.cfs_quota_us", "-1\n");
-    let r = Hierarchies::discover(&fx.host)
-        .unwrap()
-        .of_pid(&fx.host, 1)
-        .unwrap();
+    let r = cgroups_of(&fx, 1);
     assert_eq!(r.memory(true).limit, None);
     assert_eq!(r.cpu(&[0, 1]).quota_cpus, None);
 
@@ -216,10 +207,7 @@ fn swap_files_are_read_only_when_asked() {
         "sys/fs/cgroup/memory/c/memory.stat",
         "total_cache 8192\ntotal_rss 4096\n",
     );
-    let r = Hierarchies::discover(&fx.host)
-        .unwrap()
-        .of_pid(&fx.host, 1)
-        .unwrap();
+    let r = cgroups_of(&fx, 1);
     let with = r.memory(true);
     assert_eq!(
         (with.swap_limit, with.swap_usage),

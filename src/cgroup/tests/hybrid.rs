@@ -1,6 +1,6 @@
 //! Hybrid hosts: v1 controllers plus a cgroup2 mount at `/sys/fs/cgroup/unified`.
 
-use super::Fixture;
+use super::{Fixture, cgroups_of};
 use crate::cgroup::{Hierarchies, Psi};
 use crate::model::IoStat;
 
@@ -90,10 +90,7 @@ fn unified_without_controllers_serves_nothing_but_tasks() {
         "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n\
          40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n",
     );
-    let r = Hierarchies::discover(&fx.host)
-        .unwrap()
-        .of_pid(&fx.host, PID)
-        .unwrap();
+    let r = cgroups_of(&fx, PID);
     assert_eq!(r.io(), vec![]);
     assert_eq!(r.memory(true), Default::default());
     assert_eq!(
@@ -106,10 +103,7 @@ fn unified_without_controllers_serves_nothing_but_tasks() {
 fn unreadable_unified_controllers_on_a_hybrid_host_is_tolerated() {
     let fx = host();
     fx.remove("sys/fs/cgroup/unified/cgroup.controllers");
-    let r = Hierarchies::discover(&fx.host)
-        .unwrap()
-        .of_pid(&fx.host, PID)
-        .unwrap();
+    let r = cgroups_of(&fx, PID);
     assert_eq!(r.io(), vec![]);
     assert_eq!(r.memory(true).limit, Some(128 << 20));
 }
@@ -163,10 +157,7 @@ fn an_unusable_unified_path_is_an_error_when_the_task_list_needs_it() {
 fn pressure_of_a_v1_controller_is_not_looked_for() {
     // v1 hierarchies have no pressure files: the host's are served without a fallback note.
     let fx = host();
-    let r = Hierarchies::discover(&fx.host)
-        .unwrap()
-        .of_pid(&fx.host, PID)
-        .unwrap();
+    let r = cgroups_of(&fx, PID);
     crate::testutil::debug_log_on();
     let (cpu, notes) = crate::fallback::collect(|| r.pressure(Psi::Cpu));
     assert_eq!((cpu, notes), (None, vec![]));

@@ -19,7 +19,7 @@ use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction
 use nix::sys::stat::Mode;
 use nix::unistd::{gettid, mkfifo};
 
-use super::Fixture;
+use super::{Fixture, cgroups_of};
 use crate::cgroup::Hierarchies;
 
 /// Signals handled so far: the handler's only effect.
@@ -130,10 +130,7 @@ fn a_read_that_fails_for_good_is_not_retried() {
     std::fs::create_dir_all(fx.path("sys/fs/cgroup/memory/c/memory.limit_in_bytes")).unwrap();
     fx.write("sys/fs/cgroup/memory/c/memory.usage_in_bytes", "4096\n");
     fx.write("sys/fs/cgroup/memory/c/memory.stat", "total_rss 4096\n");
-    let r = Hierarchies::discover(&fx.host)
-        .unwrap()
-        .of_pid(&fx.host, 5)
-        .unwrap();
+    let r = cgroups_of(&fx, 5);
     crate::testutil::debug_log_on();
     // On a thread, so that a read retried forever fails the test instead of hanging it.
     let (tx, rx) = mpsc::channel();

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Fixture;
+use super::{Fixture, cgroups_of};
 use crate::cgroup::{Hierarchies, Psi, ReaderCgroups};
 use crate::model::{CpuTime, CpuUsage, IoStat, MemStat};
 
@@ -521,9 +521,6 @@ fn empty_kmem_slabinfo_falls_back_to_the_host() {
     fx.mountinfo("35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n");
     fx.cgroup(7, "4:memory:/c\n");
     fx.write("sys/fs/cgroup/memory/c/memory.kmem.slabinfo", "");
-    let r = Hierarchies::discover(&fx.host)
-        .unwrap()
-        .of_pid(&fx.host, 7)
-        .unwrap();
+    let r = cgroups_of(&fx, 7);
     assert_eq!(r.slabinfo(), None);
 }

@@ -1,6 +1,6 @@
 //! Pure cgroup v2 hosts.
 
-use super::Fixture;
+use super::{Fixture, cgroups_of};
 use crate::cgroup::{CgroupError, Hierarchies, Psi, ReaderCgroups};
 use crate::kfile::FileError;
 use crate::model::{CpuTime, CpuUsage, IoStat, MemStat};
@@ -77,10 +77,7 @@ fn host() -> Fixture {
 }
 
 fn reader(fx: &Fixture) -> ReaderCgroups {
-    Hierarchies::discover(&fx.host)
-        .unwrap()
-        .of_pid(&fx.host, PID)
-        .unwrap()
+    cgroups_of(fx, PID)
 }
 
 #[test]
