@@ -220,11 +220,24 @@ fn receive(stream: &UnixStream) -> io::Result<(Vec<u8>, Vec<OwnedFd>)> {
         msg.bytes
     };
     let want = u32::from_ne_bytes(len) as usize;
-    if got < 4 || want > body.len() || got - 4 < want {
+    if got < 4 || want > body.len() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,
             format!("a handoff message of {got} bytes, expected {}", want + 4),
         ));
+    }
+    // A stream socket may deliver the blob in pieces; the descriptors came with the first.
+    let mut have = got - 4;
+    while have < want {
+        match nix::unistd::read(stream, &mut body[have..want])? {
+            0 => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("the handoff message ended after {have} of {want} bytes"),
+                ));
+            }
+            n => have += n,
+        }
     }
     if fds.is_empty() {
         return Err(io::Error::new(
