@@ -23,7 +23,8 @@ use clap::Parser;
 use log::{info, warn};
 use lxcfs_rs::fuse::reply::DirBuf;
 use lxcfs_rs::fuse::{
-    Attr, Ctx, Entry, FileKind, Filesystem, Opened, ReadData, Session, SessionConfig, Start,
+    Attr, Clones, Ctx, Entry, FileKind, Filesystem, OnEnd, Opened, ReadData, Session,
+    SessionConfig, Start,
 };
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, umount2};
@@ -245,7 +246,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     let threads = args.threads();
     let config = SessionConfig {
         threads,
-        clone_fd: true,
+        clones: Clones::Missing,
     };
     let start = Start::Fresh {
         generation: 1,
@@ -255,10 +256,11 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     let wake = || {
         let _ = kill(getpid(), Signal::SIGTERM);
     };
-    let mut session = Session::start(Arc::new(Floor::new()), vec![fuse], start, config, wake)
+    let observer = Arc::new(OnEnd(wake));
+    let mut session = Session::start(Arc::new(Floor::new()), vec![fuse], start, config, observer)
         .inspect_err(|_| {
-            let _ = umount2(mnt, MntFlags::MNT_DETACH);
-        })?;
+        let _ = umount2(mnt, MntFlags::MNT_DETACH);
+    })?;
     info!("serving {} with {threads} threads", mnt.display());
     let signal = stop.wait()?;
     if !session.ended() {

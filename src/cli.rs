@@ -81,6 +81,22 @@ pub enum Command {
     /// Bind the mount's files into a starting container: an OCI `createContainer` hook
     /// (`hook oci`, OCI state on stdin) or an LXC mount hook (`hook lxc`).
     Hook(HookArgs),
+    /// Show how the lxcfs-rs serving MOUNTPOINT is: supervisor and worker pids, version,
+    /// handle generation, whether the kernel resends requests, requests waiting, worker
+    /// restarts, reads and host-value fallbacks.
+    Status(StatusArgs),
+}
+
+/// Flags of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print one JSON object instead of `key: value` lines.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Where lxcfs-rs is mounted.
+    #[arg(default_value = DEFAULT_MOUNTPOINT)]
+    pub mountpoint: PathBuf,
 }
 
 /// Flags of `bind-args`.
@@ -149,6 +165,16 @@ pub struct DaemonArgs {
     /// FUSE connection to this process and exits without unmounting; readers see a pause.
     #[arg(long)]
     pub takeover: bool,
+
+    /// Never rely on the kernel resending the requests a crashed worker held (what kernels
+    /// before 6.9 get anyway): such requests fail with ECONNABORTED instead of being answered
+    /// by the next worker. For tests and for comparing.
+    #[arg(long)]
+    pub no_resend: bool,
+
+    /// Serve as the worker of a supervisor (lxcfs-rs starts its workers itself).
+    #[arg(long, hide = true)]
+    pub worker: bool,
 
     /// Use pidfds for process tracking (lxcfs flag; lxcfs-rs never forks into namespaces,
     /// so this is accepted and has no effect).
@@ -282,6 +308,22 @@ mod tests {
         assert_eq!(h.kind, HookKind::Oci);
         assert!(parse(&["bind-args", "--runtime", "rkt"]).is_err());
         assert!(parse(&["hook"]).is_err());
+    }
+
+    #[test]
+    fn status_and_the_restart_flags_parse() {
+        let Some(Command::Status(st)) = parse(&["status", "--json", "/mnt/l"]).unwrap().command
+        else {
+            panic!("not status")
+        };
+        assert!(st.json);
+        assert_eq!(st.mountpoint, PathBuf::from("/mnt/l"));
+        let Some(Command::Status(st)) = parse(&["status"]).unwrap().command else {
+            panic!("not status")
+        };
+        assert_eq!(st.mountpoint, PathBuf::from(DEFAULT_MOUNTPOINT));
+        let cli = parse(&["--no-resend", "--worker", "/m"]).unwrap();
+        assert!(cli.daemon.no_resend && cli.daemon.worker);
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub fn collect<R>(f: impl FnOnce() -> R) -> (R, Vec<String>) {
 
 /// Notes that the host's value stands in for something about the reader because of `why`.
 pub fn note(why: impl Display) {
+    crate::stats::fallback();
     if !enabled() {
         return;
     }

@@ -75,6 +75,10 @@ pub mod own {
     pub const INIT_CGROUP_NS: &str = "/proc/1/ns/cgroup";
     /// Where serving daemons listen for a successor (`--takeover`), one socket per mount.
     pub const HANDOFF_DIR: &str = "/run/lxcfs-rs";
+    /// The FUSE control filesystem: one directory per connection, named by its device number.
+    pub const FUSECTL: &str = "/sys/fs/fuse/connections";
+    /// The FUSE sysctls (`default_request_timeout`, `max_request_timeout`).
+    pub const FUSE_SYSCTLS: &str = "/proc/sys/fs/fuse";
 }
 
 #[cfg(test)]

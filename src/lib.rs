@@ -19,6 +19,7 @@ pub mod cli;
 pub mod cpulist;
 pub mod daemon;
 pub mod error_chain;
+pub mod failpoint;
 pub mod fallback;
 pub mod files;
 pub mod fs;
@@ -32,6 +33,8 @@ pub mod mounts;
 pub mod reader;
 pub mod render;
 pub mod show;
+pub mod stats;
+pub mod version;
 pub mod view;
 
 #[cfg(test)]

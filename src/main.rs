@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use lxcfs_rs::cli::{Cli, CliError, Command, HookKind};
 use lxcfs_rs::daemon::{self, DaemonConfig};
 use lxcfs_rs::error_chain::Chain;
@@ -14,25 +13,30 @@ use lxcfs_rs::view::View;
 /// Parses the command line; a usage error is one line (as for every other start-up error)
 /// and exit code 2, help and version print as usual.
 fn parse_cli() -> Result<Cli, ExitCode> {
-    Cli::try_parse().map_err(|e| {
-        use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
-        if matches!(e.kind(), DisplayHelp | DisplayVersion) {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
-        }
-        // clap's first paragraph says what is wrong; the rest is usage and tips.
-        let text = e.to_string();
-        let what: Vec<&str> = text
-            .lines()
-            .take_while(|l| !l.trim().is_empty())
-            .map(str::trim)
-            .collect();
-        eprintln!(
-            "lxcfs-rs: {}; see lxcfs-rs --help",
-            what.join(" ").trim_start_matches("error: ")
-        );
-        ExitCode::from(2)
-    })
+    use clap::{CommandFactory, FromArgMatches};
+    Cli::command()
+        .version(&*Box::leak(lxcfs_rs::version::version().into_boxed_str()))
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m))
+        .map_err(|e| {
+            use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
+            if matches!(e.kind(), DisplayHelp | DisplayVersion) {
+                let _ = e.print();
+                return ExitCode::SUCCESS;
+            }
+            // clap's first paragraph says what is wrong; the rest is usage and tips.
+            let text = e.to_string();
+            let what: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            eprintln!(
+                "lxcfs-rs: {}; see lxcfs-rs --help",
+                what.join(" ").trim_start_matches("error: ")
+            );
+            ExitCode::from(2)
+        })
 }
 
 /// Runs a container hook. Skipped files are reported on stderr, which runtimes keep in
@@ -77,6 +81,24 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             );
         }
         Some(Command::Hook(args)) => run_hook(args.kind, &args.mountpoint)?,
+        Some(Command::Status(args)) => {
+            let status = daemon::handoff::ask_status(
+                std::path::Path::new(lxcfs_rs::host::own::HANDOFF_DIR),
+                &args.mountpoint,
+            )
+            .map_err(daemon::DaemonError::Status)?;
+            if args.json {
+                println!("{status}");
+            } else if let Some(fields) = status.as_object() {
+                for (key, value) in fields {
+                    match value {
+                        serde_json::Value::String(s) => println!("{key}: {s}"),
+                        serde_json::Value::Null => println!("{key}: -"),
+                        other => println!("{key}: {other}"),
+                    }
+                }
+            }
+        }
         None => daemon::run(DaemonConfig {
             mountpoint: cli.daemon.mountpoint.clone(),
             pidfile: cli.daemon.pidfile.clone(),
@@ -85,6 +107,8 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             view: cli.view.options(),
             host,
             takeover: cli.daemon.takeover,
+            no_resend: cli.daemon.no_resend,
+            worker: cli.daemon.worker,
         })?,
     }
     Ok(())

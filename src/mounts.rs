@@ -38,6 +38,18 @@ pub fn is_lxcfs_mountpoint(path: &Path) -> bool {
     mounted_type_at(path).is_some_and(|t| t == "fuse.lxcfs")
 }
 
+/// The topmost mount at exactly `path` in our mount namespace: its type and its device
+/// (`major:minor`), read from mountinfo without touching the mount (a FUSE mount whose daemon
+/// is alive but not serving would block a `stat`).
+pub fn mount_at(path: &Path) -> Option<(String, u32, u32)> {
+    let text = kfile::read_text(Path::new(own::MOUNTINFO)).ok()?;
+    let m = parse_mounts(&text)
+        .filter(|m| m.mount_point == path)
+        .last()?;
+    let (major, minor) = m.majmin.split_once(':')?;
+    Some((m.fs_type, major.parse().ok()?, minor.parse().ok()?))
+}
+
 /// The type of the topmost mount at exactly `path` in our mount namespace, if any.
 fn mounted_type_at(path: &Path) -> Option<String> {
     let text = kfile::read_text(Path::new(own::MOUNTINFO)).ok()?;

@@ -5,6 +5,8 @@
 //! values, why: `req=7 pid=4242 file=proc/meminfo bytes=1436 fallbacks=[...]`.
 
 use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use log::debug;
 
@@ -20,6 +22,9 @@ pub use crate::files::{ViewOptions, generated_files};
 /// Per-reader content of the whole tree.
 pub struct View {
     src: Sources,
+    /// Whether files are rendered for their readers (true) or are the host's own (false):
+    /// the switch lxcfs flips on SIGUSR2 ("non-virtualization mode").
+    virtualized: AtomicBool,
 }
 
 impl View {
@@ -27,7 +32,18 @@ impl View {
     pub fn new(host: HostPaths, opts: ViewOptions) -> Result<View, CgroupError> {
         Ok(View {
             src: Sources::new(host, opts)?,
+            virtualized: AtomicBool::new(true),
         })
+    }
+
+    /// Renders files for their readers (`true`, the default) or serves the host's own files.
+    pub fn set_virtualized(&self, on: bool) {
+        self.virtualized.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether files are rendered for their readers.
+    pub fn virtualized(&self) -> bool {
+        self.virtualized.load(Ordering::Relaxed)
     }
 
     /// The content of `path` for `caller`, and the fallbacks it took (why the reader got
@@ -38,7 +54,11 @@ impl View {
 
     /// The content of `path` for `pid`.
     fn make(&self, path: &str, pid: u32) -> io::Result<Vec<u8>> {
+        crate::stats::read();
         match files::lookup(path) {
+            Some(Entry::File(_)) if !self.virtualized() => {
+                crate::kfile::read_bytes(&self.src.host.host_path(&Path::new("/").join(path)))
+            }
             Some(Entry::File(recipe)) => {
                 Ok(recipe.content(&Reading::new(&self.src, pid))?.into_bytes())
             }
@@ -216,6 +236,30 @@ mod tests {
         assert_eq!(
             missing.expect_err("no such host file").kind(),
             io::ErrorKind::NotFound
+        );
+    }
+
+    #[test]
+    fn switched_off_every_file_is_the_hosts() {
+        let fx = host();
+        let v = view(&fx);
+        let reader = Caller {
+            pid: PID,
+            request: 1,
+        };
+        v.set_virtualized(false);
+        let (host_bytes, fallbacks) = v.serve("proc/meminfo", reader);
+        v.set_virtualized(true);
+        assert_eq!(
+            host_bytes.expect("served"),
+            std::fs::read(fx.host.proc_file("meminfo")).unwrap()
+        );
+        assert!(fallbacks.is_empty(), "{fallbacks:?}");
+        let (own, _) = v.serve("proc/meminfo", reader);
+        assert!(
+            String::from_utf8(own.unwrap())
+                .unwrap()
+                .starts_with("MemTotal:         262144 kB\n")
         );
     }
 

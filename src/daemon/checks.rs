@@ -72,3 +72,21 @@ pub(super) fn warn_unless_host_pid_namespace() {
         );
     }
 }
+
+/// A FUSE request older than a set timeout aborts the whole connection, and a worker's
+/// restart holds requests for a moment: warn when either sysctl is set.
+pub(super) fn warn_request_timeouts() {
+    for name in ["default_request_timeout", "max_request_timeout"] {
+        let path = std::path::Path::new(own::FUSE_SYSCTLS).join(name);
+        if let Ok(text) = std::fs::read_to_string(&path)
+            && let Ok(secs) = text.trim().parse::<u64>()
+            && secs > 0
+        {
+            warn!(
+                "fs.fuse.{name} is {secs} s: a request held longer (a worker being replaced \
+                 under load) aborts the connection and every container loses its files; \
+                 set it to 0 or well above a few seconds"
+            );
+        }
+    }
+}

@@ -94,6 +94,25 @@ pub enum DaemonError {
     /// Taking the mount over from the daemon serving it failed.
     #[error("cannot take the mount over (--takeover)")]
     Takeover(#[from] super::handoff::HandoffError),
+    /// `lxcfs-rs status` got no answer.
+    #[error("cannot get the status")]
+    Status(#[source] super::handoff::HandoffError),
+    /// The worker process could not be set up or started.
+    #[error("worker: {0}")]
+    Worker(String),
+    /// A live lxcfs-rs already serves the mount point.
+    #[error(
+        "mount point {0} is already served by a running lxcfs-rs; upgrade it in place with `lxcfs-rs --takeover`, or stop it first"
+    )]
+    AlreadyServed(PathBuf),
+    /// A FUSE mount sits there whose daemon does not answer.
+    #[error(
+        "mount point {0} is a FUSE mount whose daemon does not answer (it is hung or stopped); end that daemon, or detach the mount with `umount -l {0}`, then start again"
+    )]
+    Unanswered(PathBuf),
+    /// Descriptors passed by systemd or by our own re-execution could not be adopted.
+    #[error("cannot adopt the inherited FUSE connection")]
+    Inherit(#[source] io::Error),
     /// Signal handling could not be set up.
     #[error("cannot set up signal handling")]
     Signals(#[source] Errno),

@@ -21,6 +21,8 @@ use crate::fuse::SessionState;
 
 /// What a successor sends to ask for the mount.
 const ASK: &[u8] = b"lxcfs-rs takeover 1\n";
+/// What `lxcfs-rs status` sends to ask how the service is.
+const STATUS: &[u8] = b"lxcfs-rs status 1\n";
 /// What it sends once it serves.
 const ACK: &[u8] = b"serving\n";
 /// The most descriptors one handoff carries.
@@ -100,19 +102,82 @@ impl Listener {
         Ok(Listener { listener })
     }
 
-    /// Waits for a root successor that asks for the mount. A peer that is not root, says
-    /// something else or says nothing within the patience is dropped and the wait goes on;
-    /// only a failing socket ends it.
-    pub fn accept(&self) -> io::Result<Successor> {
+    /// Waits for a root peer that asks for the mount or for the status. A peer that is not
+    /// root, says something else or says nothing within the patience is dropped and the wait
+    /// goes on; only a failing socket ends it.
+    pub fn accept(&self) -> io::Result<Asked> {
         loop {
             let (stream, _) = self.listener.accept()?;
-            match Successor::greet(stream) {
-                Ok(Some(successor)) => return Ok(successor),
+            match greet(stream) {
+                Ok(Some(asked)) => return Ok(asked),
                 Ok(None) => log::warn!("handoff: dropping a peer that is not root or did not ask"),
                 Err(e) => log::warn!("handoff: dropping a peer: {e}"),
             }
         }
     }
+
+    /// The listening socket, to poll: readable when a peer waits.
+    pub fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.listener)
+    }
+}
+
+/// What a peer asked for.
+pub enum Asked {
+    /// The mount (`--takeover`).
+    Takeover(Successor),
+    /// How the service is (`lxcfs-rs status`).
+    Status(StatusAsker),
+}
+
+/// A root peer that asked for something, or `None`.
+fn greet(stream: UnixStream) -> io::Result<Option<Asked>> {
+    let cred = nix::sys::socket::getsockopt(&stream, PeerCredentials)?;
+    if cred.uid() != 0 {
+        return Ok(None);
+    }
+    stream.set_read_timeout(Some(PATIENCE))?;
+    stream.set_write_timeout(Some(PATIENCE))?;
+    let mut ask = [0u8; 64];
+    let n = nix::unistd::read(&stream, &mut ask)?;
+    Ok(match &ask[..n] {
+        ASK => Some(Asked::Takeover(Successor { stream })),
+        STATUS => Some(Asked::Status(StatusAsker { stream })),
+        _ => None,
+    })
+}
+
+/// A peer that asked how the service is.
+pub struct StatusAsker {
+    stream: UnixStream,
+}
+
+impl StatusAsker {
+    /// Answers with `status` (one JSON object).
+    pub fn answer(self, status: &serde_json::Value) -> io::Result<()> {
+        use std::io::Write;
+        (&self.stream).write_all(status.to_string().as_bytes())
+    }
+}
+
+/// Asks the daemon serving `mountpoint` (socket under `dir`) how it is.
+pub fn ask_status(dir: &Path, mountpoint: &Path) -> Result<serde_json::Value, HandoffError> {
+    use std::io::Read;
+    let socket = socket_path(dir, mountpoint);
+    let stream = UnixStream::connect(&socket).map_err(|source| HandoffError::NoDaemon {
+        mountpoint: mountpoint.to_path_buf(),
+        socket: socket.clone(),
+        source,
+    })?;
+    let exchange = |source| HandoffError::Exchange {
+        socket: socket.clone(),
+        source,
+    };
+    stream.set_read_timeout(Some(PATIENCE)).map_err(exchange)?;
+    nix::unistd::write(&stream, STATUS).map_err(|e| exchange(e.into()))?;
+    let mut text = String::new();
+    (&stream).read_to_string(&mut text).map_err(exchange)?;
+    serde_json::from_str(&text).map_err(|e| exchange(io::Error::new(io::ErrorKind::InvalidData, e)))
 }
 
 /// Removes the handoff socket at `path` (when the mount ends).
@@ -126,19 +191,6 @@ pub struct Successor {
 }
 
 impl Successor {
-    /// A connection that is a successor: a root peer that asked for the mount.
-    fn greet(stream: UnixStream) -> io::Result<Option<Successor>> {
-        let cred = nix::sys::socket::getsockopt(&stream, PeerCredentials)?;
-        if cred.uid() != 0 {
-            return Ok(None);
-        }
-        stream.set_read_timeout(Some(PATIENCE))?;
-        stream.set_write_timeout(Some(PATIENCE))?;
-        let mut ask = [0u8; 64];
-        let n = nix::unistd::read(&stream, &mut ask)?;
-        Ok((&ask[..n] == ASK).then_some(Successor { stream }))
-    }
-
     /// Sends the state and descriptors; true once the successor says it serves them.
     pub fn hand_over(&self, state: &SessionState, fds: &[OwnedFd]) -> io::Result<bool> {
         let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
@@ -291,7 +343,9 @@ mod tests {
         };
         let sent = state.clone();
         let server = std::thread::spawn(move || {
-            let successor = listener.accept().unwrap();
+            let Asked::Takeover(successor) = listener.accept().unwrap() else {
+                panic!("asked for the status")
+            };
             let file: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
             successor.hand_over(&sent, &[file]).unwrap()
         });
@@ -311,7 +365,9 @@ mod tests {
         let socket = socket_path(dir.path(), Path::new("/m"));
         let listener = Listener::bind(&socket).unwrap();
         let server = std::thread::spawn(move || {
-            let successor = listener.accept().unwrap();
+            let Asked::Takeover(successor) = listener.accept().unwrap() else {
+                panic!("asked for the status")
+            };
             let state = SessionState {
                 version: crate::fuse::state::STATE_VERSION,
                 init: None,
@@ -327,6 +383,19 @@ mod tests {
         assert_eq!(got.state.generation, 1);
         got.acknowledge().unwrap();
         assert!(server.join().unwrap());
+    }
+
+    #[test]
+    fn status_is_one_json_object() {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = Listener::bind(&socket_path(dir.path(), Path::new("/m"))).unwrap();
+        let server = std::thread::spawn(move || match listener.accept().unwrap() {
+            Asked::Status(asker) => asker.answer(&serde_json::json!({"worker_pid": 7})).unwrap(),
+            Asked::Takeover(_) => panic!("asked for the mount"),
+        });
+        let status = ask_status(dir.path(), Path::new("/m")).unwrap();
+        assert_eq!(status["worker_pid"], 7);
+        server.join().unwrap();
     }
 
     #[test]

@@ -1,32 +1,34 @@
-//! Running the filesystem: checks before mounting (`checks`), the pidfile (`pidfile`), the
-//! mount itself (`mount`), systemd notification (`notify`), and a clean unmount on SIGTERM,
-//! SIGINT or SIGHUP.
+//! Running the filesystem as two processes: a supervisor that owns the connection
+//! (`supervisor`) and a worker that serves it (`worker`), sharing a board (`board`) and a
+//! control channel (`control`). Around them: checks before mounting (`checks`), the pidfile
+//! (`pidfile`), the mount itself (`mount`), descriptors passed on by name (`fds`), handing the
+//! mount to a successor (`handoff`) and telling systemd (`notify`).
 
+mod board;
 mod checks;
+mod control;
 mod error;
+mod fds;
 pub mod handoff;
 mod mount;
 mod notify;
 mod pidfile;
+mod supervisor;
+mod worker;
 
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use log::{debug, error, info, warn};
-use nix::mount::{MntFlags, umount2};
-use nix::sys::signal::{SigSet, Signal, kill};
-use nix::unistd::getpid;
+use log::{info, warn};
 
 pub use error::DaemonError;
 
-use crate::fs::LxcFs;
-use crate::fuse::{Session, SessionConfig, SessionState, Start};
 use crate::host::HostPaths;
 use crate::host::own::HANDOFF_DIR;
 use crate::view::{View, ViewOptions};
+use board::Board;
+use supervisor::{Connection, Supervisor};
 
 /// Everything the daemon needs to run.
 #[derive(Debug, Clone)]
@@ -45,50 +47,46 @@ pub struct DaemonConfig {
     pub host: HostPaths,
     /// Take the mount over from the daemon serving it instead of mounting.
     pub takeover: bool,
+    /// Never rely on the kernel resending requests a dead worker held (what kernels before
+    /// 6.9 get): workers read from descriptors of their own.
+    pub no_resend: bool,
+    /// Run as the worker of a supervisor (internal: the supervisor starts it).
+    pub worker: bool,
 }
 
-/// The served filesystem's session, shared by the main thread (which ends it) and the
-/// handoff thread (which parks it for a successor).
-type Served = Arc<Mutex<Option<Session<LxcFs<View>>>>>;
-
-/// Mounts the filesystem (or, with `takeover`, adopts the mount another daemon serves) and
-/// serves it until SIGTERM, SIGINT or SIGHUP, until someone unmounts it, or until a
-/// successor takes it over.
+/// Runs the daemon: the supervisor, which mounts (or adopts the connection from systemd's
+/// store, from its own previous binary, or from the daemon serving the mount point with
+/// `takeover`) and runs workers until SIGTERM or SIGINT, until someone unmounts the
+/// filesystem, or until a successor takes it over. With `worker`, runs as a worker instead.
 pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
+    if cfg.worker {
+        return worker::run(&cfg);
+    }
     checks::check_root()?;
     checks::check_dev_fuse()?;
-    let mut pidfile = if cfg.takeover {
-        None
-    } else {
-        cfg.pidfile
-            .as_deref()
-            .map(pidfile::PidFile::acquire)
-            .transpose()?
+    // Inherited descriptors first: they are only ours until a child could see them.
+    let inherited = match fds::from_our_exec().map_err(DaemonError::Inherit)? {
+        Some(named) => Some(named),
+        None => fds::from_systemd().map_err(DaemonError::Inherit)?,
     };
+    // Before any thread exists, so that every thread inherits the mask.
+    let signals = supervisor::signal_descriptor()?;
     if cfg.host == HostPaths::default() {
         checks::join_host_cgroup_namespace()?;
         checks::warn_unless_host_pid_namespace();
     }
-    if !cfg.takeover {
-        mount::prepare_mountpoint(&cfg.mountpoint)?;
-    }
+    checks::warn_request_timeouts();
+    // What the worker will build, built once here: a host it cannot read is an error now,
+    // before the mount is touched, not a worker dying over and over.
+    drop(View::new(cfg.host.clone(), cfg.view)?);
 
-    // Block the stop signals before any thread exists, so that every thread inherits the
-    // mask and only the main thread's sigwait sees them.
-    let mut stop = SigSet::empty();
-    for s in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
-        stop.add(s);
-    }
-    stop.thread_block().map_err(DaemonError::Signals)?;
-
-    raise_descriptor_limit();
-    let view = Arc::new(View::new(cfg.host.clone(), cfg.view)?);
-    let session = if cfg.takeover {
-        let session = adopt(&cfg, view)?;
-        // The old daemon lets go of the pidfile as it exits. The mount is ours now: failing
-        // here must not drop it.
+    let mut pidfile = None;
+    let mut pending_ack = None;
+    let conn = if let Some(named) = inherited {
+        // Our own binary before a reload, or systemd's store after a restart: nobody else
+        // holds the pidfile; failing to take it must not drop a live mount.
         if let Some(path) = cfg.pidfile.as_deref() {
-            match acquire_pidfile_patiently(path) {
+            match pidfile::PidFile::acquire(path) {
                 Ok(p) => pidfile = Some(p),
                 Err(e) => warn!(
                     "serving without a pidfile: {}",
@@ -96,70 +94,64 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
                 ),
             }
         }
-        session
+        adopt_inherited(named)?
+    } else if cfg.takeover {
+        let mut received = handoff::take_over(Path::new(HANDOFF_DIR), &cfg.mountpoint)?;
+        let board = Board::create().map_err(DaemonError::Inherit)?;
+        board
+            .write_state(&received.state.to_bytes())
+            .map_err(DaemonError::Inherit)?;
+        board
+            .slots()
+            .generation
+            .store(received.state.generation, Ordering::Relaxed);
+        let fuse = std::mem::take(&mut received.fds);
+        pending_ack = Some(received);
+        Connection { fuse, board }
     } else {
-        mount_afresh(&cfg, view)?
-    };
-    let _pidfile = pidfile;
-    info!(
-        "serving {} with {} threads (handle generation {})",
-        cfg.mountpoint.display(),
-        cfg.threads,
-        session.generation()
-    );
-    let served: Served = Arc::new(Mutex::new(Some(session)));
-    let handed_over = Arc::new(AtomicBool::new(false));
-    let socket = handoff::socket_path(Path::new(HANDOFF_DIR), &cfg.mountpoint);
-    match handoff::Listener::bind(&socket) {
-        Ok(listener) => {
-            let (served, handed_over) = (served.clone(), handed_over.clone());
-            let config = session_config(&cfg);
-            if let Err(e) = std::thread::Builder::new()
-                .name("handoff".into())
-                .spawn(move || serve_successors(&listener, &served, &handed_over, config))
-            {
-                warn!("cannot start the handoff thread ({e}); `--takeover` will not work");
-            }
+        if let Some(path) = cfg.pidfile.as_deref() {
+            pidfile = Some(pidfile::PidFile::acquire(path)?);
         }
-        Err(e) => warn!(
-            "cannot listen on {} ({e}); `lxcfs-rs --takeover` will not find this daemon",
-            socket.display()
-        ),
-    }
+        mount::prepare_mountpoint(&cfg.mountpoint)?;
+        let board = Board::create().map_err(DaemonError::Inherit)?;
+        let fuse = mount::mount_fuse(&cfg.mountpoint, &cfg.options).map_err(|source| {
+            DaemonError::Mount {
+                path: cfg.mountpoint.clone(),
+                source,
+            }
+        })?;
+        Connection {
+            fuse: vec![fuse],
+            board,
+        }
+    };
+    Supervisor::new(cfg, conn, signals, pending_ack, pidfile).run()
+}
 
-    notify::notify_systemd("READY=1");
-
-    let signal = stop.wait().map_err(DaemonError::Signals)?;
-    if handed_over.load(Ordering::Acquire) {
-        info!(
-            "handed {} over to a successor; exiting without unmounting",
-            cfg.mountpoint.display()
-        );
-        return Ok(());
+/// The connection and board passed by our own previous binary or by systemd's store.
+fn adopt_inherited(mut named: fds::Named) -> Result<Connection, DaemonError> {
+    let mut fuse = named.take(fds::FUSE);
+    fuse.extend(named.take(fds::CLONE));
+    if fuse.is_empty() {
+        return Err(DaemonError::Inherit(std::io::Error::other(
+            "no descriptor named \"fuse\" among those passed",
+        )));
     }
-    notify::notify_systemd("STOPPING=1");
-    let mut session = served.lock().unwrap_or_else(|e| e.into_inner()).take();
-    handoff::remove_socket(&socket);
-    if session.as_ref().is_some_and(|s| s.ended()) {
-        warn!(
-            "{} was unmounted from outside; exiting",
-            cfg.mountpoint.display()
-        );
-        return Ok(());
+    let board = match named.take_one(fds::STATE) {
+        Some(fd) => Board::open(fd).map_err(DaemonError::Inherit)?,
+        None => {
+            warn!("no state board was passed with the connection; the handshake is unknown");
+            Board::create().map_err(DaemonError::Inherit)?
+        }
+    };
+    for (name, _) in &named.0 {
+        warn!("closing an inherited descriptor named {name:?}");
     }
-    info!("{signal:?}: unmounting {}", cfg.mountpoint.display());
-    if let Err(e) = umount2(&cfg.mountpoint, MntFlags::empty()) {
-        // Busy (a reader's cwd, say): detach, so the mount point is free at once and the
-        // filesystem goes away when its last user does.
-        warn!("unmount failed ({e}); detaching instead");
-        let _ = umount2(&cfg.mountpoint, MntFlags::MNT_DETACH);
-    }
-    if let Some(session) = session.as_mut()
-        && !session.wait(Duration::from_secs(3))
-    {
-        warn!("FUSE session still busy after unmount; exiting anyway");
-    }
-    Ok(())
+    info!(
+        "adopted the FUSE connection ({} descriptor(s)) and its state",
+        fuse.len()
+    );
+    Ok(Connection { fuse, board })
 }
 
 /// Raises the soft limit on open descriptors to the hard one: every serving thread keeps up
@@ -190,73 +182,6 @@ fn app_state(cfg: &DaemonConfig) -> serde_json::Value {
     })
 }
 
-fn session_config(cfg: &DaemonConfig) -> SessionConfig {
-    SessionConfig {
-        threads: cfg.threads,
-        clone_fd: true,
-    }
-}
-
-/// Wakes the main thread when the connection ends under us (unmounted from outside).
-fn wake_main() {
-    let _ = kill(getpid(), Signal::SIGTERM);
-}
-
-/// Mounts afresh and serves under generation 1.
-fn mount_afresh(cfg: &DaemonConfig, view: Arc<View>) -> Result<Session<LxcFs<View>>, DaemonError> {
-    const GENERATION: u32 = 1;
-    let fs = Arc::new(LxcFs::new(view, GENERATION)?);
-    let mount_err = |source| DaemonError::Mount {
-        path: cfg.mountpoint.clone(),
-        source,
-    };
-    let fuse = mount::mount_fuse(&cfg.mountpoint, &cfg.options).map_err(mount_err)?;
-    Session::start(
-        fs,
-        vec![fuse],
-        Start::Fresh {
-            generation: GENERATION,
-            app: app_state(cfg),
-        },
-        session_config(cfg),
-        wake_main,
-    )
-    .inspect_err(|_| {
-        let _ = umount2(&cfg.mountpoint, MntFlags::MNT_DETACH);
-    })
-    .map_err(mount_err)
-}
-
-/// Takes the connection over from the daemon serving the mount point, serving under the
-/// next generation, and tells the old daemon to go.
-fn adopt(cfg: &DaemonConfig, view: Arc<View>) -> Result<Session<LxcFs<View>>, DaemonError> {
-    let mut received = handoff::take_over(Path::new(HANDOFF_DIR), &cfg.mountpoint)?;
-    let state = SessionState {
-        generation: received.state.next_generation(),
-        app: app_state(cfg),
-        ..received.state.clone()
-    };
-    let fs = Arc::new(LxcFs::new(view, state.generation)?);
-    let fds = std::mem::take(&mut received.fds);
-    // The old daemon finished what it had read before parking, so nothing should be
-    // waiting; should it have failed to, the kernel hands those requests to us.
-    if state.init.is_some_and(|n| n.has_resend()) {
-        match crate::fuse::resend(fds[0].as_fd()) {
-            Ok(()) => debug!("asked the kernel to resend requests taken but not answered"),
-            Err(e) => warn!("FUSE_NOTIFY_RESEND failed: {e}"),
-        }
-    }
-    let session = Session::start(fs, fds, Start::Adopt(state), session_config(cfg), wake_main)
-        .map_err(|source| DaemonError::Adopt {
-            path: cfg.mountpoint.clone(),
-            source,
-        })?;
-    if let Err(e) = received.acknowledge() {
-        warn!("the old daemon did not hear that the mount is served: {e}");
-    }
-    Ok(session)
-}
-
 /// Takes the pidfile once the daemon we took over from has let go of it.
 fn acquire_pidfile_patiently(path: &Path) -> Result<pidfile::PidFile, DaemonError> {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -266,54 +191,6 @@ fn acquire_pidfile_patiently(path: &Path) -> Result<pidfile::PidFile, DaemonErro
                 std::thread::sleep(Duration::from_millis(20));
             }
             other => return other,
-        }
-    }
-}
-
-/// The handoff thread: parks the session for each successor that asks, and hands it over.
-/// When the successor does not confirm it serves, the session is resumed here.
-fn serve_successors(
-    listener: &handoff::Listener,
-    served: &Served,
-    handed_over: &AtomicBool,
-    config: SessionConfig,
-) {
-    loop {
-        let successor = match listener.accept() {
-            Ok(s) => s,
-            Err(e) => {
-                error!("handoff socket failed: {e}; `--takeover` is no longer possible");
-                return;
-            }
-        };
-        let mut slot = served.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(session) = slot.take() else {
-            return;
-        };
-        let fs = session.filesystem();
-        let parked = session.park();
-        match successor.hand_over(&parked.state, &parked.fds) {
-            Ok(true) => {
-                handed_over.store(true, Ordering::Release);
-                wake_main();
-                return;
-            }
-            Ok(false) => warn!("the successor did not take the mount over; serving on"),
-            Err(e) => warn!("handing the mount over failed ({e}); serving on"),
-        }
-        match Session::start(
-            fs,
-            parked.fds,
-            Start::Adopt(parked.state),
-            config,
-            wake_main,
-        ) {
-            Ok(session) => *slot = Some(session),
-            Err(e) => {
-                error!("cannot resume serving after a failed handoff: {e}");
-                wake_main();
-                return;
-            }
         }
     }
 }

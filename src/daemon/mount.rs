@@ -4,44 +4,84 @@
 use std::io;
 use std::os::fd::OwnedFd;
 use std::path::Path;
+use std::time::Duration;
 
 use log::warn;
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags, umount2};
 
 use super::error::DaemonError;
+use super::handoff;
+use crate::host::own;
 use crate::mounts;
 
-/// Makes `path` a directory ready to mount on: created when missing, a stale FUSE mount
-/// left by a dead daemon detached, a live one refused.
+/// Makes `path` a directory ready to mount on: created when missing, a dead FUSE mount left
+/// by a daemon that is gone detached, a live one refused.
+///
+/// A FUSE mount whose connection is held but not served (a stopped daemon) blocks whoever
+/// `stat`s it, so a FUSE mount is judged first without touching it: by mountinfo, by asking
+/// the handoff socket whether a running lxcfs-rs serves it, and by fusectl's count of waiting
+/// requests; only then is it `stat`ed, from a thread given two seconds.
 pub(super) fn prepare_mountpoint(path: &Path) -> Result<(), DaemonError> {
+    let absolute = super::supervisor::absolute(path);
+    if let Some((fs_type, major, minor)) = mounts::mount_at(&absolute)
+        && (fs_type == "fuse" || fs_type.starts_with("fuse."))
+    {
+        if handoff::ask_status(Path::new(own::HANDOFF_DIR), path).is_ok() {
+            return Err(DaemonError::AlreadyServed(path.to_path_buf()));
+        }
+        let waiting = Path::new(own::FUSECTL)
+            .join(((major << 20) | minor).to_string())
+            .join("waiting");
+        if std::fs::read_to_string(&waiting)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+        {
+            return Err(DaemonError::Unanswered(path.to_path_buf()));
+        }
+        return match stat_within(&absolute, Duration::from_secs(2)) {
+            None => Err(DaemonError::Unanswered(path.to_path_buf())),
+            Some(Err(e)) if e.raw_os_error() == Some(Errno::ENOTCONN as i32) => {
+                warn!(
+                    "{}: detaching a dead mount (its daemon is gone)",
+                    path.display()
+                );
+                umount2(&absolute, MntFlags::MNT_DETACH).map_err(|e| DaemonError::MountPoint {
+                    path: path.to_path_buf(),
+                    source: e.into(),
+                })?;
+                prepare_mountpoint(path)
+            }
+            Some(_) => Err(DaemonError::AlreadyMounted(path.to_path_buf())),
+        };
+    }
     let io_err = |source| DaemonError::MountPoint {
         path: path.to_path_buf(),
         source,
     };
     match std::fs::metadata(path) {
-        Err(e) if e.raw_os_error() == Some(Errno::ENOTCONN as i32) => {
-            warn!(
-                "{}: detaching a stale mount (its daemon is gone)",
-                path.display()
-            );
-            umount2(path, MntFlags::MNT_DETACH).map_err(|e| io_err(e.into()))?;
-            prepare_mountpoint(path)
-        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             std::fs::create_dir_all(path).map_err(io_err)
         }
         Err(e) => Err(io_err(e)),
         Ok(meta) if !meta.is_dir() => Err(DaemonError::MountPointNotDir(path.to_path_buf())),
-        Ok(_) => {
-            let canonical = path.canonicalize().map_err(io_err)?;
-            if mounts::is_fuse_mountpoint(&canonical) {
-                Err(DaemonError::AlreadyMounted(path.to_path_buf()))
-            } else {
-                Ok(())
-            }
-        }
+        Ok(_) => Ok(()),
     }
+}
+
+/// `stat(path)` from a thread of its own, given `limit`: `None` when it did not return (the
+/// thread is left blocked; the caller is about to refuse and exit).
+fn stat_within(path: &Path, limit: Duration) -> Option<io::Result<std::fs::Metadata>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = path.to_path_buf();
+    std::thread::Builder::new()
+        .name("stat".into())
+        .spawn(move || {
+            let _ = tx.send(std::fs::metadata(&path));
+        })
+        .ok()?;
+    rx.recv_timeout(limit).ok()
 }
 
 /// What `mount(2)` gets for our `-o` options: flags, and options after FUSE's own.

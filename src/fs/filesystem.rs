@@ -14,7 +14,7 @@ use super::handles::{Handle, Handles};
 use super::inodes::{Collision, InodeInfo, Inodes, ROOT_INO, child_path};
 use super::provider::{Caller, Node, NodeKind, Provider};
 use crate::fuse::reply::DirBuf;
-use crate::fuse::{Attr, Ctx, Entry, FileKind, Filesystem, Opened, ReadData};
+use crate::fuse::{Attr, Ctx, Entry, FileKind, Filesystem, Opened, RESENT, ReadData};
 
 /// How long the kernel may keep a name, or a directory's attributes, that are the same for
 /// every reader. Short, so a tree change (CPU hotplug) shows quickly, but long enough that a
@@ -299,6 +299,7 @@ impl<P: Provider> Filesystem for LxcFs<P> {
         let data = match &*snapshot {
             Some(data) if offset != 0 => data.clone(),
             _ => {
+                crate::failpoint::on_read(&handle.inode.path, ctx.unique & RESENT != 0);
                 let bytes = self
                     .provider
                     .content(&handle.inode.path, caller(ctx))

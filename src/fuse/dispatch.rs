@@ -15,6 +15,7 @@ use parking_lot::RwLock;
 
 use super::filesystem::{Attr, Ctx, Entry, Filesystem, ReadData};
 use super::negotiate::Negotiated;
+use super::observer::{Observer, RESENT};
 use super::reply::{self, DirBuf, Sink};
 use super::request::{self, Op};
 
@@ -59,6 +60,8 @@ pub struct Dispatcher<'a, F: Filesystem> {
     pub init: &'a RwLock<Option<Negotiated>>,
     /// Opcodes already logged as unsupported.
     pub unsupported: &'a Unsupported,
+    /// The session owner's hooks.
+    pub observer: &'a dyn Observer,
     /// Scratch space for directory listings.
     pub scratch: &'a mut Vec<u8>,
 }
@@ -147,6 +150,18 @@ impl<F: Filesystem> Dispatcher<'_, F> {
         let unique = h.unique;
         let ino = h.nodeid;
         let ctx = Ctx { unique, pid: h.pid };
+        let answered = !matches!(req.op, Op::Forget | Op::BatchForget | Op::Interrupt);
+        if answered && unique & RESENT != 0 && self.observer.poisoned(unique & !RESENT) {
+            warn!(
+                "request {:#x} (opcode {}, node {ino:#x}, pid {}) was in flight at two crashes \
+                 in a row; answering EIO instead of serving it again",
+                unique & !RESENT,
+                h.opcode,
+                h.pid
+            );
+            reply::error(out, unique, Errno::EIO)?;
+            return Ok(Outcome::Served);
+        }
         match req.op {
             Op::Init(offer) => match Negotiated::from_offer(offer) {
                 Ok(n) => {
@@ -156,6 +171,7 @@ impl<F: Filesystem> Dispatcher<'_, F> {
                     );
                     *self.init.write() = Some(n);
                     reply::value(out, unique, &n.init_out())?;
+                    self.observer.initialised(&n);
                 }
                 Err(e) => {
                     error!("{e}");

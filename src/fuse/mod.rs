@@ -12,6 +12,7 @@ mod dispatch;
 pub mod filesystem;
 pub mod mount;
 pub mod negotiate;
+pub mod observer;
 pub mod reply;
 pub mod request;
 mod session;
@@ -19,5 +20,6 @@ pub mod state;
 
 pub use filesystem::{Attr, Ctx, Entry, FileKind, Filesystem, Opened, ReadData};
 pub use negotiate::Negotiated;
-pub use session::{Parked, Session, SessionConfig, Start, resend};
+pub use observer::{Observer, OnEnd, RESENT, Unobserved};
+pub use session::{Clones, Parked, Session, SessionConfig, Start, clone_device, resend};
 pub use state::{SessionState, StateError};

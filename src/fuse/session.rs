@@ -19,6 +19,7 @@ use parking_lot::RwLock;
 use super::dispatch::{Dispatcher, Outcome, Unsupported};
 use super::filesystem::Filesystem;
 use super::negotiate::Negotiated;
+use super::observer::Observer;
 use super::reply::DevFuse;
 use super::state::{STATE_VERSION, SessionState};
 
@@ -43,14 +44,31 @@ pub enum Start {
     Adopt(SessionState),
 }
 
+/// Which `/dev/fuse` struct files the serving threads read from. A request a thread has
+/// read sits on the processing queue of the struct file it was read from: if that file
+/// outlives the process, the request waits for a successor's `FUSE_NOTIFY_RESEND`; if it
+/// dies with the process, the request fails at once (ECONNABORTED).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clones {
+    /// Thread `i` reads the given descriptor `i` (round robin when there are fewer), so
+    /// requests in flight outlive this process when another holds the same descriptors.
+    Given,
+    /// Threads beyond the given descriptors read `FUSE_DEV_IOC_CLONE`s of the first, made
+    /// here, so threads do not meet on one processing queue.
+    Missing,
+    /// Every thread reads a clone made here; the given descriptors are only held. For kernels
+    /// that cannot resend: a request in flight when this process dies fails rather than
+    /// waiting forever for an answer that cannot come.
+    Own,
+}
+
 /// Settings of a session.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionConfig {
     /// Serving threads.
     pub threads: usize,
-    /// Give each thread past the first its own `FUSE_DEV_IOC_CLONE` of the first descriptor,
-    /// so threads do not meet on one processing queue.
-    pub clone_fd: bool,
+    /// Which struct files they read from.
+    pub clones: Clones,
 }
 
 struct Shared<F> {
@@ -59,7 +77,7 @@ struct Shared<F> {
     parking: AtomicBool,
     ended: AtomicBool,
     unsupported: Unsupported,
-    on_end: Box<dyn Fn() + Send + Sync>,
+    observer: Arc<dyn Observer>,
 }
 
 /// A running session.
@@ -104,8 +122,9 @@ mod ioctl {
     nix::ioctl_read!(fuse_dev_ioc_clone, 229, 0, u32);
 }
 
-/// A new `/dev/fuse` struct file attached to the connection `fd` serves.
-fn clone_device(fd: &OwnedFd) -> io::Result<OwnedFd> {
+/// A new `/dev/fuse` struct file attached to the connection `fd` serves
+/// (`FUSE_DEV_IOC_CLONE`): requests read from it wait on its own processing queue.
+pub fn clone_device(fd: &OwnedFd) -> io::Result<OwnedFd> {
     let clone: OwnedFd = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -119,14 +138,14 @@ fn clone_device(fd: &OwnedFd) -> io::Result<OwnedFd> {
 
 impl<F: Filesystem> Session<F> {
     /// Starts serving `fds` (descriptors of one connection; at least one) with `fs`.
-    /// `on_end` runs once when the connection ends (unmounted or aborted), not on
-    /// [`park`](Self::park).
+    /// `observer` hears the handshake, each request taken and answered, and, once, the end of
+    /// the connection (unmounted or aborted; not a [`park`](Self::park)).
     pub fn start(
         fs: Arc<F>,
         fds: Vec<OwnedFd>,
         start: Start,
         config: SessionConfig,
-        on_end: impl Fn() + Send + Sync + 'static,
+        observer: Arc<dyn Observer>,
     ) -> io::Result<Self> {
         if fds.is_empty() {
             return Err(io::Error::new(
@@ -148,7 +167,7 @@ impl<F: Filesystem> Session<F> {
             parking: AtomicBool::new(false),
             ended: AtomicBool::new(false),
             unsupported: Unsupported::default(),
-            on_end: Box::new(on_end),
+            observer,
         });
         let fds: Vec<Arc<OwnedFd>> = fds.into_iter().map(Arc::new).collect();
         let threads = config.threads.max(1);
@@ -162,7 +181,12 @@ impl<F: Filesystem> Session<F> {
         // Every descriptor first, so that a failed clone leaves no thread serving.
         let mut thread_fds = Vec::with_capacity(threads);
         for i in 0..threads {
-            thread_fds.push(if config.clone_fd && i >= session.fds.len() {
+            let own = match config.clones {
+                Clones::Given => false,
+                Clones::Missing => i >= session.fds.len(),
+                Clones::Own => true,
+            };
+            thread_fds.push(if own {
                 Arc::new(clone_device(&session.fds[0])?)
             } else {
                 session.fds[i % session.fds.len()].clone()
@@ -172,7 +196,7 @@ impl<F: Filesystem> Session<F> {
             let shared = session.shared.clone();
             let worker = std::thread::Builder::new()
                 .name(format!("fuse-{i}"))
-                .spawn(move || serve(&shared, &fd, buffer));
+                .spawn(move || serve(&shared, i, &fd, buffer));
             match worker {
                 Ok(w) => session.workers.push(w),
                 Err(e) => {
@@ -277,7 +301,7 @@ pub fn resend(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// One serving thread: read a request, serve it, until parked or the connection ends.
-fn serve<F: Filesystem>(shared: &Shared<F>, fd: &OwnedFd, buffer: usize) {
+fn serve<F: Filesystem>(shared: &Shared<F>, thread: usize, fd: &OwnedFd, buffer: usize) {
     let mut unblock = SigSet::empty();
     unblock.add(KICK);
     let _ = unblock.thread_unblock();
@@ -307,9 +331,15 @@ fn serve<F: Filesystem>(shared: &Shared<F>, fd: &OwnedFd, buffer: usize) {
             fs: &*shared.fs,
             init: &shared.init,
             unsupported: &shared.unsupported,
+            observer: &*shared.observer,
             scratch: &mut scratch,
         };
-        match dispatcher.serve(&buf[..n], &mut DevFuse(fd.as_fd())) {
+        if let Some(unique) = unique_of(&buf[..n]) {
+            shared.observer.taken(thread, unique);
+        }
+        let served = dispatcher.serve(&buf[..n], &mut DevFuse(fd.as_fd()));
+        shared.observer.answered(thread);
+        match served {
             Ok(Outcome::Served) => {}
             Ok(Outcome::Destroyed) => info!("the kernel sent DESTROY"),
             Err(e) if e.raw_os_error() == Some(Errno::ENODEV as i32) => {
@@ -321,11 +351,19 @@ fn serve<F: Filesystem>(shared: &Shared<F>, fd: &OwnedFd, buffer: usize) {
     }
 }
 
+/// The `unique` of the request in `buf`, when it holds a whole header.
+fn unique_of(buf: &[u8]) -> Option<u64> {
+    use zerocopy::FromBytes;
+    fuse_abi::linux::fuse_in_header::read_from_prefix(buf)
+        .ok()
+        .map(|(h, _)| h.unique)
+}
+
 /// Marks the connection ended, telling the owner once.
 fn end<F>(shared: &Shared<F>, why: &str) {
     if !shared.ended.swap(true, Ordering::AcqRel) {
         debug!("FUSE session ends: {why}");
-        (shared.on_end)();
+        shared.observer.ended();
     }
 }
 

@@ -97,12 +97,22 @@ fn serve_with(
     init: &RwLock<Option<Negotiated>>,
     unsupported: &Unsupported,
 ) -> (Outcome, Vec<u8>) {
+    serve_observed(bytes, init, unsupported, &crate::fuse::observer::Unobserved)
+}
+
+fn serve_observed(
+    bytes: &[u8],
+    init: &RwLock<Option<Negotiated>>,
+    unsupported: &Unsupported,
+    observer: &dyn Observer,
+) -> (Outcome, Vec<u8>) {
     let mut scratch = Vec::new();
     let mut out = Vec::new();
     let outcome = Dispatcher {
         fs: &Hello,
         init,
         unsupported,
+        observer,
         scratch: &mut scratch,
     }
     .serve(bytes, &mut out)
@@ -177,6 +187,76 @@ fn a_resent_request_is_answered_with_its_unique_bit_63_included() {
     let (h, body) = parse(&out);
     assert_eq!(h.unique, unique);
     assert_eq!(body, b"ell");
+}
+
+/// Says request 0x16 is a poison pill, and records the handshake it hears of.
+#[derive(Default)]
+struct Poison {
+    heard: parking_lot::Mutex<Option<Negotiated>>,
+}
+
+impl Observer for Poison {
+    fn initialised(&self, n: &Negotiated) {
+        *self.heard.lock() = Some(*n);
+    }
+    fn poisoned(&self, base: u64) -> bool {
+        base == 0x16
+    }
+}
+
+#[test]
+fn a_poisoned_request_is_answered_eio_only_when_it_comes_back() {
+    let poison = Poison::default();
+    let serve = |unique| {
+        serve_observed(
+            &request(FUSE_READ, unique, 5, &read_in(0, 5)),
+            &RwLock::new(None),
+            &Unsupported::default(),
+            &poison,
+        )
+        .1
+    };
+    let resent = serve(0x8000_0000_0000_0016);
+    assert_eq!(parse(&resent).0.unique, 0x8000_0000_0000_0016);
+    assert_eq!(errno_of(&resent), Errno::EIO as i32);
+    assert_eq!(
+        parse(&serve(0x16)).1,
+        b"hello",
+        "a first delivery is served"
+    );
+    assert_eq!(
+        parse(&serve(0x8000_0000_0000_0017)).1,
+        b"hello",
+        "another resent request is served"
+    );
+    // No answer goes to a request that takes none, poisoned or not.
+    let (_, out) = serve_observed(
+        &request(FUSE_FORGET, 0x8000_0000_0000_0016, 5, &[0; 8]),
+        &RwLock::new(None),
+        &Unsupported::default(),
+        &poison,
+    );
+    assert!(out.is_empty());
+}
+
+#[test]
+fn the_observer_hears_the_handshake() {
+    let poison = Poison::default();
+    let offer = fuse_init_in {
+        major: 7,
+        minor: 45,
+        max_readahead: 65536,
+        flags: 0x73fffffb | fuse_abi::linux::FUSE_INIT_EXT,
+        flags2: 0x5fd,
+        unused: [0; 11],
+    };
+    serve_observed(
+        &request(FUSE_INIT, 2, 0, offer.as_bytes()),
+        &RwLock::new(None),
+        &Unsupported::default(),
+        &poison,
+    );
+    assert!(poison.heard.lock().is_some_and(|n| n.has_resend()));
 }
 
 #[test]

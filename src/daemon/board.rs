@@ -1,0 +1,282 @@
+//! The board: a small shared-memory file (a memfd) that the supervisor creates and keeps,
+//! and each worker maps. It holds what must outlive a worker: the session state (the INIT
+//! handshake, so a successor never waits for an INIT that will not come again), the last
+//! handle generation, whether the kernel resends, the SIGUSR2 switch, the counters `status`
+//! shows, and the journal of requests in flight that tells a crash's poison pill. It travels
+//! with the `/dev/fuse` descriptors (to a re-executed supervisor, to systemd's fd store), so a
+//! restarted service finds it all again.
+//!
+//! Layout: the [`Slots`] struct at offset 0, mapped shared; the state blob (JSON) after
+//! [`STATE_AT`], read and written as file bytes.
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use nix::sys::mman::{MapFlags, ProtFlags, mmap, munmap};
+
+use crate::fuse::RESENT;
+use crate::stats::Counters;
+
+/// Serving threads a worker may run (one journal slot each).
+pub const MAX_THREADS: usize = 256;
+/// Poison pills remembered.
+const POISON: usize = 64;
+/// Marks a board; the last byte is the layout version.
+const MAGIC: u64 = u64::from_le_bytes(*b"lxcfsrs1");
+/// Where the state blob starts: past the slots, page aligned.
+pub const STATE_AT: u64 = 64 * 1024;
+/// The largest state blob kept.
+const STATE_MAX: usize = 60 * 1024;
+
+/// What `resend` holds.
+pub mod resend {
+    /// Not yet known (no worker has started).
+    pub const UNKNOWN: u32 = 0;
+    /// The kernel requeues requests a dead worker held (`FUSE_NOTIFY_RESEND`, Linux 6.9).
+    pub const YES: u32 = 1;
+    /// It cannot, or `--no-resend` said not to use it.
+    pub const NO: u32 = 2;
+}
+
+/// The shared fields. Plain atomics, `repr(C)`: every process that maps the board sees the
+/// same bytes.
+#[repr(C)]
+pub struct Slots {
+    magic: AtomicU64,
+    /// The handle generation the last worker served under.
+    pub generation: AtomicU32,
+    /// See [`resend`].
+    pub resend: AtomicU32,
+    /// 1: files rendered for their readers; 0: the host's own (SIGUSR2).
+    pub virtualized: AtomicU32,
+    /// The serving worker's pid (0 between workers).
+    pub worker_pid: AtomicU32,
+    /// Bytes of the state blob at [`STATE_AT`].
+    pub state_len: AtomicU32,
+    _pad: AtomicU32,
+    /// Workers that died and were replaced.
+    pub restarts: AtomicU64,
+    /// Requests answered: the watchdog's sign of progress.
+    pub replies: AtomicU64,
+    /// What `status` reports.
+    pub counters: Counters,
+    /// Per serving thread: the `unique` of the request it is serving, 0 when idle.
+    pub in_flight: [AtomicU64; MAX_THREADS],
+    /// The base uniques that were in flight at the last crash.
+    last_crash: [AtomicU64; MAX_THREADS],
+    /// Base uniques in flight at two crashes in a row: answered EIO when they come back.
+    poison: [AtomicU64; POISON],
+    poison_next: AtomicU64,
+}
+
+const _: () = assert!(std::mem::size_of::<Slots>() as u64 <= STATE_AT);
+
+/// A mapped board.
+pub struct Board {
+    fd: OwnedFd,
+    slots: NonNull<Slots>,
+}
+
+// SAFETY: the mapping is shared memory accessed only through atomics; the pointer stays valid
+// until drop.
+unsafe impl Send for Board {}
+// SAFETY: as above.
+unsafe impl Sync for Board {}
+
+impl Board {
+    /// A new board in a fresh memfd, files virtualized.
+    pub fn create() -> io::Result<Board> {
+        let fd = nix::sys::memfd::memfd_create(
+            "lxcfs-rs-state",
+            nix::sys::memfd::MFdFlags::MFD_CLOEXEC,
+        )?;
+        nix::unistd::ftruncate(&fd, STATE_AT as i64)?;
+        let board = Board::map(fd)?;
+        board.reset();
+        Ok(board)
+    }
+
+    /// The board in `fd` (inherited or adopted). A file that is not a board of this layout is
+    /// started afresh: its counters are lost, the service is not.
+    pub fn open(fd: OwnedFd) -> io::Result<Board> {
+        let len = nix::sys::stat::fstat(&fd)?.st_size as u64;
+        if len < STATE_AT {
+            nix::unistd::ftruncate(&fd, STATE_AT as i64)?;
+        }
+        let board = Board::map(fd)?;
+        if board.slots().magic.load(Ordering::Acquire) != MAGIC {
+            log::warn!("the inherited state board has another layout; starting it afresh");
+            board.reset();
+        }
+        Ok(board)
+    }
+
+    fn map(fd: OwnedFd) -> io::Result<Board> {
+        let len = NonZeroUsize::new(std::mem::size_of::<Slots>()).expect("Slots is not empty");
+        // SAFETY: a shared mapping of a file at least this long; only atomics touch it.
+        let ptr = unsafe {
+            mmap(
+                None,
+                len,
+                ProtFlags::PROT_READ | ProtFlags::PROT_WRITE,
+                MapFlags::MAP_SHARED,
+                &fd,
+                0,
+            )?
+        };
+        Ok(Board {
+            fd,
+            slots: ptr.cast(),
+        })
+    }
+
+    fn reset(&self) {
+        let s = self.slots();
+        s.virtualized.store(1, Ordering::Relaxed);
+        s.magic.store(MAGIC, Ordering::Release);
+    }
+
+    /// The shared fields.
+    pub fn slots(&self) -> &Slots {
+        // SAFETY: mapped for our lifetime; zeroed memory is valid for atomics.
+        unsafe { self.slots.as_ref() }
+    }
+
+    /// The memfd, to pass on.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Keeps `blob` (the session state) for whoever serves next.
+    pub fn write_state(&self, blob: &[u8]) -> io::Result<()> {
+        if blob.len() > STATE_MAX {
+            return Err(io::Error::other(format!(
+                "a session state of {} bytes is over the board's {STATE_MAX}",
+                blob.len()
+            )));
+        }
+        let n = nix::sys::uio::pwrite(&self.fd, blob, STATE_AT as i64)?;
+        if n != blob.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "short write of the session state",
+            ));
+        }
+        self.slots()
+            .state_len
+            .store(blob.len() as u32, Ordering::Release);
+        Ok(())
+    }
+
+    /// The session state kept, if a worker ever wrote one.
+    pub fn read_state(&self) -> io::Result<Option<Vec<u8>>> {
+        let len = self.slots().state_len.load(Ordering::Acquire) as usize;
+        if len == 0 {
+            return Ok(None);
+        }
+        let mut blob = vec![0u8; len.min(STATE_MAX)];
+        let n = nix::sys::uio::pread(&self.fd, &mut blob, STATE_AT as i64)?;
+        blob.truncate(n);
+        Ok(Some(blob))
+    }
+
+    /// After a worker died: notes which requests it held, and marks as poison those that
+    /// were also held at the crash before (the same request crashing worker after worker).
+    /// Returns how many it held. Allocates nothing.
+    pub fn record_crash(&self) -> usize {
+        let s = self.slots();
+        let mut before = [0u64; MAX_THREADS];
+        for (b, slot) in before.iter_mut().zip(&s.last_crash) {
+            *b = slot.swap(0, Ordering::Relaxed);
+        }
+        let mut held = 0;
+        for slot in &s.in_flight {
+            let base = slot.swap(0, Ordering::Relaxed) & !RESENT;
+            if base == 0 {
+                continue;
+            }
+            if before.contains(&base) {
+                let i = s.poison_next.fetch_add(1, Ordering::Relaxed) as usize % POISON;
+                s.poison[i].store(base, Ordering::Relaxed);
+            }
+            s.last_crash[held].store(base, Ordering::Relaxed);
+            held += 1;
+        }
+        held
+    }
+
+    /// Whether the request first delivered as `base` is a poison pill.
+    pub fn is_poisoned(&self, base: u64) -> bool {
+        base != 0
+            && self
+                .slots()
+                .poison
+                .iter()
+                .any(|p| p.load(Ordering::Relaxed) == base)
+    }
+
+    /// Forgets what a cleanly parked worker left (nothing should be in flight).
+    pub fn clear_in_flight(&self) {
+        for slot in &self.slots().in_flight {
+            slot.store(0, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, unmapped once.
+        let _ = unsafe { munmap(self.slots.cast(), std::mem::size_of::<Slots>()) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_in_flight_at_two_crashes_in_a_row_is_poison() {
+        let board = Board::create().unwrap();
+        let s = board.slots();
+        s.in_flight[0].store(0x16, Ordering::Relaxed);
+        s.in_flight[3].store(0x20, Ordering::Relaxed);
+        assert_eq!(board.record_crash(), 2);
+        assert!(!board.is_poisoned(0x16), "one crash proves nothing");
+        // Resent to the next worker, which dies serving it again; 0x20 was answered.
+        s.in_flight[1].store(0x16 | RESENT, Ordering::Relaxed);
+        s.in_flight[2].store(0x30, Ordering::Relaxed);
+        assert_eq!(board.record_crash(), 2);
+        assert!(board.is_poisoned(0x16));
+        assert!(!board.is_poisoned(0x20) && !board.is_poisoned(0x30));
+        assert!(!board.is_poisoned(0));
+        // A crash with nothing in flight breaks the chain for 0x30.
+        assert_eq!(board.record_crash(), 0);
+        s.in_flight[0].store(0x30 | RESENT, Ordering::Relaxed);
+        board.record_crash();
+        assert!(!board.is_poisoned(0x30));
+    }
+
+    #[test]
+    fn state_and_counters_are_seen_through_another_mapping() {
+        let board = Board::create().unwrap();
+        board.write_state(br#"{"version":1}"#).unwrap();
+        board.slots().restarts.store(3, Ordering::Relaxed);
+        let again = Board::open(board.fd().try_clone_to_owned().unwrap()).unwrap();
+        assert_eq!(again.read_state().unwrap().unwrap(), br#"{"version":1}"#);
+        assert_eq!(again.slots().restarts.load(Ordering::Relaxed), 3);
+        assert_eq!(again.slots().virtualized.load(Ordering::Relaxed), 1);
+        assert!(board.write_state(&vec![b' '; STATE_MAX + 1]).is_err());
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_board_starts_afresh() {
+        let file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut &file, b"not a board").unwrap();
+        let board = Board::open(file.into()).unwrap();
+        assert_eq!(board.read_state().unwrap(), None);
+        assert_eq!(board.slots().virtualized.load(Ordering::Relaxed), 1);
+    }
+}
