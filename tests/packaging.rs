@@ -99,8 +99,13 @@ fn systemd_unit_verifies_and_keeps_its_promises() {
     assert_eq!(values("OOMScoreAdjust"), ["-1000"]);
     assert_eq!(
         values("ExecStopPost"),
-        ["-/bin/umount --lazy /var/lib/lxcfs"]
+        Vec::<String>::new(),
+        "an unmount after every stop would detach the mount a restart keeps"
     );
+    assert_eq!(values("ExecReload"), ["/bin/kill -USR1 $MAINPID"]);
+    assert_eq!(values("FileDescriptorStoreMax"), ["64"]);
+    assert_eq!(values("RestartSec"), ["100ms"]);
+    assert_eq!(values("KillMode"), ["mixed"]);
     let before: Vec<String> = values("Before")
         .iter()
         .flat_map(|v| v.split_whitespace().map(str::to_string))

@@ -50,7 +50,17 @@ const WATCHDOG: Duration = Duration::from_secs(10);
 /// How long a worker may take to park.
 const PARK_PATIENCE: Duration = Duration::from_secs(10);
 
-/// The signals the supervisor acts on.
+/// Signals whose default action would end the service though nobody who sends them means
+/// that: logged and ignored.
+const IGNORED: [Signal; 5] = [
+    Signal::SIGALRM,
+    Signal::SIGVTALRM,
+    Signal::SIGPROF,
+    Signal::SIGIO,
+    Signal::SIGPWR,
+];
+
+/// The signals the supervisor reads (and so never dies of).
 fn handled_signals() -> SigSet {
     let mut set = SigSet::empty();
     for s in [
@@ -60,7 +70,10 @@ fn handled_signals() -> SigSet {
         Signal::SIGUSR1,
         Signal::SIGUSR2,
         Signal::SIGCHLD,
-    ] {
+    ]
+    .into_iter()
+    .chain(IGNORED)
+    {
         set.add(s);
     }
     set
@@ -329,6 +342,7 @@ impl Supervisor {
                     self.reexec();
                 }
                 Signal::SIGUSR2 => self.toggle_virtualization(),
+                s if IGNORED.contains(&s) => info!("{s:?} ignored"),
                 Signal::SIGCHLD => {
                     if let Some(end) = self.reap() {
                         return Ok(Some(end));

@@ -246,6 +246,30 @@ impl Daemon {
         );
     }
 
+    /// What `lxcfs-rs status --json` says of this daemon's mount.
+    pub fn status(&self) -> serde_json::Value {
+        let out = Command::new(BIN)
+            .args(["status", "--json"])
+            .arg(&self.mnt)
+            .output()
+            .expect("running lxcfs-rs status");
+        assert!(
+            out.status.success(),
+            "lxcfs-rs status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status prints one JSON object")
+    }
+
+    /// The pid of the worker serving now (the daemon's own pid is its supervisor's, which
+    /// holds the connection but serves nothing).
+    pub fn worker_pid(&self) -> u32 {
+        let status = self.status();
+        status["worker_pid"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no worker serves: {status}")) as u32
+    }
+
     /// Leaves the mount to whoever serves it now (a successor that took it over): dropping
     /// this daemon no longer detaches it.
     pub fn hand_mount_over(&mut self) {

@@ -25,11 +25,42 @@ fn sigint_unmounts_cleanly() {
     d.assert_stops_cleanly(Signal::SIGINT);
 }
 
+/// lxcfs's reload signal (its unit's `ExecReload=/bin/kill -USR1 $MAINPID`), and SIGHUP, which
+/// a closing terminal sends: the supervisor re-executes its binary in place, keeping the
+/// mount. Neither may end the service; SIGTERM still stops it cleanly.
 #[test]
-fn sighup_unmounts_cleanly() {
+fn sigusr1_and_sighup_reload_in_place_keeping_the_mount() {
     require!(mount);
     let mut d = Daemon::start(&[]);
-    d.assert_stops_cleanly(Signal::SIGHUP);
+    let dev = d.dev().expect("mounted").to_string();
+    let mut kept = fs::File::open(d.path("proc/stat")).expect("open proc/stat");
+    for (round, sig) in [Signal::SIGUSR1, Signal::SIGHUP, Signal::SIGUSR1]
+        .into_iter()
+        .enumerate()
+    {
+        signal(d.pid, sig);
+        let adopted = wait_until(Duration::from_secs(10), || {
+            d.log().matches("adopted the FUSE connection").count() > round
+        });
+        assert!(adopted, "no re-execution after {sig}:\n{}", d.log());
+        assert!(
+            d.wait_exit(Duration::from_millis(100)).is_none(),
+            "{sig} ended the daemon:\n{}",
+            d.log()
+        );
+        assert_eq!(
+            fuse_mount_at(&d.mnt).map(|m| m.dev),
+            Some(dev.clone()),
+            "the same connection serves after {sig}"
+        );
+        let mut text = String::new();
+        std::io::Seek::rewind(&mut kept).unwrap();
+        std::io::Read::read_to_string(&mut kept, &mut text).expect("re-reading an open file");
+        assert!(text.starts_with("cpu "), "{text}");
+        let meminfo = fs::read_to_string(d.path("proc/meminfo")).expect("a fresh open");
+        assert!(meminfo.starts_with("MemTotal:"), "{meminfo}");
+    }
+    d.assert_stops_cleanly(Signal::SIGTERM);
 }
 
 #[test]

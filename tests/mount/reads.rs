@@ -252,7 +252,8 @@ fn many_open_descriptors_share_their_snapshots() {
     other.set_memory_limit(256 * MIB);
     // Warm up: the daemon's own allocations for a first read are not what is measured.
     hoarder.read(&d.path("proc/cpuinfo"));
-    let before = rss_kib(d.pid);
+    let worker = d.worker_pid();
+    let before = rss_kib(worker);
     let script = r#"
 import os, resource, sys
 hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
@@ -279,7 +280,7 @@ sys.stdin.readline()
         "holding",
         "the hoarder did not open and read its files"
     );
-    let grown = rss_kib(d.pid).saturating_sub(before);
+    let grown = rss_kib(worker).saturating_sub(before);
     let meminfo = other.read(&d.path("proc/meminfo"));
     child.stdin.take().unwrap().write_all(b"\n").unwrap();
     assert!(child.wait().unwrap().success());

@@ -166,7 +166,7 @@ fn a_successor_serves_the_same_connection_without_init() {
     );
     let log = second.log();
     assert_eq!(inits(&log), 0, "the successor must not see an INIT:\n{log}");
-    assert!(log.contains("handle generation 2"), "{log}");
+    assert!(log.contains("generation 2, resend yes"), "{log}");
     assert!(
         log.contains("asked the kernel to resend"),
         "kernel 6.18 offers FUSE_HAS_RESEND and accepts the notification:\n{log}"
