@@ -203,11 +203,12 @@ fn bench_with(flags: &[String]) -> (Result<Vec<Row>, String>, String) {
     (result, table)
 }
 
-/// `-T NAME=ROOT,pid=PID` for a daemon.
+/// `-T NAME=ROOT,pid=PID` for a daemon (PID: the process that serves, whose CPU is
+/// measured).
 fn target(name: &str, d: &Daemon) -> [String; 2] {
     [
         "-T".into(),
-        format!("{name}={},pid={}", d.mnt.display(), d.pid),
+        format!("{name}={},pid={}", d.mnt.display(), d.serving_pid()),
     ]
 }
 
@@ -247,7 +248,7 @@ fn bench_measures_the_kernel_lxcfs_lxcfs_rs_and_the_floor() {
     require!(program "lxcfs", "the C lxcfs is not installed (scripts/deps.sh test)");
     let ours = Daemon::start(&["-l", "--enable-cfs"]);
     let theirs = Daemon::start_c_lxcfs();
-    let floor = Daemon::start_cmd(Command::new(floor_binary()), &[]);
+    let floor = Daemon::start_named("floor", Command::new(floor_binary()), &[]);
     let mut flags: Vec<String> = vec!["-T".into(), "kernel=/".into()];
     flags.extend(target("lxcfs", &theirs));
     flags.extend(target("ours", &ours));

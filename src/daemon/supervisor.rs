@@ -287,18 +287,24 @@ impl Supervisor {
                 None => Duration::from_secs(1),
             };
             let (sig, ctl, peer) = {
-                let mut fds = Vec::with_capacity(3);
-                fds.push(PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
-                let ctl_at = self.worker.as_ref().map(|w| {
-                    fds.push(PollFd::new(w.control.fd(), PollFlags::POLLIN));
-                    fds.len() - 1
-                });
-                let peer_at = self.listener.as_ref().map(|l| {
-                    fds.push(PollFd::new(l.fd(), PollFlags::POLLIN));
-                    fds.len() - 1
-                });
+                // On the stack: the loop allocates nothing while it serves.
+                let mut fds: [PollFd; 3] =
+                    std::array::from_fn(|_| PollFd::new(self.signals.as_fd(), PollFlags::POLLIN));
+                let mut n = 1;
+                let mut ctl_at = None;
+                if let Some(w) = &self.worker {
+                    fds[n] = PollFd::new(w.control.fd(), PollFlags::POLLIN);
+                    ctl_at = Some(n);
+                    n += 1;
+                }
+                let mut peer_at = None;
+                if let Some(l) = &self.listener {
+                    fds[n] = PollFd::new(l.fd(), PollFlags::POLLIN);
+                    peer_at = Some(n);
+                    n += 1;
+                }
                 let ms = u16::try_from(timeout.as_millis()).unwrap_or(1000);
-                match poll(&mut fds, PollTimeout::from(ms)) {
+                match poll(&mut fds[..n], PollTimeout::from(ms)) {
                     Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                     Err(e) => return Err(DaemonError::Signals(e)),
                 }
@@ -561,10 +567,15 @@ impl Supervisor {
         })
     }
 
-    /// Requests waiting on the connection, from fusectl.
+    /// Requests waiting on the connection, from fusectl (read into a stack buffer: the
+    /// watchdog asks every second).
     fn waiting(&self) -> Option<u64> {
-        let text = std::fs::read_to_string(self.waiting_file.as_ref()?).ok()?;
-        text.trim().parse().ok()
+        use std::io::Read;
+        let mut buf = [0u8; 24];
+        let n = std::fs::File::open(self.waiting_file.as_ref()?)
+            .and_then(|mut f| f.read(&mut buf))
+            .ok()?;
+        std::str::from_utf8(&buf[..n]).ok()?.trim().parse().ok()
     }
 
     /// Replaces a worker that answered nothing for [`WATCHDOG`] while requests waited.

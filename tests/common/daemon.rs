@@ -86,10 +86,17 @@ impl Daemon {
     /// Our daemon run by `cmd` (the binary under test, with an environment of the caller's
     /// choosing) with `args`, on a fresh temporary mount point, mounted and serving.
     pub fn start_cmd(cmd: Command, args: &[&str]) -> Daemon {
+        Daemon::start_named("lxcfs-rs", cmd, args)
+    }
+
+    /// A FUSE daemon called `name` (another program than lxcfs-rs when it is not
+    /// "lxcfs-rs", e.g. the benchmark's floor), run by `cmd` with `args` then a fresh
+    /// temporary mount point, mounted and serving.
+    pub fn start_named(name: &'static str, cmd: Command, args: &[&str]) -> Daemon {
         let dir = TestDir::new();
         let mnt = dir.join("mnt");
         fs::create_dir(&mnt).expect("creating the mount point");
-        let mut d = Daemon::spawn_cmd("lxcfs-rs", cmd, args, &mnt, &dir.join("daemon.log"));
+        let mut d = Daemon::spawn_cmd(name, cmd, args, &mnt, &dir.join("daemon.log"));
         d._dir = Some(dir);
         d.wait_mounted();
         d
@@ -246,13 +253,29 @@ impl Daemon {
         );
     }
 
-    /// What `lxcfs-rs status --json` says of this daemon's mount.
+    /// What `lxcfs-rs status --json` says of this daemon's mount, once it answers with a
+    /// worker serving (the handoff socket is bound, and the worker started, just after the
+    /// mount appears).
     pub fn status(&self) -> serde_json::Value {
-        let out = Command::new(BIN)
-            .args(["status", "--json"])
-            .arg(&self.mnt)
-            .output()
-            .expect("running lxcfs-rs status");
+        let ask = || {
+            Command::new(BIN)
+                .args(["status", "--json"])
+                .arg(&self.mnt)
+                .output()
+                .expect("running lxcfs-rs status")
+        };
+        let mut out = ask();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if out.status.success()
+                && serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                    .is_ok_and(|v| v["worker_pid"].is_u64())
+            {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+            out = ask();
+        }
         assert!(
             out.status.success(),
             "lxcfs-rs status failed: {}",
@@ -268,6 +291,15 @@ impl Daemon {
         status["worker_pid"]
             .as_u64()
             .unwrap_or_else(|| panic!("no worker serves: {status}")) as u32
+    }
+
+    /// The process that serves requests: an lxcfs-rs worker, any other daemon itself.
+    pub fn serving_pid(&self) -> u32 {
+        if self.name == "lxcfs-rs" {
+            self.worker_pid()
+        } else {
+            self.pid
+        }
     }
 
     /// Leaves the mount to whoever serves it now (a successor that took it over): dropping
