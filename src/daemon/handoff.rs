@@ -160,8 +160,26 @@ impl StatusAsker {
     }
 }
 
-/// Asks the daemon serving `mountpoint` (socket under `dir`) how it is.
+/// Asks the daemon serving `mountpoint` (socket under `dir`) how it is. A daemon that is
+/// re-executing itself (SIGUSR1) has no listener for a moment: that is retried for a second.
 pub fn ask_status(dir: &Path, mountpoint: &Path) -> Result<serde_json::Value, HandoffError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    loop {
+        match ask_status_once(dir, mountpoint) {
+            Err(e) if e.is_transient() && std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether a running lxcfs-rs answers for `mountpoint` right now (no retry).
+pub fn answers(dir: &Path, mountpoint: &Path) -> bool {
+    ask_status_once(dir, mountpoint).is_ok()
+}
+
+fn ask_status_once(dir: &Path, mountpoint: &Path) -> Result<serde_json::Value, HandoffError> {
     use std::io::Read;
     let socket = socket_path(dir, mountpoint);
     let stream = UnixStream::connect(&socket).map_err(|source| HandoffError::NoDaemon {
@@ -178,6 +196,23 @@ pub fn ask_status(dir: &Path, mountpoint: &Path) -> Result<serde_json::Value, Ha
     let mut text = String::new();
     (&stream).read_to_string(&mut text).map_err(exchange)?;
     serde_json::from_str(&text).map_err(|e| exchange(io::Error::new(io::ErrorKind::InvalidData, e)))
+}
+
+impl HandoffError {
+    /// Whether the daemon may answer a moment later: its socket is being re-made.
+    fn is_transient(&self) -> bool {
+        let source = match self {
+            HandoffError::NoDaemon { source, .. } | HandoffError::Exchange { source, .. } => source,
+            HandoffError::State(_) => return false,
+        };
+        matches!(
+            source.kind(),
+            io::ErrorKind::ConnectionRefused
+                | io::ErrorKind::ConnectionReset
+                | io::ErrorKind::BrokenPipe
+                | io::ErrorKind::NotFound
+        )
+    }
 }
 
 /// Removes the handoff socket at `path` (when the mount ends).

@@ -27,7 +27,7 @@ pub(super) fn prepare_mountpoint(path: &Path) -> Result<(), DaemonError> {
     if let Some((fs_type, major, minor)) = mounts::mount_at(&absolute)
         && (fs_type == "fuse" || fs_type.starts_with("fuse."))
     {
-        if handoff::ask_status(Path::new(own::HANDOFF_DIR), path).is_ok() {
+        if handoff::answers(Path::new(own::HANDOFF_DIR), path) {
             return Err(DaemonError::AlreadyServed(path.to_path_buf()));
         }
         let waiting = Path::new(own::FUSECTL)
