@@ -14,12 +14,14 @@
 //! - [`supervisor`]: the supervisor's `status`, the two builds, failpoints, held reads;
 //! - [`harness`]: the harness proven against the daemon as it is: checks that pass, and each
 //!   check made to fail;
-//! - [`upgrade`]: `--takeover` upgrades, SIGUSR1 re-execution, the SIGUSR2 toggle.
+//! - [`upgrade`]: `--takeover` upgrades, SIGUSR1 re-execution, the SIGUSR2 toggle;
+//! - [`crash`]: the worker killed, without RESEND, crashed by a request, stopped.
 
 #[macro_use]
 #[path = "../common/mod.rs"]
 mod common;
 
+mod crash;
 mod harness;
 mod loads;
 mod supervisor;

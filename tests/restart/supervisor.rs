@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::io;
 use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::thread::JoinHandle;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::common::{BIN, TestDir, describe, run_bin, wait_until};
+use crate::common::{BIN, TestDir, describe, run_bin, skip, wait_until};
 
 /// What `lxcfs-rs status MNT --json` prints: one object; every key of the contract is
 /// required, more are allowed.
@@ -237,6 +238,28 @@ impl Build {
     }
 }
 
+/// Whether the daemon has failpoints: only debug builds read `LXCFS_RS_FAILPOINTS`, and this
+/// test crate is built in the same profile as the binary. Skips (fails under CI) otherwise.
+pub(crate) fn have_failpoints() -> bool {
+    cfg!(debug_assertions)
+        || skip("the daemon's failpoints exist in debug builds only (run without --release)")
+}
+
+/// The binary under test with failpoints `spec` (`hang:proc/loadavg`, `crash:proc/uptime`)
+/// and no core dumps: a worker aborted by a failpoint must not leave a core file behind.
+pub(crate) fn with_failpoints(spec: &str) -> Command {
+    let mut cmd = Command::new(BIN);
+    cmd.env("LXCFS_RS_FAILPOINTS", spec);
+    // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
+                .map_err(io::Error::from)
+        });
+    }
+    cmd
+}
+
 /// A read of one file from the host, on a thread of its own, held in flight as long as the
 /// daemon does not answer it.
 pub(crate) struct HeldRead {
@@ -255,6 +278,11 @@ impl HeldRead {
             started: Instant::now(),
             thread,
         }
+    }
+
+    /// Whether the read has returned.
+    pub(crate) fn done(&self) -> bool {
+        self.thread.is_finished()
     }
 
     /// Waits up to `timeout` for the read: its result and when it returned; `Err` naming the
