@@ -15,7 +15,8 @@
 //! - [`harness`]: the harness proven against the daemon as it is: checks that pass, and each
 //!   check made to fail;
 //! - [`upgrade`]: `--takeover` upgrades, SIGUSR1 re-execution, the SIGUSR2 toggle;
-//! - [`crash`]: the worker killed, without RESEND, crashed by a request, stopped.
+//! - [`crash`]: the worker killed, without RESEND, crashed by a request, stopped;
+//! - [`systemd`]: supervisor and worker lost, the connection kept in a notify-socket fd store.
 
 #[macro_use]
 #[path = "../common/mod.rs"]
@@ -25,6 +26,7 @@ mod crash;
 mod harness;
 mod loads;
 mod supervisor;
+mod systemd;
 mod upgrade;
 
 use std::fs;
