@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::common::container::open_to_all;
-use crate::common::{Daemon, Reaped, fuse_dev, have_program, signal, skip, wait_timeout};
+use crate::common::{Daemon, Reaped, fuse_dev, signal, wait_timeout};
 use crate::loads::Loads;
 use crate::supervisor::{Build, patch_tag};
 use crate::upgrade::upgrades_under_load;
@@ -97,13 +97,13 @@ fn killing_todays_daemon_fails_reads_with_enotconn() {
 /// the scan finds; once the daemon goes on, nothing is stuck.
 #[test]
 fn a_stopped_daemon_is_a_stall_and_a_signalled_reader_is_found_in_d_state() {
+    require!(
+        program "python3",
+        "python3 is not installed (scripts/deps.sh test installs it)"
+    );
     let Some(s) = Scene::new() else {
         return;
     };
-    if !have_program("python3") {
-        skip("python3 is not installed (scripts/deps.sh test installs it)");
-        return;
-    }
     let d = Daemon::start_on(&s.mnt, &s.log("daemon"), &[]);
     let loads = Loads::start(&s, &s.mnt);
     std::thread::sleep(PAUSE);

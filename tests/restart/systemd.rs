@@ -3,7 +3,7 @@
 //! supervisor and worker together, and starts the binary again with those descriptors as
 //! systemd passes them (`LISTEN_FDS`, `LISTEN_FDNAMES`, `LISTEN_PID`, fds from 3).
 
-use std::io::{self, IoSliceMut};
+use std::io::{self, IoSlice, IoSliceMut};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::CommandExt;
@@ -12,9 +12,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, UnixAddr, recvmsg, sendmsg};
 
-use crate::common::{BIN, Daemon, fuse_dev, signal, wait_until};
+use crate::common::{BIN, Daemon, TestDir, describe, fuse_dev, signal, wait_until};
 use crate::loads::Loads;
 use crate::supervisor::{read_within, status};
 use crate::{PAUSE, Scene, must, stuck};
@@ -136,13 +136,14 @@ impl Store {
         self.fds.iter().map(|(n, _)| n.as_str()).collect()
     }
 
-    /// The binary under test started as systemd starts a unit with stored descriptors: the
-    /// descriptors at 3, 4, ... (not close-on-exec), `LISTEN_FDS`, `LISTEN_FDNAMES`, and
-    /// `LISTEN_PID` set to the pid of the process itself (a shell sets it, then execs).
-    fn command(&self) -> Command {
+    /// `program` started as systemd starts a unit with stored descriptors: the descriptors
+    /// at 3, 4, ... (not close-on-exec), `LISTEN_FDS`, `LISTEN_FDNAMES`, and `LISTEN_PID` set
+    /// to the pid of the process itself (a shell sets it, then execs).
+    fn command(&self, program: &Path) -> Command {
         assert!(self.fds.len() <= MAX_FDS, "{} descriptors", self.fds.len());
         let mut cmd = Command::new("sh");
-        cmd.args(["-c", r#"LISTEN_PID=$$ exec "$0" "$@""#, BIN])
+        cmd.args(["-c", r#"LISTEN_PID=$$ exec "$0" "$@""#])
+            .arg(program)
             .env("LISTEN_FDS", self.fds.len().to_string())
             .env("LISTEN_FDNAMES", self.names().join(":"))
             .env_remove("LISTEN_PID")
@@ -219,7 +220,8 @@ fn supervisor_and_worker_killed_together_come_back_from_the_fd_store() {
     );
     let outage = Instant::now();
     std::thread::sleep(PAUSE);
-    let mut second = Daemon::spawn_cmd_on(store.command(), &s.mnt, &s.log("second"), &[]);
+    let mut second =
+        Daemon::spawn_cmd_on(store.command(Path::new(BIN)), &s.mnt, &s.log("second"), &[]);
     if let Err(e) = read_within(&s.mnt.join("proc/meminfo"), Duration::from_secs(10)) {
         panic!(
             "the instance started with the stored descriptors does not serve: {e}; its log:\n{}",
@@ -246,4 +248,51 @@ fn supervisor_and_worker_killed_together_come_back_from_the_fd_store() {
     assert!(stuck.is_empty(), "stuck: {stuck:?}");
     drop(second);
     drop(store);
+}
+
+/// The stand-in itself, without the daemon: descriptors sent with `FDSTORE=1` come back at
+/// 3, 4, ... of a process whose `LISTEN_PID` is its own pid, named in order.
+#[test]
+fn the_fd_store_stand_in_hands_descriptors_over_as_systemd_does() {
+    let dir = TestDir::new();
+    let notify = NotifySocket::bind(dir.path());
+    let client = UnixDatagram::unbound().expect("a datagram socket");
+    for (name, text) in [("fuse", "first"), ("state", "second")] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).expect("writing a file to store");
+        let file = std::fs::File::open(&path).expect("opening it");
+        let msg = format!("FDSTORE=1\nFDNAME={name}");
+        let fds = [file.as_raw_fd()];
+        sendmsg::<UnixAddr>(
+            client.as_raw_fd(),
+            &[IoSlice::new(msg.as_bytes())],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            Some(&UnixAddr::new(&notify.path).expect("an address")),
+        )
+        .expect("sending a descriptor");
+    }
+    client
+        .send_to(b"READY=1", &notify.path)
+        .expect("sending READY=1");
+    let store = notify.collect(Duration::from_secs(5), String::new);
+    assert_eq!(store.names(), ["fuse", "state"]);
+    let out = store
+        .command(Path::new("/bin/sh"))
+        .args([
+            "-c",
+            "echo $LISTEN_PID $$ $LISTEN_FDS $LISTEN_FDNAMES; cat <&3; cat <&4",
+        ])
+        .output()
+        .expect("running sh");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (head, files) = text.split_once('\n').expect("two parts");
+    let words: Vec<&str> = head.split(' ').collect();
+    assert!(
+        out.status.success() && words.len() == 4 && words[0] == words[1],
+        "LISTEN_PID is the process's own pid: {}",
+        describe(&out)
+    );
+    assert_eq!(&words[2..], ["2", "fuse:state"]);
+    assert_eq!(files, "firstsecond");
 }
