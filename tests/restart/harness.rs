@@ -51,13 +51,14 @@ fn killing_todays_daemon_fails_reads_with_enotconn() {
     let fresh = Daemon::start_on(&s.mnt, &s.log("fresh"), &[]);
     let fresh_dev = fuse_dev(&s.mnt);
     std::thread::sleep(PAUSE);
+    let stop_at = monotonic_ms();
     let stopped = loads.stop();
     stopped.report("today's daemon killed");
 
     must(stopped.views());
     assert!(
-        stopped.no_failures().is_err(),
-        "the check must see the failed reads"
+        stopped.no_failures().is_err() && stopped.kept_descriptor_read_on().is_err(),
+        "the checks must see the failed reads, the kept descriptor's too"
     );
     let by_errno = stopped.failures_by_errno();
     assert!(
@@ -73,6 +74,13 @@ fn killing_todays_daemon_fails_reads_with_enotconn() {
             sum.failures > 0 && sum.kept_reads < sum.rounds,
             "container {}: every read fails after the kill, the kept descriptor's too: {sum:?}",
             sum.name
+        );
+        // The last good round ended by the kill; none came with the fresh daemon.
+        assert!(
+            sum.max_stall_ms + 50 >= stop_at - killed_at,
+            "container {}: a good round after the kill ({} ms before the stop): {sum:?}",
+            sum.name,
+            stop_at - killed_at
         );
         let early: Vec<_> = sum.events.iter().filter(|e| e.at_ms < killed_at).collect();
         assert!(
@@ -232,6 +240,12 @@ fn a_changed_content_is_seen_as_wrong() {
             sum.failure_lines()
         );
     }
+    // The mem container's limit is what the fake meminfo says first; the others' are not.
+    let views = stopped.views().unwrap_err();
+    assert!(
+        views.contains("container cpuset") && views.contains("container userns"),
+        "{views}"
+    );
 }
 
 #[test]
