@@ -13,7 +13,8 @@ use crate::common::container::BOUND_FILES;
 use crate::common::{Daemon, fuse_dev, inodes, parse_loadavg, signal};
 use crate::loads::{Loads, problems};
 use crate::supervisor::{
-    HeldRead, have_failpoints, read_within, status, wait_new_worker, wait_status, with_failpoints,
+    HeldRead, current_worker, have_failpoints, read_within, status, wait_new_worker, wait_status,
+    with_failpoints,
 };
 use crate::{PAUSE, Scene, monotonic_ms, must, stuck};
 
@@ -74,7 +75,7 @@ fn twenty_worker_kills_under_load_lose_no_read() {
     let (mut longest_replace, mut longest_held) = (Duration::ZERO, Duration::ZERO);
     for i in 0..20 {
         std::thread::sleep(spacing(i));
-        let old = status(&s.mnt).worker_pid;
+        let old = current_worker(&s.mnt);
         let held = with_held_read.contains(&i).then(|| held_read(&d));
         let killed = Instant::now();
         signal(old, Signal::SIGKILL);
@@ -146,7 +147,7 @@ fn without_resend_a_killed_worker_fails_at_most_its_threads_reads() {
     let mut bad = Vec::new();
     for i in 0..5 {
         std::thread::sleep(PAUSE);
-        let old = status(&s.mnt).worker_pid;
+        let old = current_worker(&s.mnt);
         let held = held_read(&d);
         kills.push(monotonic_ms());
         signal(old, Signal::SIGKILL);
@@ -301,7 +302,7 @@ fn a_stopped_worker_is_replaced_by_the_watchdog() {
     let d = Daemon::start_on(&s.mnt, &s.log("daemon"), &[]);
     let loads = Loads::start(&s, &s.mnt);
     std::thread::sleep(PAUSE);
-    let old = status(&s.mnt).worker_pid;
+    let old = current_worker(&s.mnt);
     let stopped_at = Instant::now();
     signal(old, Signal::SIGSTOP);
     let _guard = StoppedWorker(old);
@@ -310,7 +311,7 @@ fn a_stopped_worker_is_replaced_by_the_watchdog() {
         st.waiting > 0
     });
     let answered = held.wait(WATCHDOG + RECOVERY);
-    let replaced = wait_new_worker(&s.mnt, old, Duration::from_secs(1));
+    let (_, replaced) = wait_new_worker(&s.mnt, old, Duration::from_secs(1));
     std::thread::sleep(PAUSE);
     let stopped = loads.stop();
     stopped.report("a stopped worker");

@@ -1,6 +1,6 @@
-//! The harness proven against the daemon as it is, before the supervisor lands: `--takeover`
-//! upgrades already lose no read, and each check of the other tests is shown to fail when
-//! what it guards against happens (a dead connection, another connection, a stall, a task
+//! The harness proven against the daemon as it is, with or without the supervisor:
+//! `--takeover` upgrades lose no read, and each check of the other tests is shown to fail
+//! when what it guards against happens (a dead connection, another connection, a stall, a task
 //! stuck in D state, a wrong content, a binary without one version marker).
 
 use std::fs;
@@ -12,35 +12,37 @@ use nix::sys::signal::Signal;
 use crate::common::container::open_to_all;
 use crate::common::{Daemon, Reaped, fuse_dev, signal, wait_timeout};
 use crate::loads::Loads;
-use crate::supervisor::{Build, patch_tag};
+use crate::supervisor::{Build, kill_supervisor_and_worker, patch_tag, serving_pid, try_status};
 use crate::upgrade::upgrades_under_load;
 use crate::{PAUSE, Scene, monotonic_ms, must, stuck};
 
 #[test]
-fn takeovers_of_todays_daemon_lose_no_read() {
+fn takeovers_between_identical_builds_lose_no_read() {
     let Some(s) = Scene::new() else {
         return;
     };
-    // Today's binary has no version marker: an identical copy at another path stands in
-    // for the second build.
+    // Needs no version marker and no status (today's daemon has neither): an identical
+    // copy at another path stands in for the second build.
     let copy = Build::identical_copy();
     upgrades_under_load(&s, [&Build::original(), &copy], 20, false);
 }
 
-/// Today's daemon is one process: killing it ends the connection, and every read in the
-/// containers fails from then on, with ENOTCONN, the kept descriptor's too. A fresh daemon
-/// on the same mount point is another connection, which the containers' binds never see.
+/// Killing every process of the daemon (today's is one; a supervisor and its worker without
+/// a store keeping the connection) ends the connection, and every read in the containers
+/// fails from then on, with ENOTCONN, the kept descriptor's too. A fresh daemon on the same
+/// mount point is another connection, which the containers' binds never see.
 #[test]
-fn killing_todays_daemon_fails_reads_with_enotconn() {
+fn killing_every_daemon_process_fails_reads_with_enotconn() {
     let Some(s) = Scene::new() else {
         return;
     };
     let mut d = Daemon::start_on(&s.mnt, &s.log("daemon"), &[]);
     let dev = fuse_dev(&s.mnt);
+    let worker = try_status(&s.mnt).ok().and_then(|st| st.worker_pid);
     let loads = Loads::start(&s, &s.mnt);
     std::thread::sleep(PAUSE);
     let killed_at = monotonic_ms();
-    d.kill9();
+    kill_supervisor_and_worker(&mut d, worker);
     std::thread::sleep(PAUSE);
     let lazy = Command::new("umount")
         .arg("-l")
@@ -53,7 +55,7 @@ fn killing_todays_daemon_fails_reads_with_enotconn() {
     std::thread::sleep(PAUSE);
     let stop_at = monotonic_ms();
     let stopped = loads.stop();
-    stopped.report("today's daemon killed");
+    stopped.report("every daemon process killed");
 
     must(stopped.views());
     assert!(
@@ -100,11 +102,11 @@ fn killing_todays_daemon_fails_reads_with_enotconn() {
     drop(fresh);
 }
 
-/// A stopped daemon is a stall, not a failure. A reader whose wait on its unanswered
-/// request is interrupted by a signal it handles waits on, killable only: state D, which
-/// the scan finds; once the daemon goes on, nothing is stuck.
+/// A stopped server (today's daemon, or the worker) is a stall, not a failure. A reader
+/// whose wait on its unanswered request is interrupted by a signal it handles waits on,
+/// killable only: state D, which the scan finds; once the server goes on, nothing is stuck.
 #[test]
-fn a_stopped_daemon_is_a_stall_and_a_signalled_reader_is_found_in_d_state() {
+fn a_stopped_server_is_a_stall_and_a_signalled_reader_is_found_in_d_state() {
     require!(
         program "python3",
         "python3 is not installed (scripts/deps.sh test installs it)"
@@ -115,8 +117,10 @@ fn a_stopped_daemon_is_a_stall_and_a_signalled_reader_is_found_in_d_state() {
     let d = Daemon::start_on(&s.mnt, &s.log("daemon"), &[]);
     let loads = Loads::start(&s, &s.mnt);
     std::thread::sleep(PAUSE);
+    // Well within the watchdog's 10 s, which would replace a stopped worker.
+    let server = serving_pid(&d);
     let stopped_at = Instant::now();
-    signal(d.pid, Signal::SIGSTOP);
+    signal(server, Signal::SIGSTOP);
     let reader = Command::new("python3")
         .args([
             "-c",
@@ -135,12 +139,12 @@ fn a_stopped_daemon_is_a_stall_and_a_signalled_reader_is_found_in_d_state() {
     std::thread::sleep(Duration::from_millis(200));
     let stuck_while_stopped = stuck(&[]);
     std::thread::sleep(Duration::from_millis(1500).saturating_sub(stopped_at.elapsed()));
-    signal(d.pid, Signal::SIGCONT);
+    signal(server, Signal::SIGCONT);
     let exited = wait_timeout(reader.child(), Duration::from_secs(10));
     let stuck_after = stuck(&[]);
     std::thread::sleep(PAUSE);
     let stopped = loads.stop();
-    stopped.report("today's daemon stopped for 1.5 s");
+    stopped.report("the server stopped for 1.5 s");
 
     assert!(
         stuck_while_stopped
@@ -151,7 +155,7 @@ fn a_stopped_daemon_is_a_stall_and_a_signalled_reader_is_found_in_d_state() {
     );
     assert!(
         exited.is_some_and(|st| st.success()),
-        "the reader reads once the daemon goes on: {exited:?}"
+        "the reader reads once the server goes on: {exited:?}"
     );
     assert!(
         stuck_after.is_empty(),

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::common::{BIN, TestDir, describe, run_bin, skip, wait_until};
+use nix::sys::signal::Signal;
+
+use crate::common::{BIN, Daemon, TestDir, describe, run_bin, signal, skip, wait_until};
 
 /// What `lxcfs-rs status MNT --json` prints: one object; every key of the contract is
 /// required, more are allowed.
@@ -22,8 +24,9 @@ use crate::common::{BIN, TestDir, describe, run_bin, skip, wait_until};
 pub(crate) struct Status {
     /// The process the test started: it holds the connection and runs the worker.
     pub(crate) supervisor_pid: u32,
-    /// The process serving requests now.
-    pub(crate) worker_pid: u32,
+    /// The process serving requests now; `null` between a worker's death and its
+    /// successor's start.
+    pub(crate) worker_pid: Option<u32>,
     /// The serving binary's version (`0.1.0`, `0.1.0+upgrade2`).
     pub(crate) version: String,
     /// The serving generation.
@@ -66,29 +69,37 @@ impl Status {
 /// cannot be had.
 #[track_caller]
 pub(crate) fn status(mnt: &Path) -> Status {
-    let object = status_json(mnt);
-    serde_json::from_value(serde_json::Value::Object(object.clone())).unwrap_or_else(|e| {
-        panic!("`lxcfs-rs status --json` printed no status of the contract ({e}): {object:?}")
+    try_status(mnt).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The supervisor's status, or why there is none (the command failed, or printed something
+/// else than the contract's object).
+pub(crate) fn try_status(mnt: &Path) -> Result<Status, String> {
+    let object = status_json(mnt)?;
+    serde_json::from_value(serde_json::Value::Object(object.clone())).map_err(|e| {
+        format!("`lxcfs-rs status --json` printed no status of the contract ({e}): {object:?}")
     })
 }
 
 /// What `lxcfs-rs status MNT --json` printed, as a JSON object.
-#[track_caller]
-pub(crate) fn status_json(mnt: &Path) -> serde_json::Map<String, serde_json::Value> {
+pub(crate) fn status_json(
+    mnt: &Path,
+) -> Result<serde_json::Map<String, serde_json::Value>, String> {
     let mnt = mnt.to_str().expect("utf-8 path");
     let out = run_bin(&["status", mnt, "--json"]);
-    assert!(
-        out.status.success(),
-        "`lxcfs-rs status {mnt} --json` (the supervisor's status of the restart contract) \
-         failed: {}",
-        describe(&out)
-    );
+    if !out.status.success() {
+        return Err(format!(
+            "`lxcfs-rs status {mnt} --json` (the supervisor's status of the restart contract) \
+             failed: {}",
+            describe(&out)
+        ));
+    }
     match serde_json::from_slice(&out.stdout) {
-        Ok(serde_json::Value::Object(map)) => map,
-        other => panic!(
+        Ok(serde_json::Value::Object(map)) => Ok(map),
+        other => Err(format!(
             "`lxcfs-rs status --json` printed no JSON object ({other:?}): {}",
             describe(&out)
-        ),
+        )),
     }
 }
 
@@ -110,7 +121,9 @@ pub(crate) fn status_lines(mnt: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Polls the status until `cond` holds (up to `timeout`); panics with the last status.
+/// Polls the status until `cond` holds (up to `timeout`); panics with the last status, or
+/// the last reason there was none. A status that cannot be had meanwhile is polled on: a
+/// supervisor re-executing itself (SIGUSR1) does not answer for that moment.
 #[track_caller]
 pub(crate) fn wait_status(
     mnt: &Path,
@@ -118,24 +131,68 @@ pub(crate) fn wait_status(
     what: &str,
     mut cond: impl FnMut(&Status) -> bool,
 ) -> Status {
-    let mut last = None;
+    let mut last = Err("no status asked".to_string());
     let ok = wait_until(timeout, || {
-        let st = status(mnt);
-        let done = cond(&st);
-        last = Some(st);
-        done
+        last = try_status(mnt);
+        last.as_ref().is_ok_and(&mut cond)
     });
-    let last = last.expect("at least one status");
-    assert!(ok, "{what} within {timeout:?}; the last status: {last:?}");
-    last
+    match last {
+        Ok(st) if ok => st,
+        Ok(st) => panic!("{what} within {timeout:?}; the last status: {st:?}"),
+        Err(e) => panic!("{what} within {timeout:?}; the last status asked: {e}"),
+    }
 }
 
-/// A worker other than `old` serving (the supervisor replaced it).
+/// The worker serving now (waiting up to 5 s for one, should none run at this moment).
 #[track_caller]
-pub(crate) fn wait_new_worker(mnt: &Path, old: u32, timeout: Duration) -> Status {
-    wait_status(mnt, timeout, &format!("a worker other than {old}"), |st| {
-        st.worker_pid != 0 && st.worker_pid != old
-    })
+pub(crate) fn current_worker(mnt: &Path) -> u32 {
+    let st = wait_status(mnt, Duration::from_secs(5), "a worker", |st| {
+        st.worker_pid.is_some()
+    });
+    st.worker_pid.expect("a worker")
+}
+
+/// A worker other than `old` serving (the supervisor replaced it): its pid, and the status
+/// that named it.
+#[track_caller]
+pub(crate) fn wait_new_worker(mnt: &Path, old: u32, timeout: Duration) -> (u32, Status) {
+    let st = wait_status(mnt, timeout, &format!("a worker other than {old}"), |st| {
+        st.worker_pid.is_some_and(|w| w != old)
+    });
+    (st.worker_pid.expect("a worker"), st)
+}
+
+/// The process that serves the mount of `d`: the worker its status names, or `d` itself
+/// when there is no status (a daemon of one process, as before the supervisor).
+pub(crate) fn serving_pid(d: &Daemon) -> u32 {
+    try_status(&d.mnt)
+        .ok()
+        .and_then(|st| st.worker_pid)
+        .unwrap_or(d.pid)
+}
+
+/// SIGKILLs supervisor `d` and its `worker` and waits until the worker is gone. The
+/// supervisor is frozen first, so that it cannot start a worker in place of the one killed.
+pub(crate) fn kill_supervisor_and_worker(d: &mut Daemon, worker: Option<u32>) {
+    signal(d.pid, Signal::SIGSTOP);
+    if let Some(w) = worker {
+        signal(w, Signal::SIGKILL);
+    }
+    d.kill9();
+    if let Some(w) = worker {
+        assert!(
+            wait_until(Duration::from_secs(5), || gone(w)),
+            "the worker {w} outlived SIGKILL"
+        );
+    }
+}
+
+/// Whether process `pid` is gone (or a zombie waiting for whoever reaps it).
+fn gone(pid: u32) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next())
+        .is_none_or(|state| state == 'Z' || state == 'X')
 }
 
 /// The version of the package under test: what the original build reports.

@@ -11,12 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::Signal;
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, UnixAddr, recvmsg, sendmsg};
 
-use crate::common::{BIN, Daemon, TestDir, describe, fuse_dev, signal, wait_until};
+use crate::common::{BIN, Daemon, TestDir, describe, fuse_dev};
 use crate::loads::Loads;
-use crate::supervisor::{read_within, status};
+use crate::supervisor::{current_worker, kill_supervisor_and_worker, read_within, status};
 use crate::{PAUSE, Scene, must, stuck};
 
 /// The most descriptors one start may be handed (systemd's `FileDescriptorStoreMax=64` in the
@@ -180,14 +179,6 @@ fn place_from_3(fds: &[RawFd]) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether process `pid` is gone (or a zombie waiting for whoever reaps it).
-fn gone(pid: u32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    stat.rsplit_once(") ")
-        .and_then(|(_, rest)| rest.chars().next())
-        .is_none_or(|state| state == 'Z' || state == 'X')
-}
-
 #[test]
 fn supervisor_and_worker_killed_together_come_back_from_the_fd_store() {
     let Some(s) = Scene::new() else {
@@ -206,18 +197,11 @@ fn supervisor_and_worker_killed_together_come_back_from_the_fd_store() {
         store.messages
     );
     let dev = fuse_dev(&s.mnt);
-    let worker = status(&s.mnt).worker_pid;
+    let worker = current_worker(&s.mnt);
     let loads = Loads::start(&s, &s.mnt);
     std::thread::sleep(PAUSE);
 
-    // Frozen first, so that it cannot start a worker in place of the one killed.
-    signal(first.pid, Signal::SIGSTOP);
-    signal(worker, Signal::SIGKILL);
-    first.kill9();
-    assert!(
-        wait_until(Duration::from_secs(5), || gone(worker)),
-        "the worker {worker} outlived SIGKILL"
-    );
+    kill_supervisor_and_worker(&mut first, Some(worker));
     let outage = Instant::now();
     std::thread::sleep(PAUSE);
     let mut second =

@@ -11,8 +11,8 @@ use crate::common::container::{Container, Spec};
 use crate::common::{Daemon, MIB, fuse_dev, kb, read_or_err, signal};
 use crate::loads::{Loads, problems};
 use crate::supervisor::{
-    Build, PKG_VERSION, read_within, status, status_json, status_lines, wait_new_worker,
-    wait_status,
+    Build, PKG_VERSION, current_worker, read_within, status, status_json, status_lines,
+    wait_new_worker, wait_status,
 };
 use crate::{PAUSE, Scene, must, stuck};
 
@@ -128,17 +128,21 @@ fn sigusr1_reexecutes_in_place_and_sigusr2_toggles_the_view() {
     let first = status(&s.mnt);
     assert_eq!(first.supervisor_pid, d.pid, "status: {first:?}");
     let plain: Vec<String> = status_lines(&s.mnt).into_keys().collect();
-    let mut json: Vec<String> = status_json(&s.mnt).keys().cloned().collect();
+    let mut json: Vec<String> = status_json(&s.mnt)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .keys()
+        .cloned()
+        .collect();
     json.sort();
     assert_eq!(plain, json, "the keys of `status` and of `status --json`");
 
     let loads = Loads::start(&s, &s.mnt);
     let mut bad = Vec::new();
-    let mut worker = first.worker_pid;
+    let mut worker = current_worker(&s.mnt);
     for i in 1..=5 {
         std::thread::sleep(PAUSE);
         signal(d.pid, Signal::SIGUSR1);
-        let st = wait_new_worker(&s.mnt, worker, Duration::from_secs(10));
+        let (new_worker, st) = wait_new_worker(&s.mnt, worker, Duration::from_secs(10));
         if st.supervisor_pid != d.pid {
             bad.push(format!("SIGUSR1 {i}: the supervisor is now {st:?}"));
         }
@@ -147,7 +151,7 @@ fn sigusr1_reexecutes_in_place_and_sigusr2_toggles_the_view() {
             "SIGUSR1 {i}: the supervisor exited; its log:\n{}",
             d.log()
         );
-        worker = st.worker_pid;
+        worker = new_worker;
     }
     std::thread::sleep(PAUSE);
     let stopped = loads.stop();
