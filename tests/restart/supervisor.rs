@@ -12,9 +12,8 @@ use std::process::Command;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
-
 use nix::sys::signal::Signal;
+use serde::Deserialize;
 
 use crate::common::{BIN, Daemon, TestDir, describe, run_bin, signal, skip, wait_until};
 
