@@ -104,9 +104,22 @@ impl Daemon {
 
     /// Our daemon with `args` on `mnt` (which the caller owns), mounted and serving.
     pub fn start_on(mnt: &Path, log: &Path, args: &[&str]) -> Daemon {
-        let mut d = Daemon::spawn_cmd("lxcfs-rs", Command::new(BIN), args, mnt, log);
+        Daemon::start_cmd_on(Command::new(BIN), mnt, log, args)
+    }
+
+    /// Our daemon run by `cmd` (another build of it, or a wrapper that execs it) with `args`
+    /// on `mnt` (which the caller owns), mounted and serving.
+    pub fn start_cmd_on(cmd: Command, mnt: &Path, log: &Path, args: &[&str]) -> Daemon {
+        let mut d = Daemon::spawn_cmd_on(cmd, mnt, log, args);
         d.wait_mounted();
         d
+    }
+
+    /// Like [`Daemon::start_cmd_on`], not waited for: [`Daemon::wait_mounted`] reads the
+    /// mount, which blocks for good on a connection that is mounted but nobody serves, so a
+    /// caller adopting such a connection first makes sure it is served.
+    pub fn spawn_cmd_on(cmd: Command, mnt: &Path, log: &Path, args: &[&str]) -> Daemon {
+        Daemon::spawn_cmd("lxcfs-rs", cmd, args, mnt, log)
     }
 
     /// Our daemon with `args` then `mnt`, not waited for (for failing starts).

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::CONTROLLERS;
@@ -121,4 +122,32 @@ pub fn sh_in_private_mount_ns<'a>(
     argv.extend(["sh", "-c", script, "sh"]);
     argv.extend_from_slice(args);
     argv
+}
+
+/// `st_ino` of every file, directory and link under `root`, by relative path (only for a
+/// mount that is served: a stat of an unserved FUSE mount waits for its server).
+pub fn inodes(root: &Path) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for e in fs::read_dir(&dir).unwrap_or_else(|e| panic!("listing {}: {e}", dir.display())) {
+            let e = e.expect("a directory entry");
+            let meta = fs::symlink_metadata(e.path()).expect("lstat");
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            out.insert(rel, meta.ino());
+            if meta.is_dir() {
+                dirs.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+/// `major:minor` of the FUSE mount at `mnt`, from /proc/self/mountinfo: never a stat, which
+/// would wait on a connection that is alive but unserved.
+#[track_caller]
+pub fn fuse_dev(mnt: &Path) -> String {
+    fuse_mount_at(mnt)
+        .unwrap_or_else(|| panic!("no FUSE mount at {} in mountinfo", mnt.display()))
+        .dev
 }

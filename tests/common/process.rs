@@ -193,3 +193,120 @@ impl Drop for Reaped {
         }
     }
 }
+
+/// A user-space task (thread) found in state `D`, uninterruptible sleep: a reader waiting on
+/// a FUSE request its server will never answer stays there, immune to SIGKILL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DTask {
+    /// Its process.
+    pub pid: u32,
+    /// The thread.
+    pub tid: u32,
+    /// Its parent process.
+    pub ppid: u32,
+    /// `comm`.
+    pub comm: String,
+    /// Where it sleeps in the kernel (`/proc/PID/task/TID/wchan`), e.g. `request_wait_answer`.
+    pub wchan: String,
+    /// `/proc/PID/cgroup`, one line per hierarchy joined by `;`.
+    pub cgroup: String,
+}
+
+/// One `/proc/PID/task/TID/stat`: (state, ppid, flags).
+fn task_stat(path: &Path) -> Option<(char, u32, u64)> {
+    let text = fs::read_to_string(path).ok()?;
+    // comm may hold spaces and parentheses: the fields start after the last ')'.
+    let rest = &text[text.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split(' ').collect();
+    Some((
+        f.first()?.chars().next()?,
+        f.get(1)?.parse().ok()?,
+        f.get(6)?.parse().ok()?,
+    ))
+}
+
+/// Every user-space task now in state `D` (kernel threads, which sleep in D by design, left
+/// out), from `/proc/*/task/*/stat`.
+pub fn d_state_tasks() -> Vec<DTask> {
+    const PF_KTHREAD: u64 = 0x0020_0000;
+    let mut out = Vec::new();
+    let numbered = |dir: &Path| -> Vec<u32> {
+        fs::read_dir(dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    for pid in numbered(Path::new("/proc")) {
+        for tid in numbered(Path::new(&format!("/proc/{pid}/task"))) {
+            let dir = format!("/proc/{pid}/task/{tid}");
+            let Some((state, ppid, flags)) = task_stat(Path::new(&format!("{dir}/stat"))) else {
+                continue; // gone meanwhile
+            };
+            if state != 'D' || flags & PF_KTHREAD != 0 {
+                continue;
+            }
+            let read = |f: &str| fs::read_to_string(format!("{dir}/{f}")).unwrap_or_default();
+            out.push(DTask {
+                pid,
+                tid,
+                ppid,
+                comm: read("comm").trim().to_string(),
+                wchan: read("wchan").trim().to_string(),
+                cgroup: fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                    .unwrap_or_default()
+                    .trim()
+                    .replace('\n', ";"),
+            });
+        }
+    }
+    out
+}
+
+/// The tasks `ours` accepts that are in state `D` now and still `grace` later (a task that
+/// passes through D, a disk read say, is not stuck). Other tests and other programs on the
+/// machine may have tasks in D of their own: `ours` keeps the scan to what a test made.
+pub fn stuck_tasks(grace: Duration, ours: impl Fn(&DTask) -> bool) -> Vec<DTask> {
+    let first: Vec<DTask> = d_state_tasks().into_iter().filter(|t| ours(t)).collect();
+    if first.is_empty() {
+        return first;
+    }
+    std::thread::sleep(grace);
+    let again = d_state_tasks();
+    first
+        .into_iter()
+        .filter(|t| again.iter().any(|a| a.tid == t.tid && a.pid == t.pid))
+        .collect()
+}
+
+/// Every live process that descends from `root` (its children, theirs, ...), `root` included.
+pub fn descendants_of(root: u32) -> std::collections::BTreeSet<u32> {
+    let mut parent = std::collections::BTreeMap::new();
+    for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if let Some((_, ppid, _)) = task_stat(&e.path().join("stat")) {
+            parent.insert(pid, ppid);
+        }
+    }
+    parent
+        .keys()
+        .copied()
+        .filter(|&pid| {
+            let mut p = pid;
+            // A pid chain ends at 1 (or 0); the bound guards a chain read mid-change.
+            for _ in 0..64 {
+                if p == root {
+                    return true;
+                }
+                match parent.get(&p) {
+                    Some(&pp) if pp != p && pp != 0 => p = pp,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .collect()
+}

@@ -3,34 +3,15 @@
 //! kernel's connection is the same, so no INIT comes; open files read on; node ids (`st_ino`)
 //! are the same in every process.
 
-use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Read;
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::common::{Daemon, TestDir, fuse_mount_at};
-
-/// `st_ino` of every file, directory and link under `root`, by relative path.
-fn inodes(root: &Path) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for e in fs::read_dir(&dir).unwrap_or_else(|e| panic!("listing {}: {e}", dir.display())) {
-            let e = e.expect("a directory entry");
-            let meta = fs::symlink_metadata(e.path()).expect("lstat");
-            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
-            out.insert(rel, meta.ino());
-            if meta.is_dir() {
-                dirs.push(e.path());
-            }
-        }
-    }
-    out
-}
+use crate::common::{Daemon, TestDir, fuse_mount_at, inodes};
 
 /// The debug lines of `log` that record an INIT handshake.
 fn inits(log: &str) -> usize {

@@ -26,7 +26,7 @@ use rootfs::BUSYBOX;
 // Re-exports: not every test crate uses every part.
 #[allow(unused_imports)]
 pub use {
-    report::Report,
+    report::{LoopEvent, LoopSummary, Report},
     rootfs::Rootfs,
     runc::{Barrier, Container, MemorySubCgroup, Runc},
     spec::Spec,

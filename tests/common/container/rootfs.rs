@@ -24,12 +24,19 @@ const PROBE_C: &str = r##"/* The end-to-end tests' helper inside containers (bui
  *   probe touch MIB      "total", "before", "after": MemTotal, then MemAvailable before and
  *                        after touching MIB MiB of fresh memory, read while it is still held
  *   probe loadavg        "pid N" (our own pid as our pid namespace numbers it), then the file
+ *   probe loop STOP [READY [MS]]
+ *                        reads the bound files round after round until the file STOP exists
+ *                        (see loop_main); creates READY after the first round; sleeps MS ms
+ *                        (default 10) between rounds
  */
+#define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 
 static char buf[1 << 20];
@@ -76,9 +83,318 @@ static long long meminfo_kb(const char *key)
 	exit(2);
 }
 
+/* ---- probe loop: a container reading through a daemon restart --------------------------
+ *
+ * Each round opens, reads fully and closes every file of LOOP_FILES, and re-reads one
+ * /proc/stat descriptor kept open from the start with pread at offset 0 (as top does, whose
+ * descriptor must survive the restart too). Every failed call and every wrong content is an
+ * event; the first LOOP_SHOWN of each kind are printed at once (so a probe that hangs for
+ * good and is killed still leaves them in its output), all are counted. Once STOP exists it
+ * prints the summary section "loop" (see the Rust LoopSummary) and exits 0.
+ */
+#define LOOP_SHOWN 50
+
+static const char *const LOOP_FILES[] = {
+	"/proc/meminfo", "/proc/cpuinfo", "/proc/stat", "/proc/uptime",
+	"/sys/devices/system/cpu/online",
+};
+#define N_LOOP_FILES (sizeof(LOOP_FILES) / sizeof(LOOP_FILES[0]))
+
+static long long now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The errno values a reader of a FUSE file can meet, by name; glibc's strerrorname_np
+ * would do, but the summary's keys must not depend on the libc the probe was built with. */
+static const char *errno_name(int e)
+{
+	switch (e) {
+	case ENOTCONN: return "ENOTCONN";
+	case ECONNABORTED: return "ECONNABORTED";
+	case ECONNREFUSED: return "ECONNREFUSED";
+	case EIO: return "EIO";
+	case EINTR: return "EINTR";
+	case EBADF: return "EBADF";
+	case ENOENT: return "ENOENT";
+	case EINVAL: return "EINVAL";
+	case EACCES: return "EACCES";
+	case EPERM: return "EPERM";
+	case ENOSYS: return "ENOSYS";
+	case EAGAIN: return "EAGAIN";
+	case ENOMEM: return "ENOMEM";
+	case ESTALE: return "ESTALE";
+	default: return NULL;
+	}
+}
+
+#define MAX_ERRNO 256
+static struct {
+	long long rounds, failures, wrong, max_us, max_gap_us, kept_reads;
+	long long by_errno[MAX_ERRNO];
+	long long start_us, last_ok_us;
+	int shown_failures, shown_wrong;
+	/* What the first good read of each kind showed; later rounds must agree. */
+	long long memtotal_kb;
+	int processors;
+	char online[256];
+} lp = { .memtotal_kb = -1, .processors = -1 };
+
+static void loop_fail(int err, const char *op, const char *path)
+{
+	lp.failures++;
+	lp.by_errno[err > 0 && err < MAX_ERRNO ? err : 0]++;
+	if (lp.shown_failures++ < LOOP_SHOWN) {
+		const char *name = errno_name(err);
+
+		if (name)
+			printf("fail %lld %s %s %s\n", now_us() / 1000, name, op, path);
+		else
+			printf("fail %lld E%d %s %s\n", now_us() / 1000, err, op, path);
+		fflush(stdout);
+	}
+}
+
+static void loop_wrong(const char *path, const char *what)
+{
+	lp.wrong++;
+	if (lp.shown_wrong++ < LOOP_SHOWN) {
+		printf("wrong %lld %s %s\n", now_us() / 1000, path, what);
+		fflush(stdout);
+	}
+}
+
+/* Reads `fd` to the end into buf, with pread from offset 0 (`at_zero`) or with read from
+ * where it is; -1 with errno on failure. */
+static ssize_t read_all(int fd, int at_zero)
+{
+	size_t n = 0;
+
+	for (;;) {
+		ssize_t r = at_zero ? pread(fd, buf + n, sizeof(buf) - 1 - n, (off_t)n)
+				    : read(fd, buf + n, sizeof(buf) - 1 - n);
+
+		if (r < 0)
+			return -1;
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	buf[n] = 0;
+	return (ssize_t)n;
+}
+
+/* Opens, reads fully and closes `path`; the failing call is named in *op. */
+static ssize_t loop_read(const char *path, const char **op)
+{
+	int fd = open(path, O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0) {
+		*op = "open";
+		return -1;
+	}
+	n = read_all(fd, 0);
+	if (n < 0) {
+		int e = errno;
+
+		*op = "read";
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	if (close(fd) < 0) {
+		*op = "close";
+		return -1;
+	}
+	return n;
+}
+
+static long long memtotal_of(const char *text)
+{
+	const char *p = strstr(text, "MemTotal:");
+
+	if (p != text && (!p || p[-1] != '\n'))
+		return -1;
+	return atoll(p + strlen("MemTotal:"));
+}
+
+static int processors_of(const char *text)
+{
+	int n = !strncmp(text, "processor", 9);
+
+	for (const char *p = text; (p = strstr(p, "\nprocessor")); p++)
+		n++;
+	return n;
+}
+
+/* Checks one file's text; returns 0 if it is right, after recording what is wrong. */
+static int loop_check(const char *path, const char *text)
+{
+	char what[400];
+
+	if (!strcmp(path, "/proc/meminfo")) {
+		long long kb = memtotal_of(text);
+
+		if (kb <= 0) {
+			loop_wrong(path, "no-MemTotal-line");
+			return 1;
+		}
+		if (lp.memtotal_kb < 0)
+			lp.memtotal_kb = kb;
+		if (kb != lp.memtotal_kb) {
+			snprintf(what, sizeof(what), "MemTotal %lld, first %lld", kb, lp.memtotal_kb);
+			loop_wrong(path, what);
+			return 1;
+		}
+	} else if (!strcmp(path, "/proc/cpuinfo")) {
+		int n = processors_of(text);
+
+		if (lp.processors < 0)
+			lp.processors = n;
+		if (n < 1 || n != lp.processors) {
+			snprintf(what, sizeof(what), "processors %d, first %d", n, lp.processors);
+			loop_wrong(path, what);
+			return 1;
+		}
+	} else if (!strcmp(path, "/proc/stat")) {
+		if (strncmp(text, "cpu ", 4)) {
+			loop_wrong(path, "does-not-start-with-cpu");
+			return 1;
+		}
+	} else if (!strcmp(path, "/proc/uptime")) {
+		double up, idle;
+		char end;
+
+		/* Exactly one line: two numbers and the newline. */
+		if (sscanf(text, "%lf %lf%c", &up, &idle, &end) != 3 || end != '\n' ||
+		    strchr(text, '\n') != text + strlen(text) - 1) {
+			snprintf(what, sizeof(what), "not-two-numbers %.60s", text);
+			loop_wrong(path, what);
+			return 1;
+		}
+	} else {
+		size_t len = strlen(text);
+
+		if (len == 0 || len >= sizeof(lp.online) || text[len - 1] != '\n') {
+			loop_wrong(path, "not-one-line");
+			return 1;
+		}
+		if (!lp.online[0])
+			memcpy(lp.online, text, len + 1);
+		if (strcmp(text, lp.online)) {
+			snprintf(what, sizeof(what), "online %.*s, first %.*s", (int)len - 1, text,
+				 (int)strlen(lp.online) - 1, lp.online);
+			loop_wrong(path, what);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void loop_latency(long long t0)
+{
+	long long dt = now_us() - t0;
+
+	if (dt > lp.max_us)
+		lp.max_us = dt;
+}
+
+static int loop_main(const char *stop, const char *ready, int pause_ms)
+{
+	int kept = -1;
+
+	printf("\n::section events\n");
+	fflush(stdout);
+	lp.start_us = lp.last_ok_us = now_us();
+	for (;;) {
+		int ok = 1;
+
+		for (size_t i = 0; i < N_LOOP_FILES; i++) {
+			const char *op = "";
+			long long t0 = now_us();
+			ssize_t n = loop_read(LOOP_FILES[i], &op);
+			int err = errno;
+
+			loop_latency(t0);
+			if (n < 0) {
+				loop_fail(err, op, LOOP_FILES[i]);
+				ok = 0;
+			} else if (loop_check(LOOP_FILES[i], buf)) {
+				ok = 0;
+			}
+		}
+		/* The kept descriptor is opened once; only if that open failed is it tried again. */
+		long long t0 = now_us();
+
+		if (kept < 0) {
+			kept = open("/proc/stat", O_RDONLY);
+			if (kept < 0) {
+				loop_fail(errno, "open", "/proc/stat(kept)");
+				ok = 0;
+			}
+		}
+		if (kept >= 0) {
+			if (read_all(kept, 1) < 0) {
+				loop_fail(errno, "pread", "/proc/stat(kept)");
+				ok = 0;
+			} else if (strncmp(buf, "cpu ", 4)) {
+				loop_wrong("/proc/stat(kept)", "does-not-start-with-cpu");
+				ok = 0;
+			} else {
+				lp.kept_reads++;
+			}
+		}
+		loop_latency(t0);
+		lp.rounds++;
+		if (ok) {
+			long long t = now_us();
+
+			if (t - lp.last_ok_us > lp.max_gap_us)
+				lp.max_gap_us = t - lp.last_ok_us;
+			lp.last_ok_us = t;
+		}
+		if (lp.rounds == 1 && ready) {
+			int fd = open(ready, O_WRONLY | O_CREAT, 0644);
+
+			if (fd >= 0)
+				close(fd);
+		}
+		if (access(stop, F_OK) == 0)
+			break;
+		usleep((useconds_t)pause_ms * 1000);
+	}
+	long long end = now_us();
+
+	printf("\n::section loop\n");
+	printf("rounds %lld\nfailures %lld\nwrong %lld\n", lp.rounds, lp.failures, lp.wrong);
+	printf("max_ms %lld\nmax_gap_ms %lld\nlast_ok_ago_ms %lld\n", lp.max_us / 1000,
+	       lp.max_gap_us / 1000, (end - lp.last_ok_us) / 1000);
+	printf("kept_reads %lld\nrun_ms %lld\n", lp.kept_reads, (end - lp.start_us) / 1000);
+	printf("memtotal_kb %lld\nprocessors %d\nonline %s", lp.memtotal_kb, lp.processors,
+	       lp.online[0] ? lp.online : "-\n");
+	for (int e = 0; e < MAX_ERRNO; e++) {
+		const char *name = errno_name(e);
+
+		if (!lp.by_errno[e])
+			continue;
+		if (name)
+			printf("errno_%s %lld\n", name, lp.by_errno[e]);
+		else
+			printf("errno_E%d %lld\n", e, lp.by_errno[e]);
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc >= 3 && !strcmp(argv[1], "read")) {
+	if (argc >= 3 && argc <= 5 && !strcmp(argv[1], "loop")) {
+		return loop_main(argv[2], argc >= 4 ? argv[3] : NULL, argc == 5 ? atoi(argv[4]) : 10) ||
+		       fflush(stdout) != 0;
+	} else if (argc >= 3 && !strcmp(argv[1], "read")) {
 		for (int i = 2; i < argc; i++) {
 			size_t n = slurp(argv[i]);
 
@@ -111,7 +427,8 @@ int main(int argc, char **argv)
 		printf("pid %d\n", (int)getpid());
 		fwrite(buf, 1, n, stdout);
 	} else {
-		fprintf(stderr, "usage: probe read FILE... | sysconf | touch MIB | loadavg\n");
+		fprintf(stderr, "usage: probe read FILE... | sysconf | touch MIB | loadavg | "
+				"loop STOP [READY [MS]]\n");
 		return 2;
 	}
 	return fflush(stdout) == 0 ? 0 : 1;

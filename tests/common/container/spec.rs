@@ -90,7 +90,12 @@ impl Spec {
 
     /// A read-write bind mount of `source` (file or directory) at `destination`, as
     /// `docker run -v source:destination:rw` makes it.
-    pub fn bind(mut self, source: &Path, destination: &str) -> Spec {
+    pub fn bind(self, source: &Path, destination: &str) -> Spec {
+        self.bind_with(source, destination, &["rbind", "rw"])
+    }
+
+    /// A bind mount of `source` at `destination` with mount `options` (`rbind`, `ro`, ...).
+    pub fn bind_with(mut self, source: &Path, destination: &str, options: &[&str]) -> Spec {
         let mounts = self.config["mounts"]
             .as_array_mut()
             .expect("config.json has a mounts array");
@@ -98,16 +103,29 @@ impl Spec {
             "type": "bind",
             "source": source,
             "destination": destination,
-            "options": ["rbind", "rw"],
+            "options": options,
         }));
         self
     }
 
     /// The daemon's [`BOUND_FILES`] under `mnt` bound over the container's own.
-    pub fn lxcfs(mut self, mnt: &Path) -> Spec {
-        for f in BOUND_FILES {
-            self = self.bind(&mnt.join(f), &format!("/{f}"));
+    pub fn lxcfs(self, mnt: &Path) -> Spec {
+        self.lxcfs_files(mnt, BOUND_FILES, &["rbind", "rw"])
+    }
+
+    /// `files` (paths relative to `mnt`, as in [`BOUND_FILES`]) bound over the container's
+    /// own with mount `options`.
+    pub fn lxcfs_files(mut self, mnt: &Path, files: &[&str], options: &[&str]) -> Spec {
+        for f in files {
+            self = self.bind_with(&mnt.join(f), &format!("/{f}"), options);
         }
+        self
+    }
+
+    /// A read-only root filesystem (`root.readonly`; `runc spec` sets it too, this makes a
+    /// test that needs it independent of runc's default).
+    pub fn read_only_root(mut self) -> Spec {
+        self.config["root"]["readonly"] = json!(true);
         self
     }
 
