@@ -47,6 +47,8 @@ const DEATH_WINDOW: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// A worker that answers nothing this long while requests wait is replaced.
 const WATCHDOG: Duration = Duration::from_secs(10);
+/// How often the watchdog looks: a stalled worker is replaced within [`WATCHDOG`] plus this.
+const TICK: Duration = Duration::from_millis(250);
 /// How long a worker may take to park.
 const PARK_PATIENCE: Duration = Duration::from_secs(10);
 
@@ -283,8 +285,8 @@ impl Supervisor {
     fn serve(&mut self) -> Result<End, DaemonError> {
         loop {
             let timeout = match self.respawn_at {
-                Some(at) => at.saturating_duration_since(Instant::now()),
-                None => Duration::from_secs(1),
+                Some(at) => at.saturating_duration_since(Instant::now()).min(TICK),
+                None => TICK,
             };
             let (sig, ctl, peer) = {
                 // On the stack: the loop allocates nothing while it serves.
@@ -303,7 +305,7 @@ impl Supervisor {
                     peer_at = Some(n);
                     n += 1;
                 }
-                let ms = u16::try_from(timeout.as_millis()).unwrap_or(1000);
+                let ms = u16::try_from(timeout.as_millis()).unwrap_or(250);
                 match poll(&mut fds[..n], PollTimeout::from(ms)) {
                     Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                     Err(e) => return Err(DaemonError::Signals(e)),
@@ -329,7 +331,7 @@ impl Supervisor {
                 error!("cannot start a worker: {e}; trying again in 1 s");
                 self.respawn_at = Some(Instant::now() + MAX_BACKOFF);
             }
-            if self.last_tick.elapsed() >= Duration::from_secs(1) {
+            if self.last_tick.elapsed() >= TICK {
                 self.last_tick = Instant::now();
                 self.watchdog();
             }
