@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::common::container::open_to_all;
-use crate::common::{Daemon, Reaped, fuse_dev, signal, wait_timeout};
+use crate::common::{Daemon, Reaped, fuse_dev, signal, wait_timeout, wait_until};
 use crate::loads::Loads;
 use crate::supervisor::{Build, kill_supervisor_and_worker, patch_tag, serving_pid, try_status};
 use crate::upgrade::upgrades_under_load;
@@ -134,10 +134,24 @@ fn a_stopped_server_is_a_stall_and_a_signalled_reader_is_found_in_d_state() {
         .expect("starting python3");
     let reader_pid = reader.id();
     let mut reader = Reaped::new(reader);
-    std::thread::sleep(Duration::from_millis(500));
+    // Python may take a while to start on a busy machine: signal it only once it waits for
+    // the stopped server's answer, and give the scan a moment to see it in D.
+    let waiting = wait_until(Duration::from_secs(5), || {
+        fs::read_to_string(format!("/proc/{reader_pid}/wchan"))
+            .is_ok_and(|w| w.contains("request_wait_answer"))
+    });
+    assert!(
+        waiting,
+        "the reader {reader_pid} never waited on the server"
+    );
     signal(reader_pid, Signal::SIGUSR1);
-    std::thread::sleep(Duration::from_millis(200));
-    let stuck_while_stopped = stuck(&[]);
+    let mut stuck_while_stopped = Vec::new();
+    wait_until(Duration::from_millis(1000), || {
+        stuck_while_stopped = stuck(&[]);
+        stuck_while_stopped
+            .iter()
+            .any(|t| t.starts_with(&format!("pid {reader_pid} ")))
+    });
     std::thread::sleep(Duration::from_millis(1500).saturating_sub(stopped_at.elapsed()));
     signal(server, Signal::SIGCONT);
     let exited = wait_timeout(reader.child(), Duration::from_secs(10));
