@@ -4,22 +4,43 @@
 //! - `hang:PATH`: the first delivery of a READ of PATH (relative to the mount, e.g.
 //!   `proc/uptime`) never returns, so a READ is held in flight when the process is killed;
 //!   the same request resent by the kernel (bit 63 of its unique) is served;
-//! - `crash:PATH`: every READ of PATH aborts the process (a poison request).
+//! - `crash:PATH`: every READ of PATH aborts the process (a poison request);
+//! - `worker:exit`: a worker exits with an error before it serves (one that cannot start).
 
-/// What a READ of `path` must suffer; `resent` when the kernel delivers it again.
+/// The failpoints set, as (what, where) pairs.
 #[cfg(debug_assertions)]
-pub fn on_read(path: &str, resent: bool) {
+fn points() -> &'static [(String, String)] {
     use std::sync::OnceLock;
     static POINTS: OnceLock<Vec<(String, String)>> = OnceLock::new();
-    let points = POINTS.get_or_init(|| {
+    POINTS.get_or_init(|| {
         std::env::var("LXCFS_RS_FAILPOINTS")
             .unwrap_or_default()
             .split(',')
             .filter_map(|p| p.split_once(':'))
             .map(|(what, path)| (what.to_string(), path.to_string()))
             .collect()
-    });
-    for (what, at) in points {
+    })
+}
+
+/// Whether a starting worker must fail.
+#[cfg(debug_assertions)]
+pub fn worker_fails_to_start() -> bool {
+    points()
+        .iter()
+        .any(|(what, how)| what == "worker" && how == "exit")
+}
+
+/// Release builds have no failpoints.
+#[cfg(not(debug_assertions))]
+#[inline(always)]
+pub fn worker_fails_to_start() -> bool {
+    false
+}
+
+/// What a READ of `path` must suffer; `resent` when the kernel delivers it again.
+#[cfg(debug_assertions)]
+pub fn on_read(path: &str, resent: bool) {
+    for (what, at) in points() {
         if at != path {
             continue;
         }

@@ -179,22 +179,33 @@ pub fn answers(dir: &Path, mountpoint: &Path) -> bool {
     ask_status_once(dir, mountpoint).is_ok()
 }
 
-fn ask_status_once(dir: &Path, mountpoint: &Path) -> Result<serde_json::Value, HandoffError> {
-    use std::io::Read;
+/// Connects to the daemon serving `mountpoint` and sends `request`: the stream, and how to
+/// name a failure of the rest of the exchange.
+fn ask(
+    dir: &Path,
+    mountpoint: &Path,
+    request: &[u8],
+) -> Result<(UnixStream, impl Fn(io::Error) -> HandoffError), HandoffError> {
     let socket = socket_path(dir, mountpoint);
     let stream = UnixStream::connect(&socket).map_err(|source| HandoffError::NoDaemon {
         mountpoint: mountpoint.to_path_buf(),
         socket: socket.clone(),
         source,
     })?;
-    let exchange = |source| HandoffError::Exchange {
+    let exchange = move |source| HandoffError::Exchange {
         socket: socket.clone(),
         source,
     };
-    stream.set_read_timeout(Some(PATIENCE)).map_err(exchange)?;
-    nix::unistd::write(&stream, STATUS).map_err(|e| exchange(e.into()))?;
+    stream.set_read_timeout(Some(PATIENCE)).map_err(&exchange)?;
+    nix::unistd::write(&stream, request).map_err(|e| exchange(e.into()))?;
+    Ok((stream, exchange))
+}
+
+fn ask_status_once(dir: &Path, mountpoint: &Path) -> Result<serde_json::Value, HandoffError> {
+    use std::io::Read;
+    let (stream, exchange) = ask(dir, mountpoint, STATUS)?;
     let mut text = String::new();
-    (&stream).read_to_string(&mut text).map_err(exchange)?;
+    (&stream).read_to_string(&mut text).map_err(&exchange)?;
     serde_json::from_str(&text).map_err(|e| exchange(io::Error::new(io::ErrorKind::InvalidData, e)))
 }
 
@@ -264,18 +275,7 @@ impl Received {
 
 /// Asks the daemon serving `mountpoint` (socket under `dir`) for its connection.
 pub fn take_over(dir: &Path, mountpoint: &Path) -> Result<Received, HandoffError> {
-    let socket = socket_path(dir, mountpoint);
-    let stream = UnixStream::connect(&socket).map_err(|source| HandoffError::NoDaemon {
-        mountpoint: mountpoint.to_path_buf(),
-        socket: socket.clone(),
-        source,
-    })?;
-    let exchange = |source| HandoffError::Exchange {
-        socket: socket.clone(),
-        source,
-    };
-    stream.set_read_timeout(Some(PATIENCE)).map_err(exchange)?;
-    nix::unistd::write(&stream, ASK).map_err(|e| exchange(e.into()))?;
+    let (stream, exchange) = ask(dir, mountpoint, ASK)?;
     let (bytes, fds) = receive(&stream).map_err(exchange)?;
     let state = SessionState::from_bytes(&bytes)?;
     Ok(Received { stream, fds, state })

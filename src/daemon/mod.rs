@@ -82,6 +82,7 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
 
     let mut pidfile = None;
     let mut pending_ack = None;
+    let adopted = inherited.is_some();
     let conn = if let Some(named) = inherited {
         // Our own binary before a reload, or systemd's store after a restart: nobody else
         // holds the pidfile; failing to take it must not drop a live mount.
@@ -125,7 +126,7 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
             board,
         }
     };
-    Supervisor::new(cfg, conn, signals, pending_ack, pidfile).run()
+    Supervisor::new(cfg, conn, signals, pending_ack, adopted, pidfile).run()
 }
 
 /// The connection and board passed by our own previous binary or by systemd's store.

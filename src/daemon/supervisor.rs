@@ -124,6 +124,11 @@ enum End {
     HandedOver,
     /// The filesystem was unmounted from outside.
     Unmounted,
+    /// The first worker could not start on a mount made here: unmount, fail.
+    NeverServed(String),
+    /// The first worker could not start on a connection taken over: leave it to the
+    /// predecessor, which serves on when it hears no acknowledgement.
+    TakeoverFailed(String),
 }
 
 /// The supervisor's state.
@@ -145,6 +150,8 @@ pub(super) struct Supervisor {
     in_systemd_store: bool,
     /// A takeover received from our predecessor, acknowledged once our worker serves.
     pending_ack: Option<handoff::Received>,
+    /// The connection came from our own previous binary or from systemd's store.
+    inherited: bool,
     pidfile: Option<pidfile::PidFile>,
     /// fusectl's `waiting` file of our connection.
     waiting_file: Option<PathBuf>,
@@ -159,6 +166,7 @@ impl Supervisor {
         conn: Connection,
         signals: SignalFd,
         pending_ack: Option<handoff::Received>,
+        inherited: bool,
         pidfile: Option<pidfile::PidFile>,
     ) -> Supervisor {
         let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
@@ -182,6 +190,7 @@ impl Supervisor {
             ever_ready: false,
             in_systemd_store: false,
             pending_ack,
+            inherited,
             pidfile,
             waiting_file,
             progress: (0, Instant::now()),
@@ -384,11 +393,19 @@ impl Supervisor {
         if status.code() == Some(EXIT_ENDED) {
             return Some(End::Unmounted);
         }
+        // A worker that never served and exited by itself would fail the same way again
+        // (its error is in the log above). On a mount made here, or one a predecessor still
+        // holds, giving up is right; a connection inherited from our own previous binary or
+        // from systemd has nobody else to serve it, so that one is retried with backoff.
         if !self.ever_ready && !was_ready && status.code().is_some() {
-            // It never served: starting it again would fail the same way (its error is in
-            // the log). The mount must not stay unserved.
-            error!("the worker could not start ({status}); giving up");
-            return Some(End::Stop(Signal::SIGTERM));
+            let why = format!("the worker could not start ({status})");
+            if self.pending_ack.take().is_some() {
+                return Some(End::TakeoverFailed(why));
+            }
+            if !self.inherited {
+                return Some(End::NeverServed(why));
+            }
+            error!("{why}; trying again");
         }
         let held = self.conn.board.record_crash();
         self.conn
@@ -707,6 +724,20 @@ impl Supervisor {
                 );
                 handoff::remove_socket(&self.socket);
                 return Ok(());
+            }
+            End::TakeoverFailed(why) => {
+                // Dropping the unacknowledged handoff tells the predecessor to serve on.
+                return Err(DaemonError::Worker(format!(
+                    "{why}; the daemon that served {} serves on",
+                    mountpoint.display()
+                )));
+            }
+            End::NeverServed(why) => {
+                handoff::remove_socket(&self.socket);
+                if let Err(e) = umount2(&mountpoint, MntFlags::MNT_DETACH) {
+                    warn!("cannot unmount {}: {e}", mountpoint.display());
+                }
+                return Err(DaemonError::Worker(why));
             }
             End::Stop(signal) => {
                 notify::notify_systemd("STOPPING=1");

@@ -140,6 +140,9 @@ pub(super) fn run(cfg: &DaemonConfig) -> Result<(), DaemonError> {
     crate::stats::share(&slots.counters);
     raise_descriptor_limit();
 
+    if crate::failpoint::worker_fails_to_start() {
+        return Err(worker_err("failpoint worker:exit".into()));
+    }
     let view = Arc::new(View::new(cfg.host.clone(), cfg.view)?);
     view.set_virtualized(slots.virtualized.load(Ordering::Relaxed) != 0);
     let generation = (slots.generation.load(Ordering::Relaxed) + 1) & 0xff_ffff;

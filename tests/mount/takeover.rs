@@ -228,3 +228,75 @@ fn a_successor_that_does_not_confirm_leaves_the_daemon_serving() {
     assert_eq!(st.code(), Some(0));
     second.assert_stops_cleanly(nix::sys::signal::Signal::SIGTERM);
 }
+
+/// A worker that cannot start (the debug failpoint `worker:exit`): on a fresh mount the daemon
+/// fails with the worker's error and leaves no mount; as a successor it fails without
+/// touching the mount, and the daemon it asked serves on at once, losing no read.
+#[test]
+fn a_worker_that_cannot_start_fails_the_start_and_spares_a_live_mount() {
+    require!(mount);
+    let dir = TestDir::new();
+    let mnt = dir.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let mut cmd = std::process::Command::new(crate::common::BIN);
+    cmd.env("LXCFS_RS_FAILPOINTS", "worker:exit");
+    let mut fresh = Daemon::spawn_cmd_on(cmd, &mnt, &dir.join("fresh.log"), &[]);
+    let st = fresh
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no exit; log:\n{}", fresh.log()));
+    let log = fresh.log();
+    assert_eq!(st.code(), Some(1), "{log}");
+    assert!(
+        log.contains("the worker could not start") && log.contains("failpoint worker:exit"),
+        "{log}"
+    );
+    assert!(fuse_mount_at(&mnt).is_none(), "a mount left behind:\n{log}");
+
+    let mut d = Daemon::start(&[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (stop, path) = (stop.clone(), d.path("proc/meminfo"));
+        std::thread::spawn(move || {
+            let mut failures = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                if let Err(e) = fs::read_to_string(&path) {
+                    failures.push(e.to_string());
+                }
+            }
+            failures
+        })
+    };
+    let mut cmd = std::process::Command::new(crate::common::BIN);
+    cmd.env("LXCFS_RS_FAILPOINTS", "worker:exit");
+    let mut successor = Daemon::spawn_cmd_on(
+        cmd,
+        &d.mnt.clone(),
+        &dir.join("successor.log"),
+        &["--takeover"],
+    );
+    let started = Instant::now();
+    let st = successor
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("no exit; log:\n{}", successor.log()));
+    assert_eq!(st.code(), Some(1), "{}", successor.log());
+    assert!(successor.log().contains("serves on"), "{}", successor.log());
+    let served_on = crate::common::wait_until(Duration::from_secs(5), || {
+        d.log().contains("did not take the mount over; serving on")
+    });
+    assert!(served_on, "{}", d.log());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the daemon waited for an acknowledgement that could not come: {:?}",
+        started.elapsed()
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Relaxed);
+    let failures = reader.join().unwrap();
+    assert!(failures.is_empty(), "failed reads: {failures:?}");
+    assert!(
+        d.wait_exit(Duration::from_millis(100)).is_none(),
+        "{}",
+        d.log()
+    );
+    d.assert_stops_cleanly(nix::sys::signal::Signal::SIGTERM);
+}

@@ -149,16 +149,21 @@ fn read_in(offset: u64, size: u32) -> Vec<u8> {
     .to_vec()
 }
 
-#[test]
-fn init_is_answered_at_any_time_and_remembered() {
-    let offer = fuse_init_in {
+/// The INIT offer of kernel 6.18 (FUSE 7.45, FUSE_HAS_RESEND among its flags).
+fn kernel_6_18_offer() -> fuse_init_in {
+    fuse_init_in {
         major: 7,
         minor: 45,
         max_readahead: 65536,
         flags: 0x73fffffb | fuse_abi::linux::FUSE_INIT_EXT,
         flags2: 0x5fd,
         unused: [0; 11],
-    };
+    }
+}
+
+#[test]
+fn init_is_answered_at_any_time_and_remembered() {
+    let offer = kernel_6_18_offer();
     let init = RwLock::new(None);
     for unique in [2, 0x8000_0000_0000_0002] {
         let (_, out) = serve_with(
@@ -242,14 +247,7 @@ fn a_poisoned_request_is_answered_eio_only_when_it_comes_back() {
 #[test]
 fn the_observer_hears_the_handshake() {
     let poison = Poison::default();
-    let offer = fuse_init_in {
-        major: 7,
-        minor: 45,
-        max_readahead: 65536,
-        flags: 0x73fffffb | fuse_abi::linux::FUSE_INIT_EXT,
-        flags2: 0x5fd,
-        unused: [0; 11],
-    };
+    let offer = kernel_6_18_offer();
     serve_observed(
         &request(FUSE_INIT, 2, 0, offer.as_bytes()),
         &RwLock::new(None),
