@@ -251,6 +251,13 @@ impl Vm {
         }
     }
 
+    /// The text of `name`, or `None` when the VM sent no such file.
+    pub(crate) fn file_if_sent(&self, name: &str) -> Option<String> {
+        self.files
+            .get(name)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    }
+
     /// `name` parsed as one number.
     pub(crate) fn number(&self, name: &str) -> u64 {
         let t = self.file(name);
