@@ -15,8 +15,8 @@ use crate::common::{BIN, TestDir, skip};
 
 /// Fetching and unpacking the kernel and qemu the first time, and building the initramfs.
 const PREPARE_TIMEOUT: Duration = Duration::from_secs(240);
-/// One boot, the whole payload and power-off; about 25 s under TCG on the development
-/// machines.
+/// One boot, the whole payload and power-off; 35-45 s under TCG on the development machines,
+/// some 8 s of it the restart scenario (restart.rs).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// What the VM sent back: the payload's files by name.
