@@ -1,7 +1,7 @@
 //! A worker crash on a kernel without `FUSE_NOTIFY_RESEND` (Linux 6.9 brought it): the
 //! README kernel matrix's row for older kernels, on Debian's 6.1 in the VM.
 //!
-//! The payload's `restart` starts `lxcfs-rs --threads 2` with the failpoint
+//! The payload's `restart_start` starts `lxcfs-rs --threads 2` with the failpoint
 //! `hang:proc/uptime` (the worker holds the first delivery of every READ of proc/uptime), runs
 //! a loop of readers of proc/meminfo, proc/stat and proc/cpuinfo, and kills the worker with
 //! SIGKILL five times, each while an uptime read is held. Such a kernel cannot resend a
