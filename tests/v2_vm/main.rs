@@ -14,6 +14,10 @@
 //! installed); when they cannot be had the tests skip, or fail when CI is set. One boot
 //! serves every test of this file.
 //!
+//! Then, on the same kernel (6.1: no `FUSE_NOTIFY_RESEND`), the payload kills the worker of a
+//! daemon five times while reads are in flight; `restart.rs` checks what readers saw against
+//! the README's kernel matrix.
+//!
 //! `vm.rs` boots the VM and holds what it sent back; `readers.rs` names the payload's readers,
 //! what each must see, and parsers for what they read.
 
@@ -22,6 +26,7 @@
 mod common;
 
 mod readers;
+mod restart;
 mod vm;
 
 use std::collections::{BTreeMap, BTreeSet};

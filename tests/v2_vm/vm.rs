@@ -15,8 +15,8 @@ use crate::common::{BIN, TestDir, skip};
 
 /// Fetching and unpacking the kernel and qemu the first time, and building the initramfs.
 const PREPARE_TIMEOUT: Duration = Duration::from_secs(240);
-/// One boot, the whole payload and power-off; about 25 s under TCG on the development
-/// machines.
+/// One boot, the whole payload and power-off; 35-45 s under TCG on the development machines,
+/// some 8 s of it the restart scenario (restart.rs).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
 
 /// What the VM sent back: the payload's files by name.
@@ -249,6 +249,13 @@ impl Vm {
                 ),
             },
         }
+    }
+
+    /// The text of `name`, or `None` when the VM sent no such file.
+    pub(crate) fn file_if_sent(&self, name: &str) -> Option<String> {
+        self.files
+            .get(name)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
     }
 
     /// `name` parsed as one number.
