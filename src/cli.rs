@@ -34,6 +34,9 @@ pub enum CliError {
     /// A hook failed.
     #[error("hook")]
     Hook(#[from] HookError),
+    /// `reattach` could not run.
+    #[error(transparent)]
+    Reattach(#[from] crate::reattach::ReattachError),
 }
 
 /// lxcfs-rs: per-container /proc/meminfo, cpuinfo, stat, uptime, loadavg, diskstats, swaps
@@ -85,6 +88,31 @@ pub enum Command {
     /// handle generation, whether the kernel resends requests, requests waiting, worker
     /// restarts, reads and host-value fallbacks.
     Status(StatusArgs),
+    /// Re-bind the live files over every dead lxcfs mount in every container (after a daemon
+    /// was stopped or killed, or after switching from the C lxcfs); lxcfs-rs does this itself
+    /// whenever it mounts afresh.
+    Reattach(ReattachArgs),
+}
+
+/// Flags of `reattach`.
+#[derive(Debug, Args)]
+pub struct ReattachArgs {
+    /// Print one JSON object instead of a line per mount namespace.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Only the mount namespace of this pid, from this process (the helper lxcfs-rs runs for
+    /// each namespace).
+    #[arg(long, hide = true)]
+    pub pid: Option<u32>,
+
+    /// With `--pid`: the dead devices (`major:minor`, comma separated) to replace.
+    #[arg(long, hide = true, value_delimiter = ',')]
+    pub dead: Vec<String>,
+
+    /// Where lxcfs-rs is mounted.
+    #[arg(default_value = DEFAULT_MOUNTPOINT)]
+    pub mountpoint: PathBuf,
 }
 
 /// Flags of `status`.
@@ -322,6 +350,11 @@ mod tests {
             panic!("not status")
         };
         assert_eq!(st.mountpoint, PathBuf::from(DEFAULT_MOUNTPOINT));
+        let Some(Command::Reattach(r)) = parse(&["reattach", "--json"]).unwrap().command else {
+            panic!("not reattach")
+        };
+        assert!(r.json && r.pid.is_none());
+        assert_eq!(r.mountpoint, PathBuf::from(DEFAULT_MOUNTPOINT));
         let cli = parse(&["--no-resend", "--worker", "/m"]).unwrap();
         assert!(cli.daemon.no_resend && cli.daemon.worker);
     }

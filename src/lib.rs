@@ -31,6 +31,7 @@ pub mod load_tracker;
 pub mod model;
 pub mod mounts;
 pub mod reader;
+pub mod reattach;
 pub mod render;
 pub mod show;
 pub mod stats;

@@ -99,6 +99,29 @@ fn run(cli: &Cli) -> Result<(), CliError> {
                 }
             }
         }
+        Some(Command::Reattach(args)) => match args.pid {
+            Some(pid) => {
+                let report =
+                    lxcfs_rs::reattach::reattach_namespace_of(pid, &args.mountpoint, &args.dead)?;
+                if args.json {
+                    println!("{}", serde_json::to_string(&report).unwrap_or_default());
+                } else {
+                    println!("{}", report.line());
+                }
+            }
+            None => {
+                let exe = std::path::Path::new("/proc/self/exe");
+                let report = lxcfs_rs::reattach::reattach(&args.mountpoint, exe, &[])?;
+                if args.json {
+                    println!("{}", report.to_json());
+                } else {
+                    for ns in &report.namespaces {
+                        println!("{}", ns.line());
+                    }
+                    println!("{}", report.summary());
+                }
+            }
+        },
         None => daemon::run(DaemonConfig {
             mountpoint: cli.daemon.mountpoint.clone(),
             pidfile: cli.daemon.pidfile.clone(),

@@ -82,6 +82,8 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
 
     let mut pidfile = None;
     let mut pending_ack = None;
+    // Set when mounting afresh: the dead devices detached from the mount point.
+    let mut detached = None;
     let adopted = inherited.is_some();
     let conn = if let Some(named) = inherited {
         // Our own binary before a reload, or systemd's store after a restart: nobody else
@@ -113,7 +115,7 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
         if let Some(path) = cfg.pidfile.as_deref() {
             pidfile = Some(pidfile::PidFile::acquire(path)?);
         }
-        mount::prepare_mountpoint(&cfg.mountpoint)?;
+        detached = Some(mount::prepare_mountpoint(&cfg.mountpoint)?);
         let board = Board::create().map_err(DaemonError::Inherit)?;
         let fuse = mount::mount_fuse(&cfg.mountpoint, &cfg.options).map_err(|source| {
             DaemonError::Mount {
@@ -126,7 +128,9 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
             board,
         }
     };
-    Supervisor::new(cfg, conn, signals, pending_ack, adopted, pidfile).run()
+    Supervisor::new(cfg, conn, signals, pending_ack, adopted, pidfile)
+        .reattach_when_serving(detached)
+        .run()
 }
 
 /// The connection and board passed by our own previous binary or by systemd's store.

@@ -16,13 +16,14 @@ use crate::host::own;
 use crate::mounts;
 
 /// Makes `path` a directory ready to mount on: created when missing, a dead FUSE mount left
-/// by a daemon that is gone detached, a live one refused.
+/// by a daemon that is gone detached, a live one refused. Returns the devices
+/// (`major:minor`) of the dead mounts detached: containers may still hold binds of them.
 ///
 /// A FUSE mount whose connection is held but not served (a stopped daemon) blocks whoever
 /// `stat`s it, so a FUSE mount is judged first without touching it: by mountinfo, by asking
 /// the handoff socket whether a running lxcfs-rs serves it, and by fusectl's count of waiting
 /// requests; only then is it `stat`ed, from a thread given two seconds.
-pub(super) fn prepare_mountpoint(path: &Path) -> Result<(), DaemonError> {
+pub(super) fn prepare_mountpoint(path: &Path) -> Result<Vec<String>, DaemonError> {
     let absolute = super::supervisor::absolute(path);
     if let Some((fs_type, major, minor)) = mounts::mount_at(&absolute)
         && (fs_type == "fuse" || fs_type.starts_with("fuse."))
@@ -51,7 +52,9 @@ pub(super) fn prepare_mountpoint(path: &Path) -> Result<(), DaemonError> {
                     path: path.to_path_buf(),
                     source: e.into(),
                 })?;
-                prepare_mountpoint(path)
+                let mut detached = prepare_mountpoint(path)?;
+                detached.push(format!("{major}:{minor}"));
+                Ok(detached)
             }
             Some(_) => Err(DaemonError::AlreadyMounted(path.to_path_buf())),
         };
@@ -62,11 +65,12 @@ pub(super) fn prepare_mountpoint(path: &Path) -> Result<(), DaemonError> {
     };
     match std::fs::metadata(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            std::fs::create_dir_all(path).map_err(io_err)
+            std::fs::create_dir_all(path).map_err(io_err)?;
+            Ok(Vec::new())
         }
         Err(e) => Err(io_err(e)),
         Ok(meta) if !meta.is_dir() => Err(DaemonError::MountPointNotDir(path.to_path_buf())),
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(Vec::new()),
     }
 }
 
@@ -159,7 +163,7 @@ mod tests {
     fn missing_mountpoint_is_created_and_file_refused() {
         let dir = tempfile::tempdir().unwrap();
         let mp = dir.path().join("a/b");
-        prepare_mountpoint(&mp).unwrap();
+        assert!(prepare_mountpoint(&mp).unwrap().is_empty());
         assert!(mp.is_dir());
         let file = dir.path().join("f");
         std::fs::write(&file, "x").unwrap();

@@ -152,6 +152,9 @@ pub(super) struct Supervisor {
     pending_ack: Option<handoff::Received>,
     /// The connection came from our own previous binary or from systemd's store.
     inherited: bool,
+    /// A fresh mount: once the first worker serves, containers' dead binds are re-bound
+    /// (these devices were detached from the mount point, besides those judged dead).
+    reattach: Option<Vec<String>>,
     pidfile: Option<pidfile::PidFile>,
     /// fusectl's `waiting` file of our connection.
     waiting_file: Option<PathBuf>,
@@ -191,6 +194,7 @@ impl Supervisor {
             in_systemd_store: false,
             pending_ack,
             inherited,
+            reattach: None,
             pidfile,
             waiting_file,
             progress: (0, Instant::now()),
@@ -198,6 +202,13 @@ impl Supervisor {
             cfg,
             conn,
         }
+    }
+
+    /// On a fresh mount, re-binds containers' dead lxcfs mounts once serving (`detached`:
+    /// the dead devices detached from the mount point).
+    pub(super) fn reattach_when_serving(mut self, detached: Option<Vec<String>>) -> Supervisor {
+        self.reattach = detached;
+        self
     }
 
     /// Makes clones until there is one struct file per serving thread, pushes every
@@ -461,6 +472,7 @@ impl Supervisor {
                     );
                     notify::notify_systemd("READY=1");
                     self.acknowledge_predecessor();
+                    self.start_reattach();
                 } else {
                     info!("worker {} serves", w.child.id());
                 }
@@ -470,6 +482,36 @@ impl Supervisor {
             Ok(None) | Err(_) => {}
         }
         None
+    }
+
+    /// Re-binds, from a thread of its own (each namespace by a helper process), every dead
+    /// lxcfs mount that containers hold, now that the fresh mount serves.
+    fn start_reattach(&mut self) {
+        let Some(known_dead) = self.reattach.take() else {
+            return;
+        };
+        let mountpoint = self.cfg.mountpoint.clone();
+        let spawned = std::thread::Builder::new()
+            .name("reattach".into())
+            .spawn(move || {
+                let exe = Path::new("/proc/self/exe");
+                match crate::reattach::reattach(&mountpoint, exe, &known_dead) {
+                    Ok(report) => {
+                        for ns in &report.namespaces {
+                            if ns.failed.is_empty() {
+                                info!("{}", ns.line());
+                            } else {
+                                warn!("{}", ns.line());
+                            }
+                        }
+                        info!("{}", report.summary());
+                    }
+                    Err(e) => warn!("reattach: {}", crate::error_chain::Chain(&e)),
+                }
+            });
+        if let Err(e) = spawned {
+            warn!("reattach: cannot start its thread: {e}");
+        }
     }
 
     /// After a takeover: tells the predecessor we serve (it exits), then takes the pidfile
