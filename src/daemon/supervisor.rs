@@ -504,7 +504,11 @@ impl Supervisor {
                                 warn!("{}", ns.line());
                             }
                         }
-                        info!("{}", report.summary());
+                        if report.namespaces.is_empty() {
+                            debug!("{}", report.summary());
+                        } else {
+                            info!("{}", report.summary());
+                        }
                     }
                     Err(e) => warn!("reattach: {}", crate::error_chain::Chain(&e)),
                 }
