@@ -88,24 +88,29 @@ extract_vmlinux() {
   return 1
 }
 
-# The kernel: linux-image-amd64 names the current real package in its Depends. Kept in
-# CACHE/kernel: vmlinux (or the bzImage when no ELF could be extracted), the release
-# (`uname -r`), the config and KERNEL_MODULES with their dependencies, unpacked, in
-# modules/ (a list of those built in, in modules/builtin). A cache made for another module
-# list is made again.
+# The kernel of the meta package META (default linux-image-amd64, Debian's current kernel;
+# linux-image-6.12-amd64 is another), which names the real package in its Depends. Kept in
+# CACHE/kernel (CACHE/kernel-META for another META), which KERNEL names afterwards: vmlinux
+# (or the bzImage when no ELF could be extracted), the release (`uname -r`), the config and
+# KERNEL_MODULES with their dependencies, unpacked, in modules/ (a list of those built in, in
+# modules/builtin). A cache made for another module list is made again.
 prepare_kernel() {
-  local cache=$1 dir=$1/kernel
+  local cache=$1 meta=${2:-linux-image-amd64} dir
+  dir=$cache/kernel
+  [ "$meta" = linux-image-amd64 ] || dir=$cache/kernel-$meta
+  KERNEL=$dir
   [ -f "$dir/.done" ] && [ "$(cat "$dir/wanted" 2>/dev/null)" = "$KERNEL_MODULES" ] && return 0
-  rm -rf "$dir" "$cache/kernel.tmp" "$dir.new"
-  mkdir -p "$cache/kernel.tmp/debs" "$cache/kernel.tmp/root"
-  ( cd "$cache/kernel.tmp/debs" && fetch linux-image-amd64 )
+  local tmp=$dir.tmp
+  rm -rf "$dir" "$tmp" "$dir.new"
+  mkdir -p "$tmp/debs" "$tmp/root"
+  ( cd "$tmp/debs" && fetch "$meta" )
   local real
-  real=$(dpkg-deb -f "$cache"/kernel.tmp/debs/linux-image-amd64_*.deb Depends | tr ',|' '\n\n' |
+  real=$(dpkg-deb -f "$tmp"/debs/"$meta"_*.deb Depends | tr ',|' '\n\n' |
     sed 's/(.*//; s/ //g' | grep -E '^linux-image-[0-9].*' | head -n 1) ||
-    die "linux-image-amd64 names no linux-image-<version> package in its Depends"
-  ( cd "$cache/kernel.tmp/debs" && fetch "$real" )
-  dpkg-deb -x "$cache"/kernel.tmp/debs/"$real"_*.deb "$cache/kernel.tmp/root"
-  local root=$cache/kernel.tmp/root img rel
+    die "$meta names no linux-image-<version> package in its Depends"
+  ( cd "$tmp/debs" && fetch "$real" )
+  dpkg-deb -x "$tmp"/debs/"$real"_*.deb "$tmp/root"
+  local root=$tmp/root img rel
   img=$(ls "$root"/boot/vmlinuz-* | head -n 1)
   rel=${img##*/vmlinuz-}
   mkdir -p "$dir.new/modules"
@@ -145,7 +150,7 @@ prepare_kernel() {
   echo "$real" > "$dir.new/package"
   echo "$KERNEL_MODULES" > "$dir.new/wanted"
   mv "$dir.new" "$dir"
-  rm -rf "$cache/kernel.tmp"
+  rm -rf "$tmp"
   touch "$dir/.done"
 }
 
@@ -279,7 +284,8 @@ copy_stripped() {
 
 # The start of the qemu command line into the array QEMU_ARGS: accelerator, machine, no
 # devices but two serial ports (WORK/console.log for the kernel, WORK/payload.log for what
-# the guest sends back, byte-exact), the cached kernel and qemu's firmware directories.
+# the guest sends back, byte-exact), the kernel prepare_kernel chose and qemu's firmware
+# directories.
 # The caller adds memory, CPUs, -initrd, -append and drives, then calls write_qemu_args.
 qemu_args() {
   local cache=$1 work=$2 qemu accel
@@ -295,7 +301,7 @@ qemu_args() {
     "$qemu" "${accel[@]}" -M pc
     -nographic -no-reboot -nodefaults -vga none -net none -monitor none
     -serial "file:$work/console.log" -serial "file:$work/payload.log"
-    -kernel "$cache/kernel/vmlinux"
+    -kernel "$KERNEL/vmlinux"
   )
   if [ -d "$cache/qemu/usr" ]; then
     QEMU_ARGS+=(-L "$cache/qemu/usr/share/seabios" -L "$cache/qemu/usr/share/qemu")
