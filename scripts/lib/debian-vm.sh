@@ -30,6 +30,9 @@ prepare_host() {
     exec 9> "$cache/.lock"
     flock 9
   fi
+  # A machine that never ran `apt-get update` (a fresh CI machine) has no package lists, and
+  # qemu's dependencies are looked up in them before anything is downloaded.
+  apt-cache show linux-image-amd64 > /dev/null 2>&1 || apt_update "no package lists name linux-image-amd64"
 }
 
 # `apt-get download` into the current directory. A fresh machine (CI) has no package lists

@@ -73,6 +73,7 @@ impl Vm {
         )
     }
 
+    /// The lines of file `name` that start with `prefix`.
     fn text_lines<'a>(&'a self, name: &str, prefix: &'a str) -> impl Iterator<Item = &'a str> {
         self.files
             .get(name)
