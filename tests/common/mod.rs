@@ -18,6 +18,7 @@
 //! - [`ns_daemon`]: the daemon in namespaces of its own, reached through `/proc/<pid>/root`;
 //! - [`cgroup`]: v1 cgroups with limits and readers inside them;
 //! - [`container`]: real OCI containers run by runc;
+//! - [`qemu_vm`]: the test VMs booted under qemu (`scripts/v2vm`, `scripts/sysvm`);
 //! - [`fixture_tree`]: fake host trees (`proc/...`, `sys/...`) for `--host-root`;
 //! - [`splice`]: sendfile(2), the daemon's logged refusals of page-cache reads, and the proof
 //!   that busybox `cat` copies with sendfile.
@@ -35,6 +36,7 @@ pub mod ns_daemon;
 pub mod parse;
 pub mod policy;
 pub mod process;
+pub mod qemu_vm;
 pub mod splice;
 
 // Re-exports: not every test crate uses every part.
