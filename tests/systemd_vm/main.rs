@@ -13,9 +13,9 @@
 //! reload and a crash keep the FUSE connection, so containers' reads never fail and wait
 //! under 2 s, and the mount keeps its device number. (Until then restart and kill -9 fail
 //! here: each ends the connection.) A stop ends the connection: reads
-//! fail with ENOTCONN until the start, and the start serves a fresh mount. What the old
-//! binds see after the start is printed, not asserted (re-attaching them is a later
-//! change; today they stay dead).
+//! fail with ENOTCONN until the start, and the start serves a fresh mount and re-binds the
+//! readers' dead binds, so the looping reader reads again (the one holding a descriptor open
+//! on the dead connection cannot).
 //!
 //! Needs only Debian packages and root (debootstrap); when they cannot be had the tests skip,
 //! or fail when CI is set. One boot serves every test of this file; `cargo test --test
@@ -100,7 +100,7 @@ fn kill_9_of_the_main_pid_keeps_every_read() {
 }
 
 #[test]
-fn stop_fails_reads_with_enotconn_until_start_serves_a_fresh_mount() {
+fn stop_fails_reads_with_enotconn_until_start_serves_and_reattaches() {
     let Some(vm) = vm() else { return };
     let name = "stop-start";
     let step = step(vm, name);
@@ -151,7 +151,22 @@ fn stop_fails_reads_with_enotconn_until_start_serves_a_fresh_mount() {
             "after the start, a new open of /var/lib/lxcfs/proc/meminfo should read ({fresh})"
         ));
     }
-    // Recorded, not asserted: what readers bound before the stop see after the start.
+    // After the start the daemon re-binds the readers' dead binds (src/reattach): new opens
+    // through them read again; a descriptor held open on the dead connection stays dead.
+    let healed = reads(vm, name)
+        .into_iter()
+        .find(|r| r.get("reader") == "loop" && r.get("phase") == "after");
+    match healed {
+        Some(r) if r.num("failed") < r.num("ops") => {}
+        Some(r) => problems.push(format!(
+            "after the start, the loop reader bound before the stop never read again: {} of {} \
+             reads failed ({})",
+            r.num("failed"),
+            r.num("ops"),
+            r.get("errors")
+        )),
+        None => problems.push("no loop reader record after the start".to_string()),
+    }
     for r in vm.summary.reads(name) {
         if r.get("phase") == "after" {
             eprintln!(
