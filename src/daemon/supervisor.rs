@@ -234,7 +234,18 @@ impl Supervisor {
             ),
         }
         if let Err(e) = self.spawn() {
-            return Err(DaemonError::Worker(format!("cannot start the worker: {e}")));
+            let why = format!("cannot start the worker: {e}");
+            let end = if self.pending_ack.take().is_some() {
+                End::TakeoverFailed(why)
+            } else if self.inherited {
+                // Nobody else holds this connection: serve it as soon as a worker starts.
+                error!("{why}; trying again in {MAX_BACKOFF:?}");
+                self.respawn_at = Some(Instant::now() + MAX_BACKOFF);
+                self.serve()?
+            } else {
+                End::NeverServed(why)
+            };
+            return self.finish(end);
         }
         let end = self.serve()?;
         self.finish(end)
