@@ -263,12 +263,15 @@ pub fn reattach_namespace_of(
 ) -> Result<NsReport, ReattachError> {
     let live = live_dev(mountpoint)?;
     let ns_err = |source| ReattachError::Namespace { pid, source };
+    // Before anything is read about the process: the pidfd tells, at the end, whether every
+    // file read was still this process's.
+    let pidfd = rebind::pidfd(pid).map_err(ns_err)?;
     let ns = namespace_of(pid).ok_or_else(|| ns_err(io::Error::from(io::ErrorKind::NotFound)))?;
     let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).map_err(ns_err)?;
     let dead: BTreeSet<String> = dead.iter().filter(|d| **d != live).cloned().collect();
     let dead = scan::dead_mounts(&text, &dead);
     let mountpoint = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
-    let outcomes = rebind::rebind(pid, &mountpoint, &dead).map_err(ns_err)?;
+    let outcomes = rebind::rebind(pid, &pidfd, ns, &mountpoint, &dead).map_err(ns_err)?;
     let mut report = NsReport {
         ns,
         pid,

@@ -141,10 +141,40 @@ fn replace(root: &OwnedFd, rel: &Path, tree: OwnedFd, spare: OwnedFd) -> How {
     }
 }
 
-/// Replaces every mount of `dead` (read from `pid`'s mountinfo) with the live counterpart
-/// under `live`, entering `pid`'s mount namespace. Call only in a single-threaded process,
-/// which stays in that namespace afterwards.
-pub fn rebind(pid: u32, live: &Path, dead: &[DeadMount]) -> io::Result<Vec<How>> {
+/// A pidfd of `pid` (`pidfd_open`): it names that process and no later one with its pid.
+pub fn pidfd(pid: u32) -> io::Result<OwnedFd> {
+    // SAFETY: the kernel returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new descriptor the kernel just gave us.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Whether the process behind `pidfd` still runs (a pidfd polls readable once it exited).
+fn alive(pidfd: &OwnedFd) -> bool {
+    use std::os::fd::AsFd;
+    let mut fds = [nix::poll::PollFd::new(
+        pidfd.as_fd(),
+        nix::poll::PollFlags::POLLIN,
+    )];
+    matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(0))
+}
+
+/// Replaces every mount of `dead` (read from the mountinfo of `pid`, whose `pidfd` was opened
+/// before that, in mount namespace `ns`) with the live counterpart under `live`, entering
+/// that namespace. Nothing is touched unless the namespace entered is `ns` and the process
+/// still runs (so its pid was not reused by a process elsewhere, such as the host, where
+/// these paths are no mounts). Call only in a single-threaded process, which stays in that
+/// namespace afterwards.
+pub fn rebind(
+    pid: u32,
+    pidfd: &OwnedFd,
+    ns: u64,
+    live: &Path,
+    dead: &[DeadMount],
+) -> io::Result<Vec<How>> {
     let mut clones = Vec::with_capacity(dead.len());
     for d in dead {
         let source = live.join(d.root.trim_start_matches('/'));
@@ -157,8 +187,14 @@ pub fn rebind(pid: u32, live: &Path, dead: &[DeadMount]) -> io::Result<Vec<How>>
         clones.push(pair.map_err(|e| format!("cloning {}: {e}", source.display())));
     }
     let root: OwnedFd = std::fs::File::open(format!("/proc/{pid}/root"))?.into();
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
-    nix::sched::setns(ns, CloneFlags::CLONE_NEWNS)?;
+    let ns_file = std::fs::File::open(format!("/proc/{pid}/ns/mnt"))?;
+    let entered = nix::sys::stat::fstat(&ns_file)?.st_ino;
+    if entered != ns || !alive(pidfd) {
+        return Err(io::Error::other(format!(
+            "pid {pid} left mount namespace {ns} meanwhile; nothing touched"
+        )));
+    }
+    nix::sched::setns(ns_file, CloneFlags::CLONE_NEWNS)?;
     // Paths in the owner's mountinfo are relative to its root, which need not be the
     // namespace's: resolve them from there.
     nix::unistd::fchdir(&root)?;
