@@ -159,7 +159,10 @@ fn alive(pidfd: &OwnedFd) -> bool {
         pidfd.as_fd(),
         nix::poll::PollFlags::POLLIN,
     )];
-    matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(0))
+    matches!(
+        nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO),
+        Ok(0)
+    )
 }
 
 /// Replaces every mount of `dead` (read from the mountinfo of `pid`, whose `pidfd` was opened

@@ -34,10 +34,19 @@ pub fn lxcfs_devices(mountinfo: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The LXCFS mounts of `mountinfo` whose device is one of `dead`, in table order.
+/// The LXCFS mounts of `mountinfo` whose device is one of `dead`, in table order, leaving out
+/// those covered by another mount at the same place (a locked dead mount covered by an
+/// earlier pass: nobody sees it, and covering it again would only stack mounts).
 pub fn dead_mounts(mountinfo: &str, dead: &BTreeSet<String>) -> Vec<DeadMount> {
-    parse_mounts(mountinfo)
+    let all: Vec<_> = parse_mounts(mountinfo).collect();
+    let covered = |m: &procfs::process::MountInfo| {
+        all.iter()
+            .any(|c| c.pid == m.mnt_id && c.mount_point == m.mount_point)
+    };
+    all.iter()
         .filter(|m| is_lxcfs(&m.fs_type, m.mount_source.as_deref()) && dead.contains(&m.majmin))
+        .filter(|m| !covered(m))
+        .cloned()
         .map(|m| {
             let mut flags: Vec<String> = m
                 .mount_options
@@ -48,7 +57,12 @@ pub fn dead_mounts(mountinfo: &str, dead: &BTreeSet<String>) -> Vec<DeadMount> {
             flags.sort();
             DeadMount {
                 id: m.mnt_id as u32,
-                root: m.root,
+                // A file whose dentry the kernel dropped (a lookup in the dead filesystem does
+                // that) is named with a `//deleted` suffix; the live file has the plain name.
+                root: m
+                    .root
+                    .strip_suffix("//deleted")
+                    .map_or(m.root.clone(), str::to_string),
                 target: m.mount_point,
                 flags,
             }
@@ -97,6 +111,21 @@ mod tests {
         assert_eq!(dead[0].flags, ["nodev", "nosuid", "ro"]);
         assert_eq!(dead[1].flags, ["nodev", "noexec", "nosuid", "ro"]);
         assert!(dead[3].flags.is_empty());
+    }
+
+    #[test]
+    fn a_covered_dead_mount_is_left_and_a_dropped_dentry_named_plainly() {
+        let table = "\
+812 700 8:1 /var/lib/ct/rootfs / ro,relatime - ext4 /dev/sda1 rw
+813 812 0:5 / /proc rw - proc proc rw
+814 813 0:52 /proc/meminfo /proc/meminfo ro,nosuid,nodev - fuse.lxcfs lxcfs rw
+820 814 0:60 /proc/meminfo /proc/meminfo ro,nosuid,nodev - fuse.lxcfs lxcfs rw
+815 812 0:52 /sys/devices/system/cpu/online//deleted /sys/devices/system/cpu/online ro - fuse.lxcfs lxcfs rw
+";
+        let dead = dead_mounts(table, &devs(&["0:52"]));
+        assert_eq!(dead.len(), 1, "{dead:?}");
+        assert_eq!(dead[0].root, "/sys/devices/system/cpu/online");
+        assert_eq!(dead[0].id, 815);
     }
 
     #[test]
