@@ -24,10 +24,11 @@ const PROBE_C: &str = r##"/* The end-to-end tests' helper inside containers (bui
  *   probe touch MIB      "total", "before", "after": MemTotal, then MemAvailable before and
  *                        after touching MIB MiB of fresh memory, read while it is still held
  *   probe loadavg        "pid N" (our own pid as our pid namespace numbers it), then the file
- *   probe loop STOP [READY [MS]]
+ *   probe loop STOP [READY [MS [reopen]]]
  *                        reads the bound files round after round until the file STOP exists
  *                        (see loop_main); creates READY after the first round; sleeps MS ms
- *                        (default 10) between rounds
+ *                        (default 10) between rounds; with "reopen", the kept descriptor is
+ *                        closed and opened again after a failed read
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -87,10 +88,14 @@ static long long meminfo_kb(const char *key)
  *
  * Each round opens, reads fully and closes every file of LOOP_FILES, and re-reads one
  * /proc/stat descriptor kept open from the start with pread at offset 0 (as top does, whose
- * descriptor must survive the restart too). Every failed call and every wrong content is an
- * event; the first LOOP_SHOWN of each kind are printed at once (so a probe that hangs for
- * good and is killed still leaves them in its output), all are counted. Once STOP exists it
- * prints the summary section "loop" (see the Rust LoopSummary) and exits 0.
+ * descriptor must survive the restart too; with "reopen" a descriptor whose read failed is
+ * closed and opened afresh in the next round, as a tool that reopens on error). A failure
+ * never stops the loop: every failed call and every wrong content is an event, and the
+ * round goes on with the next file. The first LOOP_SHOWN events of each kind are printed at
+ * once (so a probe that hangs for good and is killed still leaves them in its output), all
+ * are counted. The first good round after a bad one (every file read and right: the
+ * reads recovered) is printed as "good MS", the first LOOP_SHOWN of them. Once STOP exists
+ * it prints the summary section "loop" (see the Rust LoopSummary) and exits 0.
  */
 #define LOOP_SHOWN 50
 
@@ -135,13 +140,13 @@ static const char *errno_name(int e)
 static struct {
 	long long rounds, failures, wrong, max_us, max_gap_us, kept_reads;
 	long long by_errno[MAX_ERRNO];
-	long long start_us, last_ok_us;
-	int shown_failures, shown_wrong;
+	long long start_us, last_ok_us, last_bad_us;
+	int shown_failures, shown_wrong, shown_good;
 	/* What the first good read of each kind showed; later rounds must agree. */
 	long long memtotal_kb;
 	int processors;
 	char online[256];
-} lp = { .memtotal_kb = -1, .processors = -1 };
+} lp = { .memtotal_kb = -1, .processors = -1, .last_bad_us = -1 };
 
 static void loop_fail(int err, const char *op, const char *path)
 {
@@ -303,7 +308,7 @@ static void loop_latency(long long t0)
 		lp.max_us = dt;
 }
 
-static int loop_main(const char *stop, const char *ready, int pause_ms)
+static int loop_main(const char *stop, const char *ready, int pause_ms, int reopen)
 {
 	int kept = -1;
 
@@ -341,6 +346,10 @@ static int loop_main(const char *stop, const char *ready, int pause_ms)
 			if (read_all(kept, 1) < 0) {
 				loop_fail(errno, "pread", "/proc/stat(kept)");
 				ok = 0;
+				if (reopen) {
+					close(kept);
+					kept = -1;
+				}
 			} else if (strncmp(buf, "cpu ", 4)) {
 				loop_wrong("/proc/stat(kept)", "does-not-start-with-cpu");
 				ok = 0;
@@ -355,7 +364,14 @@ static int loop_main(const char *stop, const char *ready, int pause_ms)
 
 			if (t - lp.last_ok_us > lp.max_gap_us)
 				lp.max_gap_us = t - lp.last_ok_us;
+			/* The first good round since a bad one: when the reads recovered. */
+			if (lp.last_bad_us > lp.last_ok_us && lp.shown_good++ < LOOP_SHOWN) {
+				printf("good %lld\n", t / 1000);
+				fflush(stdout);
+			}
 			lp.last_ok_us = t;
+		} else {
+			lp.last_bad_us = now_us();
 		}
 		if (lp.rounds == 1 && ready) {
 			int fd = open(ready, O_WRONLY | O_CREAT, 0644);
@@ -374,6 +390,8 @@ static int loop_main(const char *stop, const char *ready, int pause_ms)
 	printf("max_ms %lld\nmax_gap_ms %lld\nlast_ok_ago_ms %lld\n", lp.max_us / 1000,
 	       lp.max_gap_us / 1000, (end - lp.last_ok_us) / 1000);
 	printf("kept_reads %lld\nrun_ms %lld\n", lp.kept_reads, (end - lp.start_us) / 1000);
+	printf("last_ok_ms %lld\nlast_bad_ms %lld\n", lp.last_ok_us / 1000,
+	       lp.last_bad_us < 0 ? -1 : lp.last_bad_us / 1000);
 	printf("memtotal_kb %lld\nprocessors %d\nonline %s", lp.memtotal_kb, lp.processors,
 	       lp.online[0] ? lp.online : "-\n");
 	for (int e = 0; e < MAX_ERRNO; e++) {
@@ -391,8 +409,15 @@ static int loop_main(const char *stop, const char *ready, int pause_ms)
 
 int main(int argc, char **argv)
 {
-	if (argc >= 3 && argc <= 5 && !strcmp(argv[1], "loop")) {
-		return loop_main(argv[2], argc >= 4 ? argv[3] : NULL, argc == 5 ? atoi(argv[4]) : 10) ||
+	if (argc >= 3 && argc <= 6 && !strcmp(argv[1], "loop")) {
+		int reopen = argc == 6 && !strcmp(argv[5], "reopen");
+
+		if (argc == 6 && !reopen) {
+			fprintf(stderr, "probe loop: the fifth argument is \"reopen\" or nothing\n");
+			return 2;
+		}
+		return loop_main(argv[2], argc >= 4 ? argv[3] : NULL, argc >= 5 ? atoi(argv[4]) : 10,
+				 reopen) ||
 		       fflush(stdout) != 0;
 	} else if (argc >= 3 && !strcmp(argv[1], "read")) {
 		for (int i = 2; i < argc; i++) {
@@ -428,7 +453,7 @@ int main(int argc, char **argv)
 		fwrite(buf, 1, n, stdout);
 	} else {
 		fprintf(stderr, "usage: probe read FILE... | sysconf | touch MIB | loadavg | "
-				"loop STOP [READY [MS]]\n");
+				"loop STOP [READY [MS [reopen]]]\n");
 		return 2;
 	}
 	return fflush(stdout) == 0 ? 0 : 1;
@@ -460,7 +485,8 @@ impl Rootfs {
         let root = dir.join("rootfs");
         // Mount points too: runc cannot create them in a user-namespaced container, whose
         // root does not own this directory.
-        for d in ["bin", "dev", "proc", "sys", "tmp", "sync"] {
+        // `var/lib/lxcfs`: where a container binds the whole lxcfs directory.
+        for d in ["bin", "dev", "proc", "sys", "tmp", "sync", "var/lib/lxcfs"] {
             fs::create_dir_all(root.join(d))
                 .unwrap_or_else(|e| panic!("creating {}/{d}: {e}", root.display()));
         }
