@@ -24,6 +24,10 @@ const PROBE_C: &str = r##"/* The end-to-end tests' helper inside containers (bui
  *   probe touch MIB      "total", "before", "after": MemTotal, then MemAvailable before and
  *                        after touching MIB MiB of fresh memory, read while it is still held
  *   probe loadavg        "pid N" (our own pid as our pid namespace numbers it), then the file
+ *   probe nest CMD ARGS...
+ *                        runs CMD in new user, mount and pid namespaces (the user namespace
+ *                        maps root to our uid and gid; mounts copied into it are locked),
+ *                        and exits with its status
  *   probe loop STOP [READY [MS [reopen]]]
  *                        reads the bound files round after round until the file STOP exists
  *                        (see loop_main); creates READY after the first round; sleeps MS ms
@@ -36,7 +40,10 @@ const PROBE_C: &str = r##"/* The end-to-end tests' helper inside containers (bui
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -407,8 +414,70 @@ static int loop_main(const char *stop, const char *ready, int pause_ms, int reop
 	return 0;
 }
 
+/* Writes `text` to the file `path`; 0 or -1 (after saying why). */
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n = fd < 0 ? -1 : write(fd, text, strlen(text));
+
+	if (n != (ssize_t)strlen(text)) {
+		perror(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* probe nest: a reader in namespaces of its own inside the container, as a nested container
+ * or a sandbox makes them. busybox unshare -U -r cannot map ids here (it writes gid_map
+ * before denying setgroups), so the probe does it: setgroups denied first, then root mapped
+ * to our own uid and gid, which needs no privilege. The mount namespace, owned by the new
+ * user namespace, gets copies of the container's mounts, locked (they cannot be unmounted
+ * from in there). Its mounts are made private, as unshare(1) does, so the container's own
+ * mount events never reach it. */
+static int nest_main(char **argv)
+{
+	char map[64];
+	unsigned uid = (unsigned)geteuid(), gid = (unsigned)getegid();
+	int status;
+	pid_t pid;
+
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID)) {
+		perror("unshare");
+		return 2;
+	}
+	snprintf(map, sizeof(map), "0 %u 1", uid);
+	if (write_file("/proc/self/setgroups", "deny") || write_file("/proc/self/uid_map", map))
+		return 2;
+	snprintf(map, sizeof(map), "0 %u 1", gid);
+	if (write_file("/proc/self/gid_map", map))
+		return 2;
+	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
+		perror("making / private");
+		return 2;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		return 2;
+	}
+	if (pid == 0) {
+		execvp(argv[0], argv);
+		perror(argv[0]);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0) {
+		perror("waitpid");
+		return 2;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 int main(int argc, char **argv)
 {
+	if (argc >= 3 && !strcmp(argv[1], "nest"))
+		return nest_main(argv + 2);
 	if (argc >= 3 && argc <= 6 && !strcmp(argv[1], "loop")) {
 		int reopen = argc == 6 && !strcmp(argv[5], "reopen");
 
@@ -453,7 +522,7 @@ int main(int argc, char **argv)
 		fwrite(buf, 1, n, stdout);
 	} else {
 		fprintf(stderr, "usage: probe read FILE... | sysconf | touch MIB | loadavg | "
-				"loop STOP [READY [MS [reopen]]]\n");
+				"loop STOP [READY [MS [reopen]]] | nest CMD ARGS...\n");
 		return 2;
 	}
 	return fflush(stdout) == 0 ? 0 : 1;
