@@ -3,15 +3,11 @@
 //! the mountinfo and report comparisons on made-up tables.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
 use crate::common::parse_mountinfo;
-use crate::common::scene::{Scene, monotonic_ms};
-use crate::common::status::{kill_supervisor_and_worker, try_status};
-use crate::common::{Daemon, fuse_dev};
-use crate::heal::{Pass, sigkill_and_fresh_start};
+use crate::heal::{Old, Outcome, Pass, must_heal, outage};
 use crate::namespaces::{Namespaces, Ns, heal_problems};
-use crate::outage::{Fleet, OUTAGE, Timeline, has_summary_line, reader_problems, report_recovery};
+use crate::outage::{has_summary_line, reader_problems};
 use crate::report::{NsReport, Reattach, report_problems};
 
 /// The test's own re-bind (open_tree, setns, move_mount beneath, unmount the dead top, or
@@ -21,7 +17,18 @@ use crate::report::{NsReport, Reattach, report_problems};
 /// waits for its summary line and finds only the covered mounts left.)
 #[test]
 fn a_reference_pass_heals_every_container_and_the_checks_pass() {
-    sigkill_and_fresh_start(Pass::Reference);
+    must_heal(Old::LxcfsRs, Pass::Reference);
+}
+
+/// The same for the migration from the C lxcfs: its dead mounts (of another filesystem
+/// than lxcfs-rs's, a read-write one) can be replaced by lxcfs-rs's in time.
+#[test]
+fn a_reference_pass_heals_the_c_lxcfs_containers_and_the_checks_pass() {
+    require!(
+        program "lxcfs",
+        "the C lxcfs is not installed (scripts/deps.sh test installs it)"
+    );
+    must_heal(Old::CLxcfs, Pass::Reference);
 }
 
 /// Killed, and no daemon started: every check sees the containers broken. Each reader is
@@ -29,30 +36,18 @@ fn a_reference_pass_heals_every_container_and_the_checks_pass() {
 /// claiming they were fixed is refused. No container restarted.
 #[test]
 fn the_checks_see_containers_left_broken() {
-    let Some(s) = Scene::new() else {
+    let Some(Outcome {
+        stopped,
+        before,
+        after,
+        dead,
+        t,
+        restarted,
+        ..
+    }) = outage(Old::LxcfsRs, Pass::Nobody)
+    else {
         return;
     };
-    let mut old = Daemon::start_on(&s.mnt, &s.log("old"), &[]);
-    let dead = vec![fuse_dev(&s.mnt)];
-    let worker = try_status(&s.mnt).ok().and_then(|st| st.worker_pid);
-    let mut fleet = Fleet::start(&s, &s.mnt);
-    let before = fleet.namespaces();
-    let killed_at = monotonic_ms();
-    kill_supervisor_and_worker(&mut old, worker);
-    std::thread::sleep(OUTAGE / 2);
-    fleet.start_late();
-    std::thread::sleep(OUTAGE / 2);
-    // No daemon starts: "the start" is only the moment the checks count from.
-    let t = Timeline {
-        killed_at,
-        started_at: monotonic_ms(),
-    };
-    t.sleep_past_limit(Duration::from_millis(200));
-    let after = fleet.namespaces();
-    let restarted = fleet.restarted();
-    let stopped = fleet.stop();
-    report_recovery("killed, nothing started", &stopped, &t);
-
     assert!(restarted.is_empty(), "{restarted:?}");
     // Every probe saw its view before the kill, but the late one, which never read a good
     // value.
