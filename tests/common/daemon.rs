@@ -132,16 +132,23 @@ impl Daemon {
         let dir = TestDir::new();
         let mnt = dir.join("mnt");
         fs::create_dir(&mnt).expect("creating the mount point");
-        let pidfile = dir.join("lxcfs.pid");
+        let mut d = Daemon::start_c_lxcfs_on(&mnt, &dir.join("lxcfs.log"));
+        d._dir = Some(dir);
+        d
+    }
+
+    /// The C lxcfs on `mnt` (which the caller owns, as the log), mounted and serving; its
+    /// pidfile is `<log>.pid`.
+    pub fn start_c_lxcfs_on(mnt: &Path, log: &Path) -> Daemon {
+        let pidfile = log.with_extension("pid");
         let pidfile = pidfile.to_str().expect("utf-8 path").to_string();
         let mut d = Daemon::spawn_cmd(
             "lxcfs",
             Command::new("lxcfs"),
             &["-f", "-l", "--enable-cfs", "-p", &pidfile],
-            &mnt,
-            &dir.join("lxcfs.log"),
+            mnt,
+            log,
         );
-        d._dir = Some(dir);
         // lxcfs takes several seconds to exit after SIGTERM (its background threads sleep).
         d.stop_timeout = Duration::from_secs(15);
         d.wait_mounted();
@@ -173,6 +180,22 @@ impl Daemon {
 
     /// Waits (up to 10 s) until the mount is in mountinfo and `proc/meminfo` reads.
     pub fn wait_mounted(&mut self) {
+        self.wait_mounted_over(None);
+    }
+
+    /// Our daemon with `args` on `mnt`, where a dead mount of connection `dead` is left:
+    /// mounted and serving. Until the daemon replaces that mount, nothing here reads below
+    /// `mnt`: a lookup in a dead connection fails its dentry's revalidation and unhashes it,
+    /// in every bind of that filesystem, and nothing can be mounted below an unhashed dentry.
+    pub fn start_replacing(mnt: &Path, log: &Path, args: &[&str], dead: &str) -> Daemon {
+        let mut d = Daemon::spawn_cmd_on(Command::new(BIN), mnt, log, args);
+        d.wait_mounted_over(Some(dead));
+        d
+    }
+
+    /// [`Daemon::wait_mounted`], reading nothing while the mount at `mnt` is connection
+    /// `dead`.
+    fn wait_mounted_over(&mut self, dead: Option<&str>) {
         let meminfo = self.path("proc/meminfo");
         let mut exited = None;
         let ok = wait_until(Duration::from_secs(10), || {
@@ -180,7 +203,8 @@ impl Daemon {
                 exited = Some(st);
                 return true;
             }
-            fuse_mount_at(&self.mnt).is_some() && fs::read(&meminfo).is_ok_and(|b| !b.is_empty())
+            fuse_mount_at(&self.mnt).is_some_and(|m| Some(m.dev.as_str()) != dead)
+                && fs::read(&meminfo).is_ok_and(|b| !b.is_empty())
         });
         self.dev = fuse_mount_at(&self.mnt).map(|m| m.dev);
         if let Some(st) = exited {

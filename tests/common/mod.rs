@@ -19,6 +19,10 @@
 //! - [`cgroup`]: v1 cgroups with limits and readers inside them;
 //! - [`container`]: real OCI containers run by runc;
 //! - [`qemu_vm`]: the test VMs booted under qemu (`scripts/v2vm`, `scripts/sysvm`);
+//! - [`scene`]: what a test with reading containers starts from, and the checks such tests
+//!   share (tasks stuck in D state, problems as one panic);
+//! - [`loads`]: containers reading the daemon's files all along with the probe's `loop`;
+//! - [`status`]: the supervisor's `status`, supervisor and worker killed, held reads;
 //! - [`fixture_tree`]: fake host trees (`proc/...`, `sys/...`) for `--host-root`;
 //! - [`splice`]: sendfile(2), the daemon's logged refusals of page-cache reads, and the proof
 //!   that busybox `cat` copies with sendfile.
@@ -31,13 +35,16 @@ pub mod cgroup;
 pub mod container;
 pub mod daemon;
 pub mod fixture_tree;
+pub mod loads;
 pub mod mounts;
 pub mod ns_daemon;
 pub mod parse;
 pub mod policy;
 pub mod process;
 pub mod qemu_vm;
+pub mod scene;
 pub mod splice;
+pub mod status;
 
 // Re-exports: not every test crate uses every part.
 #[allow(unused_imports)]

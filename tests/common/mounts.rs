@@ -10,6 +10,10 @@ use super::CONTROLLERS;
 /// One line of /proc/self/mountinfo.
 #[derive(Debug, Clone)]
 pub struct MountLine {
+    /// The mount's id (unique while it is mounted).
+    pub id: u32,
+    /// The id of the mount it is mounted on (itself for a namespace's root).
+    pub parent: u32,
     /// `major:minor` of the mounted filesystem (unique per FUSE connection).
     pub dev: String,
     pub root: String,
@@ -61,6 +65,8 @@ pub fn parse_mountinfo(text: &str) -> Vec<MountLine> {
             let l: Vec<&str> = left.split(' ').collect();
             let r: Vec<&str> = right.split(' ').collect();
             Some(MountLine {
+                id: l.first()?.parse().ok()?,
+                parent: l.get(1)?.parse().ok()?,
                 dev: l.get(2)?.to_string(),
                 root: unescape(l.get(3)?),
                 mount_point: PathBuf::from(unescape(l.get(4)?)),

@@ -10,12 +10,13 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::common::container::BOUND_FILES;
-use crate::common::{Daemon, fuse_dev, inodes, parse_loadavg, signal};
-use crate::loads::{Loads, problems};
-use crate::supervisor::{
-    HeldRead, current_worker, have_failpoints, read_within, status, wait_new_worker, wait_status,
-    with_failpoints,
+use crate::common::loads::Loads;
+use crate::common::scene::problems;
+use crate::common::status::{
+    HeldRead, current_worker, read_within, status, wait_new_worker, wait_status,
 };
+use crate::common::{Daemon, fuse_dev, inodes, parse_loadavg, signal};
+use crate::supervisor::{have_failpoints, with_failpoints};
 use crate::{PAUSE, Scene, monotonic_ms, must, stuck};
 
 /// The file whose READs the `hang:` failpoint holds: no container reads it, so the only READ

@@ -4,15 +4,17 @@
 //! stuck in D state, a wrong content, a binary without one version marker).
 
 use std::fs;
+use std::os::unix::fs::OpenOptionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
 use crate::common::container::open_to_all;
-use crate::common::{Daemon, Reaped, signal, wait_timeout, wait_until};
-use crate::loads::Loads;
-use crate::supervisor::{Build, kill_supervisor_and_worker, patch_tag, serving_pid, try_status};
+use crate::common::loads::Loads;
+use crate::common::status::{kill_supervisor_and_worker, serving_pid, try_status};
+use crate::common::{Daemon, Reaped, fuse_dev, signal, wait_timeout, wait_until};
+use crate::supervisor::{Build, patch_tag};
 use crate::upgrade::upgrades_under_load;
 use crate::{PAUSE, Scene, monotonic_ms, must, stuck};
 
@@ -29,30 +31,41 @@ fn takeovers_between_identical_builds_lose_no_read() {
 
 /// Killing every process of the daemon (today's is one; a supervisor and its worker without
 /// a store keeping the connection) ends the connection, and every read in the containers
-/// fails from then on, with ENOTCONN, the kept descriptor's too. (A fresh daemon would re-bind
-/// the containers' dead mounts: tests/reattach.)
+/// fails from then on, with ENOTCONN, the kept descriptor's too. A fresh daemon on the same
+/// mount point is another connection. (Whether it re-binds itself into the containers is
+/// the reattach target's business: the probes stop before it starts.)
 #[test]
 fn killing_every_daemon_process_fails_reads_with_enotconn() {
     let Some(s) = Scene::new() else {
         return;
     };
     let mut d = Daemon::start_on(&s.mnt, &s.log("daemon"), &[]);
+    let dev = fuse_dev(&s.mnt);
     let worker = try_status(&s.mnt).ok().and_then(|st| st.worker_pid);
+    // An O_PATH descriptor of the mount's root pins the connection's superblock: once the
+    // containers stop and the dead mount is detached, nothing else would, and the kernel
+    // could give the fresh mount the same anonymous device number.
+    let pin = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_PATH)
+        .open(&s.mnt)
+        .expect("an O_PATH descriptor of the mount");
     let loads = Loads::start(&s, &s.mnt);
     std::thread::sleep(PAUSE);
     let killed_at = monotonic_ms();
     kill_supervisor_and_worker(&mut d, worker);
     std::thread::sleep(PAUSE);
+    let stop_at = monotonic_ms();
+    let stopped = loads.stop();
+    stopped.report("every daemon process killed");
     let lazy = Command::new("umount")
         .arg("-l")
         .arg(&s.mnt)
         .status()
         .expect("running umount");
     assert!(lazy.success(), "umount -l of the dead mount");
-    std::thread::sleep(PAUSE);
-    let stop_at = monotonic_ms();
-    let stopped = loads.stop();
-    stopped.report("every daemon process killed");
+    let fresh = Daemon::start_on(&s.mnt, &s.log("fresh"), &[]);
+    let fresh_dev = fuse_dev(&s.mnt);
 
     must(stopped.views());
     assert!(
@@ -74,7 +87,7 @@ fn killing_every_daemon_process_fails_reads_with_enotconn() {
             "container {}: every read fails after the kill, the kept descriptor's too: {sum:?}",
             sum.name
         );
-        // The last good round ended by the kill.
+        // The last good round ended by the kill; none came after it.
         assert!(
             sum.max_stall_ms + 50 >= stop_at - killed_at,
             "container {}: a good round after the kill ({} ms before the stop): {sum:?}",
@@ -92,6 +105,12 @@ fn killing_every_daemon_process_fails_reads_with_enotconn() {
         stopped.stalls_below(PAUSE).is_err(),
         "no good round after the kill is a stall as long as the rest of the run"
     );
+    assert_ne!(
+        fresh_dev, dev,
+        "a fresh mount is another connection, which the same-connection check tells apart"
+    );
+    drop(fresh);
+    drop(pin);
 }
 
 /// A stopped server (today's daemon, or the worker) is a stall, not a failure. A reader

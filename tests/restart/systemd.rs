@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{ControlMessage, ControlMessageOwned, MsgFlags, UnixAddr, recvmsg, sendmsg};
 
+use crate::common::loads::Loads;
+use crate::common::status::{current_worker, kill_supervisor_and_worker, read_within, status};
 use crate::common::{BIN, Daemon, TestDir, describe, fuse_dev};
-use crate::loads::Loads;
-use crate::supervisor::{current_worker, kill_supervisor_and_worker, read_within, status};
 use crate::{PAUSE, Scene, must, stuck};
 
 /// The most descriptors one start may be handed (systemd's `FileDescriptorStoreMax=64` in the

@@ -8,12 +8,13 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 
 use crate::common::container::{Container, Spec};
-use crate::common::{Daemon, MIB, fuse_dev, kb, read_or_err, signal};
-use crate::loads::{Loads, problems};
-use crate::supervisor::{
-    Build, PKG_VERSION, current_worker, read_within, status, status_json, status_lines,
-    wait_new_worker, wait_status,
+use crate::common::loads::Loads;
+use crate::common::scene::problems;
+use crate::common::status::{
+    current_worker, read_within, status, status_json, status_lines, wait_new_worker, wait_status,
 };
+use crate::common::{Daemon, MIB, fuse_dev, kb, read_or_err, signal};
+use crate::supervisor::{Build, PKG_VERSION};
 use crate::{PAUSE, Scene, must, stuck};
 
 /// How long an old instance may take to hand the mount over and exit.

@@ -95,7 +95,8 @@ pub struct LoopEvent {
     pub path: String,
 }
 
-/// What `probe loop` reported: its summary section `loop` and the events it printed.
+/// What `probe loop` reported: its summary section `loop` and the events it printed (failed
+/// calls and wrong contents; the moments the reads recovered apart).
 #[derive(Debug, Clone)]
 pub struct LoopSummary {
     /// The container, for messages.
@@ -123,6 +124,13 @@ pub struct LoopSummary {
     pub by_errno: BTreeMap<String, u64>,
     /// The events printed, in order.
     pub events: Vec<LoopEvent>,
+    /// When (`CLOCK_MONOTONIC` ms) each good round that followed a bad one ended: the
+    /// moments the reads recovered, in order (the first 50).
+    pub recoveries: Vec<u64>,
+    /// When the last good round ended (the start, if none was good).
+    pub last_ok_ms: u64,
+    /// When the last round with a failure or a wrong content ended; `None` if none had one.
+    pub last_bad_ms: Option<u64>,
 }
 
 impl LoopSummary {
@@ -151,12 +159,14 @@ impl LoopSummary {
                 )
             })
         };
-        let events = r
-            .get("events")
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| parse_event(r, l))
-            .collect();
+        let mut events = Vec::new();
+        let mut recoveries = Vec::new();
+        for line in r.get("events").lines().filter(|l| !l.is_empty()) {
+            match line.strip_prefix("good ") {
+                Some(at) => recoveries.push(parse_field(r, "good", at) as u64),
+                None => events.push(parse_event(r, line)),
+            }
+        }
         LoopSummary {
             name: r.name.clone(),
             rounds: field("rounds") as u64,
@@ -171,6 +181,9 @@ impl LoopSummary {
                 .unwrap_or_else(|| panic!("container {}: no online line:\n{text}", r.name)),
             by_errno,
             events,
+            recoveries,
+            last_ok_ms: field("last_ok_ms") as u64,
+            last_bad_ms: u64::try_from(field("last_bad_ms")).ok(),
         }
     }
 

@@ -24,10 +24,15 @@ const PROBE_C: &str = r##"/* The end-to-end tests' helper inside containers (bui
  *   probe touch MIB      "total", "before", "after": MemTotal, then MemAvailable before and
  *                        after touching MIB MiB of fresh memory, read while it is still held
  *   probe loadavg        "pid N" (our own pid as our pid namespace numbers it), then the file
- *   probe loop STOP [READY [MS]]
+ *   probe nest CMD ARGS...
+ *                        runs CMD in new user, mount and pid namespaces (the user namespace
+ *                        maps root to our uid and gid; mounts copied into it are locked),
+ *                        and exits with its status
+ *   probe loop STOP [READY [MS [reopen]]]
  *                        reads the bound files round after round until the file STOP exists
  *                        (see loop_main); creates READY after the first round; sleeps MS ms
- *                        (default 10) between rounds
+ *                        (default 10) between rounds; with "reopen", the kept descriptor is
+ *                        closed and opened again after a failed read
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -35,7 +40,10 @@ const PROBE_C: &str = r##"/* The end-to-end tests' helper inside containers (bui
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -87,10 +95,14 @@ static long long meminfo_kb(const char *key)
  *
  * Each round opens, reads fully and closes every file of LOOP_FILES, and re-reads one
  * /proc/stat descriptor kept open from the start with pread at offset 0 (as top does, whose
- * descriptor must survive the restart too). Every failed call and every wrong content is an
- * event; the first LOOP_SHOWN of each kind are printed at once (so a probe that hangs for
- * good and is killed still leaves them in its output), all are counted. Once STOP exists it
- * prints the summary section "loop" (see the Rust LoopSummary) and exits 0.
+ * descriptor must survive the restart too; with "reopen" a descriptor whose read failed is
+ * closed and opened afresh in the next round, as a tool that reopens on error). A failure
+ * never stops the loop: every failed call and every wrong content is an event, and the
+ * round goes on with the next file. The first LOOP_SHOWN events of each kind are printed at
+ * once (so a probe that hangs for good and is killed still leaves them in its output), all
+ * are counted. The first good round after a bad one (every file read and right: the
+ * reads recovered) is printed as "good MS", the first LOOP_SHOWN of them. Once STOP exists
+ * it prints the summary section "loop" (see the Rust LoopSummary) and exits 0.
  */
 #define LOOP_SHOWN 50
 
@@ -135,13 +147,13 @@ static const char *errno_name(int e)
 static struct {
 	long long rounds, failures, wrong, max_us, max_gap_us, kept_reads;
 	long long by_errno[MAX_ERRNO];
-	long long start_us, last_ok_us;
-	int shown_failures, shown_wrong;
+	long long start_us, last_ok_us, last_bad_us;
+	int shown_failures, shown_wrong, shown_good;
 	/* What the first good read of each kind showed; later rounds must agree. */
 	long long memtotal_kb;
 	int processors;
 	char online[256];
-} lp = { .memtotal_kb = -1, .processors = -1 };
+} lp = { .memtotal_kb = -1, .processors = -1, .last_bad_us = -1 };
 
 static void loop_fail(int err, const char *op, const char *path)
 {
@@ -303,7 +315,7 @@ static void loop_latency(long long t0)
 		lp.max_us = dt;
 }
 
-static int loop_main(const char *stop, const char *ready, int pause_ms)
+static int loop_main(const char *stop, const char *ready, int pause_ms, int reopen)
 {
 	int kept = -1;
 
@@ -341,6 +353,10 @@ static int loop_main(const char *stop, const char *ready, int pause_ms)
 			if (read_all(kept, 1) < 0) {
 				loop_fail(errno, "pread", "/proc/stat(kept)");
 				ok = 0;
+				if (reopen) {
+					close(kept);
+					kept = -1;
+				}
 			} else if (strncmp(buf, "cpu ", 4)) {
 				loop_wrong("/proc/stat(kept)", "does-not-start-with-cpu");
 				ok = 0;
@@ -355,7 +371,14 @@ static int loop_main(const char *stop, const char *ready, int pause_ms)
 
 			if (t - lp.last_ok_us > lp.max_gap_us)
 				lp.max_gap_us = t - lp.last_ok_us;
+			/* The first good round since a bad one: when the reads recovered. */
+			if (lp.last_bad_us > lp.last_ok_us && lp.shown_good++ < LOOP_SHOWN) {
+				printf("good %lld\n", t / 1000);
+				fflush(stdout);
+			}
 			lp.last_ok_us = t;
+		} else {
+			lp.last_bad_us = now_us();
 		}
 		if (lp.rounds == 1 && ready) {
 			int fd = open(ready, O_WRONLY | O_CREAT, 0644);
@@ -374,6 +397,8 @@ static int loop_main(const char *stop, const char *ready, int pause_ms)
 	printf("max_ms %lld\nmax_gap_ms %lld\nlast_ok_ago_ms %lld\n", lp.max_us / 1000,
 	       lp.max_gap_us / 1000, (end - lp.last_ok_us) / 1000);
 	printf("kept_reads %lld\nrun_ms %lld\n", lp.kept_reads, (end - lp.start_us) / 1000);
+	printf("last_ok_ms %lld\nlast_bad_ms %lld\n", lp.last_ok_us / 1000,
+	       lp.last_bad_us < 0 ? -1 : lp.last_bad_us / 1000);
 	printf("memtotal_kb %lld\nprocessors %d\nonline %s", lp.memtotal_kb, lp.processors,
 	       lp.online[0] ? lp.online : "-\n");
 	for (int e = 0; e < MAX_ERRNO; e++) {
@@ -389,10 +414,79 @@ static int loop_main(const char *stop, const char *ready, int pause_ms)
 	return 0;
 }
 
+/* Writes `text` to the file `path`; 0 or -1 (after saying why). */
+static int write_file(const char *path, const char *text)
+{
+	int fd = open(path, O_WRONLY);
+	ssize_t n = fd < 0 ? -1 : write(fd, text, strlen(text));
+
+	if (n != (ssize_t)strlen(text)) {
+		perror(path);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+/* probe nest: a reader in namespaces of its own inside the container, as a nested container
+ * or a sandbox makes them. busybox unshare -U -r cannot map ids here (it writes gid_map
+ * before denying setgroups), so the probe does it: setgroups denied first, then root mapped
+ * to our own uid and gid, which needs no privilege. The mount namespace, owned by the new
+ * user namespace, gets copies of the container's mounts, locked (they cannot be unmounted
+ * from in there). Its mounts are made private, as unshare(1) does, so the container's own
+ * mount events never reach it. */
+static int nest_main(char **argv)
+{
+	char map[64];
+	unsigned uid = (unsigned)geteuid(), gid = (unsigned)getegid();
+	int status;
+	pid_t pid;
+
+	if (unshare(CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID)) {
+		perror("unshare");
+		return 2;
+	}
+	snprintf(map, sizeof(map), "0 %u 1", uid);
+	if (write_file("/proc/self/setgroups", "deny") || write_file("/proc/self/uid_map", map))
+		return 2;
+	snprintf(map, sizeof(map), "0 %u 1", gid);
+	if (write_file("/proc/self/gid_map", map))
+		return 2;
+	if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL)) {
+		perror("making / private");
+		return 2;
+	}
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		return 2;
+	}
+	if (pid == 0) {
+		execvp(argv[0], argv);
+		perror(argv[0]);
+		_exit(127);
+	}
+	if (waitpid(pid, &status, 0) < 0) {
+		perror("waitpid");
+		return 2;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 int main(int argc, char **argv)
 {
-	if (argc >= 3 && argc <= 5 && !strcmp(argv[1], "loop")) {
-		return loop_main(argv[2], argc >= 4 ? argv[3] : NULL, argc == 5 ? atoi(argv[4]) : 10) ||
+	if (argc >= 3 && !strcmp(argv[1], "nest"))
+		return nest_main(argv + 2);
+	if (argc >= 3 && argc <= 6 && !strcmp(argv[1], "loop")) {
+		int reopen = argc == 6 && !strcmp(argv[5], "reopen");
+
+		if (argc == 6 && !reopen) {
+			fprintf(stderr, "probe loop: the fifth argument is \"reopen\" or nothing\n");
+			return 2;
+		}
+		return loop_main(argv[2], argc >= 4 ? argv[3] : NULL, argc >= 5 ? atoi(argv[4]) : 10,
+				 reopen) ||
 		       fflush(stdout) != 0;
 	} else if (argc >= 3 && !strcmp(argv[1], "read")) {
 		for (int i = 2; i < argc; i++) {
@@ -428,7 +522,7 @@ int main(int argc, char **argv)
 		fwrite(buf, 1, n, stdout);
 	} else {
 		fprintf(stderr, "usage: probe read FILE... | sysconf | touch MIB | loadavg | "
-				"loop STOP [READY [MS]]\n");
+				"loop STOP [READY [MS [reopen]]] | nest CMD ARGS...\n");
 		return 2;
 	}
 	return fflush(stdout) == 0 ? 0 : 1;
@@ -460,7 +554,8 @@ impl Rootfs {
         let root = dir.join("rootfs");
         // Mount points too: runc cannot create them in a user-namespaced container, whose
         // root does not own this directory.
-        for d in ["bin", "dev", "proc", "sys", "tmp", "sync"] {
+        // `var/lib/lxcfs`: where a container binds the whole lxcfs directory.
+        for d in ["bin", "dev", "proc", "sys", "tmp", "sync", "var/lib/lxcfs"] {
             fs::create_dir_all(root.join(d))
                 .unwrap_or_else(|e| panic!("creating {}/{d}: {e}", root.display()));
         }

@@ -51,9 +51,9 @@ impl Barrier {
                 if flag.exists() {
                     break;
                 }
-                if let Some(st) = c.try_wait() {
+                if let Some(how) = c.exited() {
                     panic!(
-                        "container {} exited ({st}) before it was ready: {}",
+                        "container {} exited ({how}) before it was ready: {}",
                         c.name,
                         c.output_so_far()
                     );
@@ -112,6 +112,48 @@ impl Runc {
     /// Starts `spec` in the foreground of a `runc run` child (as `docker run` without `-d`),
     /// with a unique container id and cgroup (`/lxcfs-rs-ct-<pid>-<n>` in every hierarchy).
     pub fn start(&self, spec: Spec) -> Container<'_> {
+        let mut c = self.container(spec);
+        let child = self
+            .command()
+            .args(["run", "--bundle"])
+            .arg(c.bundle.path())
+            .arg(&c.id)
+            .stdout(c.output_file("stdout"))
+            .stderr(c.output_file("stderr"))
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting runc run: {e}"));
+        c.child = Some(child);
+        c
+    }
+
+    /// Creates `spec` with `runc create` (as `docker create`): its namespaces and mounts are
+    /// made, and `runc init` waits in them until [`Container::start_created`]. The container
+    /// is detached (the process writes to files of the bundle), so runc keeps no exit status
+    /// of it: its output is the proof of how it ended. Panics unless runc created it.
+    pub fn create(&self, spec: Spec) -> Container<'_> {
+        let mut c = self.container(spec);
+        c.detached = true;
+        let out = self
+            .command()
+            .args(["create", "--bundle"])
+            .arg(c.bundle.path())
+            .arg(&c.id)
+            .stdout(c.output_file("stdout"))
+            .stderr(c.output_file("stderr"))
+            .status()
+            .unwrap_or_else(|e| panic!("running runc create: {e}"));
+        assert!(
+            out.success(),
+            "runc create {} exited with {out}: {}",
+            c.name,
+            c.output_so_far()
+        );
+        c
+    }
+
+    /// `spec` made a container of ours, not started: a unique container id and cgroup
+    /// (`/lxcfs-rs-ct-<pid>-<n>` in every hierarchy), its `config.json` written.
+    fn container(&self, spec: Spec) -> Container<'_> {
         let Spec {
             name,
             mut config,
@@ -122,26 +164,15 @@ impl Runc {
         config["linux"]["cgroupsPath"] = json!(format!("/{id}"));
         let text = serde_json::to_string_pretty(&config).expect("serialising config.json");
         fs::write(bundle.join("config.json"), text).expect("writing config.json");
-        let stdout = File::create(bundle.join("stdout")).expect("creating the stdout file");
-        let stderr = File::create(bundle.join("stderr")).expect("creating the stderr file");
-        let started = Instant::now();
-        let child = self
-            .command()
-            .args(["run", "--bundle"])
-            .arg(bundle.path())
-            .arg(&id)
-            .stdout(stdout)
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting runc run: {e}"));
         Container {
             runc: self,
             name,
             id,
-            child: Some(child),
+            child: None,
+            detached: false,
             status: None,
             bundle,
-            started,
+            started: Instant::now(),
             _rootfs: rootfs,
         }
     }
@@ -176,7 +207,10 @@ pub struct Container<'r> {
     pub name: String,
     /// runc's container id, also the cgroup's name.
     pub id: String,
+    /// `runc run` in the foreground; `None` for a detached container.
     child: Option<Child>,
+    /// Made by [`Runc::create`]: no `runc run` child, and runc keeps no exit status.
+    detached: bool,
     status: Option<ExitStatus>,
     bundle: TestDir,
     started: Instant,
@@ -190,7 +224,47 @@ impl Container<'_> {
         self.started.elapsed()
     }
 
-    /// The exit status, once `runc run` has exited.
+    /// A file of the bundle (created empty) for the container's output.
+    fn output_file(&self, name: &str) -> File {
+        File::create(self.bundle.join(name))
+            .unwrap_or_else(|e| panic!("creating the {name} file: {e}"))
+    }
+
+    /// `runc start` of a container [`Runc::create`] made; panics unless runc started it.
+    pub fn start_created(&mut self) {
+        let out = self.runc.run(&["start", &self.id]);
+        assert!(
+            out.status.success(),
+            "runc start {}: {}",
+            self.name,
+            describe(&out)
+        );
+        self.started = Instant::now();
+    }
+
+    /// runc's word for the container's state (`created`, `running`, `stopped`); `None` when
+    /// runc knows no such container.
+    pub fn state(&self) -> Option<String> {
+        let out = self.runc.run(&["state", &self.id]);
+        if !out.status.success() {
+            return None;
+        }
+        let state: Value = serde_json::from_slice(&out.stdout).ok()?;
+        state["status"].as_str().map(str::to_string)
+    }
+
+    /// How the container ended, once it has: its `runc run`'s exit status, or for a
+    /// detached container that runc says it stopped.
+    pub fn exited(&mut self) -> Option<String> {
+        if self.detached {
+            let alive = matches!(self.state().as_deref(), Some("running" | "created"));
+            return (!alive)
+                .then(|| "stopped (runc keeps no exit status of a detached container)".into());
+        }
+        self.try_wait().map(|st| st.to_string())
+    }
+
+    /// The exit status, once `runc run` has exited (never, for a detached container).
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
         if self.status.is_none()
             && let Some(child) = self.child.as_mut()
@@ -290,9 +364,10 @@ impl Container<'_> {
     }
 
     /// Waits up to `timeout` for the container to exit and returns its report; panics with
-    /// its output unless it exited 0 (on timeout it is killed first).
+    /// its output unless it exited 0 (on timeout it is killed first). A detached container
+    /// has no exit status: what it printed must show it finished.
     pub fn wait(&mut self, timeout: Duration) -> Report {
-        let exited = wait_until(timeout, || self.try_wait().is_some());
+        let exited = wait_until(timeout, || self.exited().is_some());
         let elapsed = self.age();
         if !exited {
             self.kill();
@@ -302,13 +377,14 @@ impl Container<'_> {
                 self.output_so_far()
             );
         }
-        let status = self.status.expect("exit status");
-        assert!(
-            status.success(),
-            "container {} exited with {status}: {}",
-            self.name,
-            self.output_so_far()
-        );
+        if let Some(status) = self.status {
+            assert!(
+                status.success(),
+                "container {} exited with {status}: {}",
+                self.name,
+                self.output_so_far()
+            );
+        }
         let stdout = fs::read_to_string(self.bundle.join("stdout")).expect("container stdout");
         Report::parse(&self.name, stdout, elapsed)
     }
@@ -316,7 +392,12 @@ impl Container<'_> {
     /// Kills the container (only ours: by its unique id in our own state directory), then
     /// its `runc run`.
     fn kill(&mut self) {
-        if self.try_wait().is_none() {
+        if self.detached {
+            if self.exited().is_none() {
+                let _ = self.runc.run(&["kill", &self.id, "KILL"]);
+                wait_until(Duration::from_secs(5), || self.exited().is_some());
+            }
+        } else if self.try_wait().is_none() {
             let _ = self.runc.run(&["kill", &self.id, "KILL"]);
             if let Some(child) = self.child.as_mut() {
                 if wait_until(Duration::from_secs(5), || {
