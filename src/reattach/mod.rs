@@ -56,7 +56,8 @@ pub struct NsReport {
     pub dead: usize,
     /// Replaced (atomically where the kernel can).
     pub fixed: usize,
-    /// Of those, locked dead mounts covered by a live one (the dead one stays beneath).
+    /// Locked, so covered by a live one instead (the dead one stays beneath); counted apart
+    /// from `fixed`.
     pub on_top: usize,
     /// Not replaced: `target: why`.
     pub failed: Vec<String>,
@@ -89,8 +90,8 @@ impl Report {
     pub fn summary(&self) -> String {
         let j = self.to_json();
         format!(
-            "reattach: {} mount namespace(s) held {} dead lxcfs mount(s): {} re-bound ({} on top \
-             of a locked one), {} failed",
+            "reattach: {} mount namespace(s) held {} dead lxcfs mount(s): {} re-bound, {} locked \
+             ones covered on top, {} failed",
             self.namespaces.len(),
             j["dead"],
             j["fixed"],
@@ -281,10 +282,7 @@ pub fn reattach_namespace_of(
     for (d, how) in dead.iter().zip(outcomes) {
         match how {
             How::Beneath | How::Replaced => report.fixed += 1,
-            How::OnTop => {
-                report.fixed += 1;
-                report.on_top += 1;
-            }
+            How::OnTop => report.on_top += 1,
             How::Failed(why) => report.failed.push(format!("{}: {why}", d.target.display())),
         }
     }
@@ -304,7 +302,7 @@ mod tests {
                     ns: 1,
                     pid: 10,
                     dead: 3,
-                    fixed: 3,
+                    fixed: 2,
                     on_top: 1,
                     failed: vec![],
                 },
@@ -321,7 +319,7 @@ mod tests {
         let j = r.to_json();
         assert_eq!(
             (j["dead"].as_u64(), j["fixed"].as_u64()),
-            (Some(5), Some(4))
+            (Some(5), Some(3))
         );
         assert_eq!(
             (j["on_top"].as_u64(), j["failed"].as_u64()),
@@ -329,7 +327,7 @@ mod tests {
         );
         assert_eq!(
             r.summary(),
-            "reattach: 2 mount namespace(s) held 5 dead lxcfs mount(s): 4 re-bound (1 on top of a locked one), 1 failed"
+            "reattach: 2 mount namespace(s) held 5 dead lxcfs mount(s): 3 re-bound, 1 locked ones covered on top, 1 failed"
         );
         assert!(
             r.namespaces[1]

@@ -180,6 +180,10 @@ pub fn rebind(
 ) -> io::Result<Vec<How>> {
     let mut clones = Vec::with_capacity(dead.len());
     for d in dead {
+        if d.covered {
+            clones.push(Err(String::new()));
+            continue;
+        }
         let source = live.join(d.root.trim_start_matches('/'));
         let pair = clone_tree(&source).and_then(|tree| {
             keep_flags(&tree, &d.flags)?;
@@ -205,6 +209,8 @@ pub fn rebind(
         .iter()
         .zip(clones)
         .map(|(d, clone)| match clone {
+            // Covered by a live mount before: already what a locked one can get.
+            _ if d.covered => How::OnTop,
             Err(e) => How::Failed(e),
             Ok((tree, spare)) => {
                 let rel = d.target.strip_prefix("/").unwrap_or(&d.target);

@@ -18,6 +18,8 @@ pub struct DeadMount {
     pub target: PathBuf,
     /// Its per-mount flags that a replacement must keep: `ro`, `nosuid`, `nodev`, `noexec`.
     pub flags: Vec<String>,
+    /// Another mount covers it at the same place: nobody reads through it any more.
+    pub covered: bool,
 }
 
 /// Whether a mount is an LXCFS filesystem: ours and the C lxcfs's are `fuse.lxcfs`; an lxcfs
@@ -34,9 +36,9 @@ pub fn lxcfs_devices(mountinfo: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// The LXCFS mounts of `mountinfo` whose device is one of `dead`, in table order, leaving out
-/// those covered by another mount at the same place (a locked dead mount covered by an
-/// earlier pass: nobody sees it, and covering it again would only stack mounts).
+/// The LXCFS mounts of `mountinfo` whose device is one of `dead`, in table order; those
+/// covered by another mount at the same place (a locked dead mount covered by an earlier
+/// pass) are marked, to be reported but not covered again (that would only stack mounts).
 pub fn dead_mounts(mountinfo: &str, dead: &BTreeSet<String>) -> Vec<DeadMount> {
     let all: Vec<_> = parse_mounts(mountinfo).collect();
     let covered = |m: &procfs::process::MountInfo| {
@@ -45,9 +47,8 @@ pub fn dead_mounts(mountinfo: &str, dead: &BTreeSet<String>) -> Vec<DeadMount> {
     };
     all.iter()
         .filter(|m| is_lxcfs(&m.fs_type, m.mount_source.as_deref()) && dead.contains(&m.majmin))
-        .filter(|m| !covered(m))
-        .cloned()
-        .map(|m| {
+        .map(|m| (covered(m), m.clone()))
+        .map(|(covered, m)| {
             let mut flags: Vec<String> = m
                 .mount_options
                 .keys()
@@ -56,6 +57,7 @@ pub fn dead_mounts(mountinfo: &str, dead: &BTreeSet<String>) -> Vec<DeadMount> {
                 .collect();
             flags.sort();
             DeadMount {
+                covered,
                 id: m.mnt_id as u32,
                 // A file whose dentry the kernel dropped (a lookup in the dead filesystem does
                 // that) is named with a `//deleted` suffix; the live file has the plain name.
@@ -123,9 +125,10 @@ mod tests {
 815 812 0:52 /sys/devices/system/cpu/online//deleted /sys/devices/system/cpu/online ro - fuse.lxcfs lxcfs rw
 ";
         let dead = dead_mounts(table, &devs(&["0:52"]));
-        assert_eq!(dead.len(), 1, "{dead:?}");
-        assert_eq!(dead[0].root, "/sys/devices/system/cpu/online");
-        assert_eq!(dead[0].id, 815);
+        assert_eq!(dead.len(), 2, "{dead:?}");
+        assert!(dead[0].covered && dead[0].id == 814);
+        assert!(!dead[1].covered && dead[1].id == 815);
+        assert_eq!(dead[1].root, "/sys/devices/system/cpu/online");
     }
 
     #[test]
