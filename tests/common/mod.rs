@@ -18,6 +18,7 @@
 //! - [`ns_daemon`]: the daemon in namespaces of its own, reached through `/proc/<pid>/root`;
 //! - [`cgroup`]: v1 cgroups with limits and readers inside them;
 //! - [`container`]: real OCI containers run by runc;
+//! - [`agent`]: the seccomp agent on a socket of the test's own, and its profile;
 //! - [`fixture_tree`]: fake host trees (`proc/...`, `sys/...`) for `--host-root`;
 //! - [`splice`]: sendfile(2), the daemon's logged refusals of page-cache reads, and the proof
 //!   that busybox `cat` copies with sendfile.
@@ -26,6 +27,7 @@
 
 #[macro_use]
 pub mod env;
+pub mod agent;
 pub mod cgroup;
 pub mod container;
 pub mod daemon;
