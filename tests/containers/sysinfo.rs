@@ -34,6 +34,12 @@ fn free_mem(r: &Report) -> Vec<u64> {
         .collect()
 }
 
+/// The last line of a command's stderr.
+fn stderr_line(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    text.lines().last().unwrap_or("").to_owned()
+}
+
 /// `sysinfo-probe show`'s totalram in bytes.
 fn totalram(r: &Report, section: &str) -> i64 {
     assert_eq!(
@@ -197,6 +203,13 @@ fn agent_stopped_and_restarted_while_a_container_runs() {
     s.barrier.go();
     let r = c.wait(RUN_LIMIT);
 
+    eprintln!(
+        "after the agent restarted: runc exec refused while down ({}), the container's own \
+         process:\n{}\nand its busybox free:\n{}",
+        stderr_line(&refused.stderr),
+        r.get("after"),
+        r.get("free")
+    );
     assert_eq!(
         totalram(&r, "before"),
         LIMIT as i64,
