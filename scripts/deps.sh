@@ -6,7 +6,9 @@
 #                           busybox-static (splice readers, container root filesystems),
 #                           util-linux (unshare), runc, podman and lxc (real containers), systemd
 #                           (systemd-analyze verifies the unit), python3 (shutil.copyfile, a
-#                           sendfile reader), debootstrap (the systemd VM's root filesystem)
+#                           sendfile reader), debootstrap (the systemd VM's root filesystem),
+#                           openjdk-17-jre-headless (a JVM without container support sizing its
+#                           heap through sysinfo(2), answered by the agent)
 set -euo pipefail
 mode=${1:-build}
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -15,7 +17,7 @@ min_rust=1.85
 [ "$(id -u)" = 0 ] || { echo "deps.sh: run as root (it installs packages)" >&2; exit 1; }
 
 pkgs=(gcc libc6-dev ca-certificates curl)
-[ "$mode" = test ] && pkgs+=(lxcfs busybox-static util-linux procps runc podman lxc systemd python3 debootstrap)
+[ "$mode" = test ] && pkgs+=(lxcfs busybox-static util-linux procps runc podman lxc systemd python3 debootstrap openjdk-17-jre-headless)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -9,6 +9,7 @@ use crate::bind::{BindError, Runtime};
 use crate::cgroup::CgroupError;
 use crate::daemon::DaemonError;
 use crate::hook::HookError;
+use crate::seccomp::profile::ProfileFormat;
 use crate::show::ShowError;
 use crate::view::ViewOptions;
 
@@ -37,6 +38,12 @@ pub enum CliError {
     /// `reattach` could not run.
     #[error(transparent)]
     Reattach(#[from] crate::reattach::ReattachError),
+    /// `seccomp-agent` could not start.
+    #[error(transparent)]
+    Agent(#[from] crate::seccomp::AgentError),
+    /// `seccomp-profile` could not make a profile.
+    #[error(transparent)]
+    Profile(#[from] crate::seccomp::profile::ProfileError),
 }
 
 /// lxcfs-rs: per-container /proc/meminfo, cpuinfo, stat, uptime, loadavg, diskstats, swaps
@@ -92,6 +99,39 @@ pub enum Command {
     /// was stopped or killed, or after switching from the C lxcfs); lxcfs-rs does this itself
     /// whenever it mounts afresh.
     Reattach(ReattachArgs),
+    /// Answer containers' sysinfo(2) calls (busybox free, glibc sysconf(_SC_PHYS_PAGES), JVMs
+    /// without container support) from their view of the files, for runtimes given the
+    /// profile `seccomp-profile` prints. Takes -l, -u and --enable-cfs as the daemon does.
+    SeccompAgent(SeccompAgentArgs),
+    /// Print a seccomp profile that sends sysinfo(2) to the agent: the runtime's default (or
+    /// FILE's) rules with sysinfo moved to SCMP_ACT_NOTIFY and listenerPath set.
+    SeccompProfile(SeccompProfileArgs),
+}
+
+/// Flags of `seccomp-agent`.
+#[derive(Debug, Args)]
+pub struct SeccompAgentArgs {
+    /// The socket runtimes connect to (the profile's listenerPath).
+    #[arg(long, value_name = "PATH", default_value = crate::host::own::SECCOMP_SOCKET)]
+    pub socket: PathBuf,
+}
+
+/// Flags of `seccomp-profile`.
+#[derive(Debug, Args)]
+pub struct SeccompProfileArgs {
+    /// The format: Docker's and Podman's (`--security-opt seccomp=FILE`) or the OCI spec's
+    /// (runc, crun, containerd and CRI-O Localhost profiles).
+    #[arg(long, value_enum, default_value_t = ProfileFormat::Oci)]
+    pub runtime: ProfileFormat,
+
+    /// The profile to start from [default: Podman's installed default with --runtime podman;
+    /// otherwise allow every other call].
+    #[arg(long, value_name = "FILE")]
+    pub from: Option<PathBuf>,
+
+    /// The agent's socket.
+    #[arg(long, value_name = "PATH", default_value = crate::host::own::SECCOMP_SOCKET)]
+    pub socket: PathBuf,
 }
 
 /// Flags of `reattach`.
@@ -364,5 +404,26 @@ mod tests {
         assert!(parse(&["--no-such-flag"]).is_err());
         assert!(parse(&["--threads", "0"]).is_err());
         assert!(parse(&["show"]).is_err());
+        assert!(parse(&["seccomp-profile", "--runtime", "lxc"]).is_err());
+    }
+
+    #[test]
+    fn seccomp_commands_parse() {
+        use std::path::Path;
+        let Some(Command::SeccompAgent(a)) = parse(&["seccomp-agent", "-l"]).unwrap().command
+        else {
+            panic!("not seccomp-agent")
+        };
+        assert_eq!(a.socket, PathBuf::from(crate::host::own::SECCOMP_SOCKET));
+        let cli = parse(&["seccomp-agent", "--socket", "/s"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::SeccompAgent(a)) if a.socket == Path::new("/s"))
+        );
+        let cli = parse(&["seccomp-profile", "--runtime", "podman", "--from", "/f"]).unwrap();
+        let Some(Command::SeccompProfile(p)) = cli.command else {
+            panic!("not seccomp-profile")
+        };
+        assert_eq!(p.runtime, ProfileFormat::Podman);
+        assert_eq!(p.from, Some(PathBuf::from("/f")));
     }
 }

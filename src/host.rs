@@ -79,6 +79,22 @@ pub mod own {
     pub const FUSECTL: &str = "/sys/fs/fuse/connections";
     /// The FUSE sysctls (`default_request_timeout`, `max_request_timeout`).
     pub const FUSE_SYSCTLS: &str = "/proc/sys/fs/fuse";
+    /// Where the seccomp agent listens for runtimes by default (`linux.seccomp.listenerPath`).
+    pub const SECCOMP_SOCKET: &str = "/run/lxcfs-rs/seccomp.sock";
+    /// Our descriptors, to tell what a runtime sent us (`anon_inode:seccomp notify`).
+    pub const SELF_FD: &str = "/proc/self/fd";
+
+    /// `/proc/<tid>/mem` of a task of our pid namespace (a notified caller), which is never a
+    /// fixture's: the kernel numbered the task for us.
+    pub fn task_mem(tid: u32) -> std::path::PathBuf {
+        std::path::PathBuf::from(format!("/proc/{tid}/mem"))
+    }
+}
+
+/// Files of the container runtimes, read by `seccomp-profile`.
+pub mod runtime_files {
+    /// Podman's (containers-common's) default seccomp profile.
+    pub const PODMAN_SECCOMP: &str = "/usr/share/containers/seccomp.json";
 }
 
 #[cfg(test)]

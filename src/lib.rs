@@ -6,7 +6,8 @@
 //! pid namespace and load) → [`render`] (pure text transforms over [`model`] values) → bytes.
 //! At the bottom: [`host`] (every host path), [`kfile`] (every kernel-file read), [`mounts`]
 //! (mount-table queries), [`fallback`] (why a reader got host values), [`error_chain`].
-//! The commands sit on top: [`cli`], [`daemon`], [`show`], [`bind`], [`hook`].
+//! The commands sit on top: [`cli`], [`daemon`], [`show`], [`bind`], [`hook`], [`seccomp`]
+//! (the `sysinfo(2)` agent and its profile).
 //!
 //! What each file shows: `docs/semantics.md`; how the code is laid out and how to add a
 //! served file: `docs/contributing.md`.
@@ -33,6 +34,7 @@ pub mod mounts;
 pub mod reader;
 pub mod reattach;
 pub mod render;
+pub mod seccomp;
 pub mod show;
 pub mod stats;
 pub mod version;

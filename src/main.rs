@@ -122,6 +122,26 @@ fn run(cli: &Cli) -> Result<(), CliError> {
                 }
             }
         },
+        Some(Command::SeccompAgent(args)) => {
+            lxcfs_rs::seccomp::run(&lxcfs_rs::seccomp::AgentConfig {
+                socket: args.socket.clone(),
+                view: cli.view.options(),
+                host,
+            })?;
+        }
+        Some(Command::SeccompProfile(args)) => {
+            use lxcfs_rs::seccomp::profile;
+            let base = profile::load_base(args.runtime, args.from.as_deref())?;
+            let socket = args.socket.to_string_lossy();
+            let (json, warnings) = profile::make(base, args.runtime, &socket)?;
+            for w in warnings {
+                eprintln!("lxcfs-rs seccomp-profile: {w}");
+            }
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            );
+        }
         None => daemon::run(DaemonConfig {
             mountpoint: cli.daemon.mountpoint.clone(),
             pidfile: cli.daemon.pidfile.clone(),

@@ -52,6 +52,12 @@ impl View {
         fallback::collect(|| self.make(path, caller.pid))
     }
 
+    /// What `sysinfo(2)` answers `pid` (the seccomp agent's numbers, made from the same
+    /// files `pid` reads), and the fallbacks it took.
+    pub fn sysinfo(&self, pid: u32) -> (io::Result<crate::model::Sysinfo>, Vec<String>) {
+        fallback::collect(|| files::sysinfo(&Reading::new(&self.src, pid)))
+    }
+
     /// The content of `path` for `pid`.
     fn make(&self, path: &str, pid: u32) -> io::Result<Vec<u8>> {
         crate::stats::read();
@@ -219,6 +225,42 @@ mod tests {
             fallbacks[0].starts_with("cgroups of pid 4242: cannot read ")
                 && fallbacks[0].contains("proc/4242/cgroup"),
             "{fallbacks:?}"
+        );
+    }
+
+    #[test]
+    fn sysinfo_is_made_from_the_readers_meminfo() {
+        let fx = host();
+        fx.write(
+            "proc/meminfo",
+            "MemTotal:        8000000 kB\nMemFree:         7000000 kB\n\
+             Buffers:            1000 kB\nShmem:              2000 kB\n",
+        )
+        .write("proc/uptime", "100.50 150.00\n")
+        .write("proc/loadavg", "0.50 0.25 0.00 1/99 42\n")
+        .write(
+            "sys/fs/cgroup/memory/box/memory.stat",
+            "total_cache 4096000\ntotal_shmem 8192\n",
+        );
+        let v = view(&fx);
+        let reader = Caller {
+            pid: PID,
+            request: 1,
+        };
+        let meminfo = String::from_utf8(v.serve("proc/meminfo", reader).0.unwrap()).unwrap();
+        let (s, _) = v.sysinfo(PID);
+        let s = s.expect("sysinfo");
+        let kb = |key| crate::render::meminfo_kb(&meminfo, key).unwrap() * 1024;
+        assert_eq!(s.totalram, 268_435_456);
+        assert_eq!(
+            (s.totalram, s.freeram, s.sharedram, s.bufferram),
+            (kb("MemTotal"), kb("MemFree"), kb("Shmem"), kb("Buffers"))
+        );
+        assert_eq!(s.sharedram, 8192);
+        assert_eq!(
+            s.loads,
+            [32768, 16384, 0],
+            "the host's loadavg file, without -l"
         );
     }
 

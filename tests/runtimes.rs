@@ -260,6 +260,53 @@ fn podman_run_with_bind_args_pasted_verbatim() {
     assert_host_view(&out, "podman without bind-args");
 }
 
+/// `lxcfs-rs seccomp-profile --runtime podman` (Podman's installed default with sysinfo moved
+/// to the agent) given to `podman run --security-opt seccomp=`: the container's sysinfo(2) is
+/// answered by the agent. Podman's default lists sysinfo in its big allow list, and the
+/// first rule for a call wins, so a profile that merely appended the notify rule would leave
+/// the host's numbers.
+#[test]
+fn podman_with_the_generated_seccomp_profile_gets_sysinfo_from_the_agent() {
+    let Some(scene) = PodmanScene::new() else {
+        return;
+    };
+    let podman = &scene.podman;
+    let agent = common::agent::Agent::start();
+    let socket = agent.socket.to_str().expect("utf-8 path");
+    let out = run_bin(&["seccomp-profile", "--runtime", "podman", "--socket", socket]);
+    assert!(out.status.success(), "seccomp-profile: {}", describe(&out));
+    let profile = podman.dir.join("seccomp.json");
+    fs::write(&profile, &out.stdout).unwrap();
+    let run = |seccomp: Option<&Path>| {
+        let mut c = podman.command();
+        c.args(podman.run_flags("256m").split_whitespace());
+        if let Some(p) = seccomp {
+            c.arg("--security-opt")
+                .arg(format!("seccomp={}", p.display()));
+        }
+        c.args([podman.image.as_str(), "/bin/sysinfo-probe", "show"]);
+        report(&checked(c, &["podman run --security-opt seccomp="]))
+    };
+    let total = |r: &std::collections::BTreeMap<String, String>| -> u64 {
+        let n = |k: &str| -> u64 {
+            r.get(k)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {k} from sysinfo-probe: {r:?}\n{}", agent.log()))
+        };
+        n("totalram") * n("mem_unit")
+    };
+    assert_eq!(
+        total(&run(Some(&profile))),
+        256 * MIB,
+        "podman with the generated profile: sysinfo totalram is the limit"
+    );
+    assert_eq!(
+        total(&run(None)),
+        host_total_kb() * 1024,
+        "podman with its default profile: sysinfo totalram is the host's"
+    );
+}
+
 #[test]
 fn oci_hook_binds_annotated_podman_containers() {
     let Some(scene) = PodmanScene::new() else {

@@ -18,6 +18,7 @@ mod pressure;
 mod slabinfo;
 mod stat;
 mod swaps;
+mod sysinfo;
 mod uptime;
 
 use std::path::Path;
@@ -25,6 +26,7 @@ use std::path::Path;
 pub(crate) use context::{Reading, Recipe};
 pub use context::{Sources, ViewOptions};
 pub(crate) use cpu_dir::{CPU_DIR, below_cpu_dir};
+pub(crate) use sysinfo::sysinfo;
 
 use crate::cgroup::Psi;
 

@@ -11,6 +11,7 @@ mod cpu;
 mod io;
 mod load;
 mod memory;
+mod sysinfo;
 mod tasks;
 
 pub use cpu::{CpuLimits, CpuTime, CpuUsage};
@@ -18,4 +19,5 @@ pub use io::IoStat;
 pub use load::LoadAvg;
 pub(crate) use load::{FIXED_1, FSHIFT};
 pub use memory::{MemStat, MemoryLimits};
+pub use sysinfo::Sysinfo;
 pub use tasks::TaskCounts;

@@ -41,10 +41,9 @@ pub fn render(host_meminfo: &str, mem: &MemoryLimits, swap_view: bool) -> String
 /// where the cgroup does not know it, so the host line stands.
 fn memory_values(host: &str, mem: &MemoryLimits, l: u64) -> BTreeMap<&'static str, u64> {
     let st = &mem.stat;
-    let host_val = |key: &str| host_kb(host, key);
     let free = match mem.usage {
         Some(u) => l.saturating_sub(kb(u)),
-        None => host_val("MemFree").map_or(0, |f| f.min(l)),
+        None => host_kb(host, "MemFree").map_or(0, |f| f.min(l)),
     };
     let reclaimable = [st.active_file, st.inactive_file, st.slab_reclaimable]
         .iter()
@@ -61,6 +60,8 @@ fn memory_values(host: &str, mem: &MemoryLimits, l: u64) -> BTreeMap<&'static st
             v.insert(key, kb(b));
         }
     }
+    let cached = st.file.map(kb).or_else(|| host_kb(host, "Cached"));
+    slab_and_cache(&mut v, cached, st, l - free);
     for (key, a, b) in [
         ("Active", st.active_anon, st.active_file),
         ("Inactive", st.inactive_anon, st.inactive_file),
@@ -69,23 +70,44 @@ fn memory_values(host: &str, mem: &MemoryLimits, l: u64) -> BTreeMap<&'static st
             v.insert(key, kb(a.saturating_add(b)));
         }
     }
-    // Slab is shown as the sum of the two lines shown under it, whichever source each has.
-    let shown = |key: &str| v.get(key).copied().or_else(|| host_val(key));
-    if let (Some(r), Some(u)) = (shown("SReclaimable"), shown("SUnreclaim")) {
-        v.insert("Slab", r.saturating_add(u));
-    }
-    // KReclaimable is SReclaimable plus other reclaimable kernel memory the cgroup does not
-    // account; the host's number would dwarf a small container's slab.
-    if let Some(r) = st.slab_reclaimable {
-        v.insert("KReclaimable", kb(r));
-    }
     v
 }
 
+/// Sets Cached and the slab lines so that what `free` subtracts from the used memory
+/// (`used` kB = MemTotal − MemFree) never exceeds it.
+///
+/// busybox `free` computes used = total − free − (buffers + Cached + SReclaimable), in
+/// unsigned arithmetic, so a sum over `used` wraps to an absurd number. The host's slab
+/// (what a cgroup without slab counters, i.e. every v1 one, used to show) is exactly such a
+/// sum; so is a page cache just over a usage counter the kernel batches per CPU. Unknown
+/// slab is therefore 0, and Cached (`cached` kB: the cgroup's, else the host's), then
+/// SReclaimable, are capped at what is left of `used`.
+fn slab_and_cache(
+    v: &mut BTreeMap<&'static str, u64>,
+    cached: Option<u64>,
+    st: &MemStat,
+    used: u64,
+) {
+    let cached = cached.map(|c| c.min(used));
+    let reclaimable = st
+        .slab_reclaimable
+        .map_or(0, kb)
+        .min(used - cached.unwrap_or(0));
+    let unreclaimable = st.slab_unreclaimable.map_or(0, kb);
+    if let Some(c) = cached {
+        v.insert("Cached", c);
+    }
+    v.insert("SReclaimable", reclaimable);
+    v.insert("SUnreclaim", unreclaimable);
+    v.insert("Slab", reclaimable.saturating_add(unreclaimable));
+    // KReclaimable is SReclaimable plus other reclaimable kernel memory the cgroup does not
+    // account; the host's number would dwarf a small container's slab.
+    v.insert("KReclaimable", reclaimable);
+}
+
 /// meminfo keys whose value is one `memory.stat` field as it is.
-fn direct_stats(st: &MemStat) -> [(&'static str, Option<u64>); 16] {
+fn direct_stats(st: &MemStat) -> [(&'static str, Option<u64>); 13] {
     [
-        ("Cached", st.file),
         ("Active(anon)", st.active_anon),
         ("Inactive(anon)", st.inactive_anon),
         ("Active(file)", st.active_file),
@@ -99,8 +121,6 @@ fn direct_stats(st: &MemStat) -> [(&'static str, Option<u64>); 16] {
         ("AnonPages", st.anon),
         ("KernelStack", st.kernel_stack),
         ("PageTables", st.pagetables),
-        ("SReclaimable", st.slab_reclaimable),
-        ("SUnreclaim", st.slab_unreclaimable),
     ]
 }
 
@@ -252,24 +272,69 @@ mod tests {
     }
 
     #[test]
-    fn v1_stat_falls_back_to_host_slab_stack_and_page_tables() {
+    fn v1_stat_shows_no_slab_and_host_stack_and_page_tables() {
         let out = render(HOST, &limited(GIB, Some(300 * MIB), v1_stat()), true);
-        for key in [
-            "SReclaimable",
-            "SUnreclaim",
-            "KernelStack",
-            "PageTables",
-            "KReclaimable",
-        ] {
+        for key in ["KernelStack", "PageTables"] {
             assert_eq!(line(&out, key), line(HOST, key), "{key}");
         }
-        assert_eq!(
-            value(&out, "Slab"),
-            value(HOST, "SReclaimable") + value(HOST, "SUnreclaim")
-        );
+        // The host's slab would belong to everyone else, and busybox `free` subtracts
+        // SReclaimable from the used memory.
+        for key in ["SReclaimable", "SUnreclaim", "Slab", "KReclaimable"] {
+            assert_eq!(value(&out, key), 0, "{key}");
+        }
         // Without slab_reclaimable only the page cache counts as available.
         assert_eq!(value(&out, "MemAvailable"), 741376 + 200 * 1024);
         assert_eq!(value(&out, "Cached"), 200 * 1024);
+    }
+
+    /// What busybox `free` subtracts from MemTotal − MemFree never exceeds it.
+    fn free_never_wraps(out: &str) {
+        let used = value(out, "MemTotal") - value(out, "MemFree");
+        let cache = value(out, "Cached") + value(out, "SReclaimable") + value(out, "Buffers");
+        assert!(
+            cache <= used,
+            "Cached + SReclaimable {cache} > used {used}:\n{out}"
+        );
+        assert_eq!(
+            value(out, "Slab"),
+            value(out, "SReclaimable") + value(out, "SUnreclaim")
+        );
+    }
+
+    #[test]
+    fn cached_and_reclaimable_slab_fit_in_the_used_memory() {
+        // A cache the batched usage counter has not caught up with yet: Cached is capped.
+        let cache_over_usage = MemStat {
+            file: Some(12 * MIB),
+            ..v1_stat()
+        };
+        let out = render(HOST, &limited(GIB, Some(10 * MIB), cache_over_usage), true);
+        free_never_wraps(&out);
+        assert_eq!(value(&out, "Cached"), 10 * 1024);
+        assert_eq!(value(&out, "SReclaimable"), 0);
+        // v2: the cache is counted first, the slab gets what is left.
+        let out = render(HOST, &limited(GIB, Some(203 * MIB), v2_stat()), true);
+        free_never_wraps(&out);
+        assert_eq!(value(&out, "Cached"), 200 * 1024);
+        assert_eq!(value(&out, "SReclaimable"), 3 * 1024);
+        assert_eq!(value(&out, "KReclaimable"), 3 * 1024);
+        assert_eq!(value(&out, "SUnreclaim"), 3 * 1024);
+        // Unknown usage: MemFree is the host's (capped), the rest follows.
+        let out = render(HOST, &limited(GIB, None, v2_stat()), true);
+        free_never_wraps(&out);
+        // Unknown cache: the host's Cached, capped too.
+        let no_file = MemStat {
+            file: None,
+            ..v1_stat()
+        };
+        let out = render(HOST, &limited(GIB, Some(MIB), no_file), true);
+        free_never_wraps(&out);
+        assert_eq!(value(&out, "Cached"), 1024);
+        for usage in [0, MIB, 100 * MIB, 300 * MIB, GIB, 2 * GIB] {
+            for stat in [v1_stat(), v2_stat(), MemStat::default()] {
+                free_never_wraps(&render(HOST, &limited(GIB, Some(usage), stat), true));
+            }
+        }
     }
 
     #[test]

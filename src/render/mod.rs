@@ -9,11 +9,14 @@ pub mod cpu_list;
 pub mod cpuinfo;
 pub mod diskstats;
 mod host_meminfo;
+#[cfg(test)]
+pub(crate) use host_meminfo::host_kb as meminfo_kb;
 pub mod loadavg;
 pub mod meminfo;
 pub mod stat;
 pub mod swap;
 pub mod swaps;
+pub mod sysinfo;
 #[cfg(test)]
 mod test_input;
 mod text;

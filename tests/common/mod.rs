@@ -23,6 +23,7 @@
 //!   share (tasks stuck in D state, problems as one panic);
 //! - [`loads`]: containers reading the daemon's files all along with the probe's `loop`;
 //! - [`status`]: the supervisor's `status`, supervisor and worker killed, held reads;
+//! - [`agent`]: the seccomp agent on a socket of the test's own, and its profile;
 //! - [`fixture_tree`]: fake host trees (`proc/...`, `sys/...`) for `--host-root`;
 //! - [`splice`]: sendfile(2), the daemon's logged refusals of page-cache reads, and the proof
 //!   that busybox `cat` copies with sendfile.
@@ -31,6 +32,7 @@
 
 #[macro_use]
 pub mod env;
+pub mod agent;
 pub mod cgroup;
 pub mod container;
 pub mod daemon;

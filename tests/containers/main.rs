@@ -16,6 +16,7 @@
 mod common;
 
 mod checks;
+mod sysinfo;
 
 use std::fs;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};

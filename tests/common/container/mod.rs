@@ -16,6 +16,7 @@ mod report;
 mod rootfs;
 mod runc;
 mod spec;
+mod sysinfo_probe;
 
 use std::fs::{self, File};
 use std::io::Read;

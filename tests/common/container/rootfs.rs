@@ -7,6 +7,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, Weak};
 
 use super::open_to_all;
+use super::sysinfo_probe::SYSINFO_PROBE_C;
 use crate::common::{TestDir, describe};
 
 /// Where busybox-static installs the busybox the root filesystem is made of.
@@ -529,7 +530,25 @@ int main(int argc, char **argv)
 }
 "##;
 
-/// A busybox root filesystem with `/bin/probe`, shared read-only by all containers of a test
+/// Builds C `source` as the static program `bin/NAME` (threads allowed), in `dir`.
+fn build_static(dir: &TestDir, name: &str, source: &str, bin: &std::path::Path) {
+    let src = dir.join(&format!("{name}.c"));
+    fs::write(&src, source).unwrap_or_else(|e| panic!("writing {}: {e}", src.display()));
+    let out = Command::new("gcc")
+        .args(["-static", "-pthread", "-O1", "-o"])
+        .arg(bin.join(name))
+        .arg(&src)
+        .output()
+        .unwrap_or_else(|e| panic!("running gcc: {e}"));
+    assert!(
+        out.status.success(),
+        "gcc -static could not build {name} (scripts/deps.sh installs gcc and libc6-dev, whose \
+         libc.a static linking needs): {}",
+        describe(&out)
+    );
+}
+
+/// A busybox root filesystem with `/bin/probe` and `/bin/sysinfo-probe`, shared read-only by all containers of a test
 /// binary run: built by the first test that asks and removed when the last holder drops it.
 pub struct Rootfs {
     dir: TestDir,
@@ -555,11 +574,25 @@ impl Rootfs {
         // Mount points too: runc cannot create them in a user-namespaced container, whose
         // root does not own this directory.
         // `var/lib/lxcfs`: where a container binds the whole lxcfs directory.
-        for d in ["bin", "dev", "proc", "sys", "tmp", "sync", "var/lib/lxcfs"] {
+        for d in [
+            "bin",
+            "dev",
+            "proc",
+            "sys",
+            "tmp",
+            "sync",
+            "var/lib/lxcfs",
+            "usr",
+            "etc",
+        ] {
             fs::create_dir_all(root.join(d))
                 .unwrap_or_else(|e| panic!("creating {}/{d}: {e}", root.display()));
         }
         open_to_all(&root);
+        // For host programs run with the host's /usr bound in (`Spec::host_usr`).
+        for (link, to) in [("lib", "usr/lib"), ("lib64", "usr/lib64")] {
+            symlink(to, root.join(link)).unwrap_or_else(|e| panic!("linking /{link}: {e}"));
+        }
         let bin = root.join("bin");
         fs::copy(BUSYBOX, bin.join("busybox")).unwrap_or_else(|e| panic!("copying {BUSYBOX}: {e}"));
         let list = Command::new(BUSYBOX)
@@ -579,20 +612,9 @@ impl Rootfs {
             symlink("busybox", bin.join(applet))
                 .unwrap_or_else(|e| panic!("linking applet {applet}: {e}"));
         }
-        let src = dir.join("probe.c");
-        fs::write(&src, PROBE_C).expect("writing probe.c");
-        let out = Command::new("gcc")
-            .args(["-static", "-O1", "-o"])
-            .arg(bin.join("probe"))
-            .arg(&src)
-            .output()
-            .unwrap_or_else(|e| panic!("running gcc: {e}"));
-        assert!(
-            out.status.success(),
-            "gcc -static could not build the probe (scripts/deps.sh installs gcc and \
-             libc6-dev, whose libc.a static linking needs): {}",
-            describe(&out)
-        );
+        for (name, source) in [("probe", PROBE_C), ("sysinfo-probe", SYSINFO_PROBE_C)] {
+            build_static(&dir, name, source, &bin);
+        }
         Rootfs { dir }
     }
 

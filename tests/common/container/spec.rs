@@ -191,6 +191,24 @@ impl Spec {
         self
     }
 
+    /// `linux.seccomp` set to `profile` (e.g. the agent's, which sends `sysinfo` to it).
+    pub fn seccomp(mut self, profile: &Value) -> Spec {
+        self.config["linux"]["seccomp"] = profile.clone();
+        self
+    }
+
+    /// The host's `/usr` (read-only) and `/etc/java-17-openjdk` bound in, so that dynamically
+    /// linked host programs (a JVM) run in the busybox root filesystem, whose `/lib` and
+    /// `/lib64` point into `/usr` as on a merged-usr host.
+    pub fn host_usr(self) -> Spec {
+        self.bind_with(Path::new("/usr"), "/usr", &["rbind", "ro"])
+            .bind_with(
+                Path::new("/etc/java-17-openjdk"),
+                "/etc/java-17-openjdk",
+                &["rbind", "ro"],
+            )
+    }
+
     /// An OCI `createContainer` hook running `path` with `args` (`args[0]` is its argv[0]).
     pub fn create_container_hook(mut self, path: &str, args: &[&str]) -> Spec {
         self.config["hooks"]["createContainer"] = json!([{ "path": path, "args": args }]);
