@@ -49,12 +49,13 @@ fix_paths() {
 install -d "$PREFIX/bin" "$share" "$PREFIX/share/doc/lxcfs-rs" "$UNITDIR"
 install -m755 "$binary" "$bin.new" && mv -f "$bin.new" "$bin"
 fix_paths packaging/systemd/lxcfs-rs.service > "$UNITDIR/lxcfs-rs.service"
+fix_paths packaging/systemd/lxcfs-rs-seccomp.service > "$UNITDIR/lxcfs-rs-seccomp.service"
 fix_paths packaging/lxc/lxc.mount.hook > "$share/lxc.mount.hook"
 chmod 755 "$share/lxc.mount.hook"
 fix_paths packaging/lxc/00-lxcfs-rs.conf > "$share/00-lxcfs-rs.conf"
 fix_paths packaging/oci/lxcfs-rs-hook.json > "$share/lxcfs-rs-hook.json"
 install -m644 README.md "$PREFIX/share/doc/lxcfs-rs/README.md"
-echo "install.sh: installed $bin, $UNITDIR/lxcfs-rs.service and the hooks in $share"
+echo "install.sh: installed $bin, $UNITDIR/lxcfs-rs.service, $UNITDIR/lxcfs-rs-seccomp.service (not enabled) and the hooks in $share"
 [ "$start" = 1 ] || exit 0
 
 mounted() {
@@ -69,6 +70,9 @@ if [ "$systemd" = 1 ] && [ -d /run/systemd/system ]; then
   # A restart remounts: containers started earlier keep a dead mount until they restart.
   systemctl enable lxcfs-rs.service
   systemctl restart lxcfs-rs.service
+  # The seccomp agent runs only where an operator enabled it; a running one picks up the new
+  # binary (its containers' listeners come back from systemd's store).
+  systemctl try-restart lxcfs-rs-seccomp.service
   systemctl is-active --quiet lxcfs-rs.service || die "lxcfs-rs.service did not start: journalctl -u lxcfs-rs"
 else
   # No systemd (a container, a minimal VM): run it detached, with a pidfile to stop it by.

@@ -67,6 +67,23 @@ fn systemd_unit_verifies_and_keeps_its_promises() {
         &[("PREFIX", &dir.join("usr")), ("UNITDIR", &dir.join("unit"))],
         &["--no-start"],
     );
+    let agent_unit = dir.join("unit/lxcfs-rs-seccomp.service");
+    let agent_text = fs::read_to_string(&agent_unit).expect("the agent's unit is installed");
+    for want in [
+        "Type=notify",
+        "FileDescriptorStoreMax=4096",
+        "Restart=always",
+        &format!(
+            "ExecStart={} seccomp-agent",
+            dir.join("usr/bin/lxcfs-rs").display()
+        ),
+    ] {
+        assert!(
+            agent_text.lines().any(|l| l == want),
+            "{want} in {}:\n{agent_text}",
+            agent_unit.display()
+        );
+    }
     let unit = dir.join("unit/lxcfs-rs.service");
     let verify = |path: &Path| {
         Command::new("systemd-analyze")
@@ -74,13 +91,15 @@ fn systemd_unit_verifies_and_keeps_its_promises() {
             .output()
             .expect("running systemd-analyze")
     };
-    let out = verify(&unit);
-    assert!(
-        out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("lxcfs-rs"),
-        "systemd-analyze verify {}\n{}",
-        unit.display(),
-        describe(&out)
-    );
+    for unit in [&unit, &agent_unit] {
+        let out = verify(unit);
+        assert!(
+            out.status.success() && !String::from_utf8_lossy(&out.stderr).contains("lxcfs-rs"),
+            "systemd-analyze verify {}\n{}",
+            unit.display(),
+            describe(&out)
+        );
+    }
 
     let text = fs::read_to_string(&unit).unwrap();
     let bin = dir.join("usr/bin/lxcfs-rs");

@@ -21,6 +21,8 @@ pub const CLONE: &str = "fuse-clone";
 pub const STATE: &str = "state";
 /// A worker's end of its control channel.
 pub const CONTROL: &str = "control";
+/// A container's seccomp listener the agent answers (`lxcfs-rs seccomp-agent`).
+pub const SECCOMP: &str = "seccomp";
 
 /// The variable that carries `name=fd,...` across an exec of our own.
 pub const ENV: &str = "LXCFS_RS_FDS";

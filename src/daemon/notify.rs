@@ -5,7 +5,7 @@ use log::warn;
 /// Tells systemd (a `Type=notify` unit) about our state, so that units ordered after ours
 /// (container runtimes) start only once the files are served. Without `$NOTIFY_SOCKET`
 /// (not under systemd) there is no one to tell.
-pub(super) fn notify_systemd(state: &str) {
+pub fn notify_systemd(state: &str) {
     if let Some(path) = std::env::var_os("NOTIFY_SOCKET") {
         notify_socket(&path.to_string_lossy(), state);
     }

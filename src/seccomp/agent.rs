@@ -5,6 +5,7 @@
 
 use std::fs;
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use super::answer::answer;
 use super::notify::Listener;
 use super::state::receive;
 use crate::cgroup::CgroupError;
+use crate::daemon::{fds, notify};
 use crate::error_chain::Chain;
 use crate::host::HostPaths;
 use crate::view::{View, ViewOptions};
@@ -56,12 +58,32 @@ pub enum AgentError {
 /// Listens on `cfg.socket` and answers every container's `sysinfo` calls; returns only if the
 /// socket fails.
 pub fn run(cfg: &AgentConfig) -> Result<(), AgentError> {
+    // Before any thread: listeners a previous agent left in systemd's store.
+    let kept = match fds::from_systemd() {
+        Ok(named) => named.map(|mut n| n.take(fds::SECCOMP)).unwrap_or_default(),
+        Err(e) => {
+            warn!("seccomp agent: cannot adopt the listeners systemd kept: {e}");
+            Vec::new()
+        }
+    };
     let view = Arc::new(View::new(cfg.host.clone(), cfg.view)?);
     let socket = listen(&cfg.socket)?;
     info!(
         "seccomp agent: answering sysinfo(2) for containers connecting to {}",
         cfg.socket.display()
     );
+    for (i, fd) in kept.into_iter().enumerate() {
+        let view = view.clone();
+        let who = format!("listener {} kept by systemd", i + 1);
+        let spawned = std::thread::Builder::new()
+            .name("seccomp-kept".into())
+            .stack_size(THREAD_STACK)
+            .spawn(move || answer_all(&view, &Listener::new(fd), &who));
+        if let Err(e) = spawned {
+            warn!("seccomp agent: no thread for a kept listener: {e}");
+        }
+    }
+    notify::notify_systemd("READY=1");
     loop {
         match socket.accept() {
             Ok((stream, _)) => {
@@ -132,10 +154,22 @@ fn serve(view: &View, stream: UnixStream) {
     drop(stream);
     let who = received.who;
     info!("seccomp agent: {who}: answering its sysinfo calls");
-    let listener = Listener::new(received.fd);
+    // Under systemd the listener is kept in its store too: an agent restarted (or killed and
+    // restarted) gets it back, and the container's calls go on being answered. systemd drops
+    // it by itself once it polls HUP (no task of the container left).
+    if fds::systemd_store_available()
+        && let Err(e) = fds::push_to_systemd(fds::SECCOMP, &[received.fd.as_raw_fd()])
+    {
+        warn!("seccomp agent: {who}: cannot keep its listener in systemd's store: {e}");
+    }
+    answer_all(view, &Listener::new(received.fd), &who);
+}
+
+/// Answers a listener's calls until no task of its filter is left.
+fn answer_all(view: &View, listener: &Listener, who: &str) {
     loop {
         match listener.next() {
-            Ok(Some(call)) => answer(view, &listener, &call, &who),
+            Ok(Some(call)) => answer(view, listener, &call, who),
             Ok(None) => {
                 info!("seccomp agent: {who}: no task left, listener closed");
                 return;

@@ -25,6 +25,12 @@ pub struct Agent {
 impl Agent {
     /// Starts an agent (debug log) and waits until its socket answers.
     pub fn start() -> Agent {
+        Agent::start_with(Command::new(BIN))
+    }
+
+    /// Starts an agent as `cmd` runs it (e.g. with `NOTIFY_SOCKET` set), with the agent's
+    /// arguments added, and waits until its socket answers.
+    pub fn start_with(cmd: Command) -> Agent {
         let dir = TestDir::new();
         let mut agent = Agent {
             child: None,
@@ -32,19 +38,25 @@ impl Agent {
             log: dir.join("agent.log"),
             _dir: dir,
         };
-        agent.restart();
+        agent.restart_with(cmd);
         agent
     }
 
     /// Starts the agent again on the same socket (after [`Agent::stop`]); its log goes on.
     pub fn restart(&mut self) {
+        self.restart_with(Command::new(BIN));
+    }
+
+    /// Starts the agent again as `cmd` runs it (the binary under test, perhaps through a
+    /// shell that hands it descriptors as systemd does), with the agent's arguments added.
+    pub fn restart_with(&mut self, mut cmd: Command) {
         assert!(self.child.is_none(), "the agent is already running");
         let log = File::options()
             .create(true)
             .append(true)
             .open(&self.log)
             .expect("the agent's log");
-        let child = Command::new(BIN)
+        let child = cmd
             .arg("seccomp-agent")
             .arg("--socket")
             .arg(&self.socket)
@@ -59,6 +71,14 @@ impl Agent {
             UnixStream::connect(&self.socket).is_ok()
         });
         assert!(up, "the agent did not listen within 10 s: {}", self.log());
+    }
+
+    /// SIGKILLs the agent, as a crash would (no chance to clean anything up).
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(child.id(), Signal::SIGKILL);
+            let _ = child.wait();
+        }
     }
 
     /// Stops the agent (SIGTERM, then SIGKILL after 5 s), as a service manager would.

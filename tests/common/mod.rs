@@ -24,6 +24,7 @@
 //! - [`loads`]: containers reading the daemon's files all along with the probe's `loop`;
 //! - [`status`]: the supervisor's `status`, supervisor and worker killed, held reads;
 //! - [`agent`]: the seccomp agent on a socket of the test's own, and its profile;
+//! - [`fdstore`]: a stand-in for systemd's file descriptor store (notify socket, `LISTEN_FDS`);
 //! - [`fixture_tree`]: fake host trees (`proc/...`, `sys/...`) for `--host-root`;
 //! - [`splice`]: sendfile(2), the daemon's logged refusals of page-cache reads, and the proof
 //!   that busybox `cat` copies with sendfile.
@@ -36,6 +37,7 @@ pub mod agent;
 pub mod cgroup;
 pub mod container;
 pub mod daemon;
+pub mod fdstore;
 pub mod fixture_tree;
 pub mod loads;
 pub mod mounts;

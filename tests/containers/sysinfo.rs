@@ -4,12 +4,15 @@
 //! pointer, 16 threads at once, `runc exec` processes and a JVM without container support all
 //! get the container's numbers; a control container without the profile gets the host's.
 
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use super::{RUN_LIMIT, Scene, host_uptime};
 use crate::common::agent::Agent;
 use crate::common::container::{Report, Spec};
-use crate::common::{MIB, kb, parse_uptime, skip};
+use crate::common::fdstore::NotifySocket;
+use crate::common::{BIN, MIB, TestDir, kb, parse_uptime, skip};
 
 /// The containers' memory limit.
 const LIMIT: u64 = 256 * MIB;
@@ -229,6 +232,49 @@ fn agent_stopped_and_restarted_while_a_container_runs() {
         (r.number("after", "ret"), r.number("after", "errno")),
         (-1, ENOSYS),
         "the container's own process lost its listener with the agent: ENOSYS, as documented"
+    );
+}
+
+/// Under systemd the agent keeps every container's listener in the file descriptor store
+/// (`FDSTORE=1`, `FDNAME=seccomp`): killed and started again with the kept listeners (as
+/// systemd restarts a unit, `LISTEN_FDS`), it answers the container's own process on, which
+/// without the store gets ENOSYS for good (the test above).
+#[test]
+fn an_agent_restarted_from_systemds_store_answers_the_container_on() {
+    let Some(s) = Scene::new(&[]) else {
+        return;
+    };
+    let dir = TestDir::new();
+    let notify = NotifySocket::bind(dir.path());
+    let mut under_systemd = Command::new(BIN);
+    under_systemd.env("NOTIFY_SOCKET", &notify.path);
+    let mut agent = Agent::start_with(under_systemd);
+    let profile = agent.oci_profile();
+    let script = "sec before; sysinfo-probe show\nready\nsec after; sysinfo-probe show\n";
+    let spec = Spec::new("kept", &s.rootfs, script)
+        .memory(LIMIT)
+        .lxcfs(&s.d.mnt)
+        .seccomp(&profile)
+        .barrier(&s.barrier);
+    let mut c = s.runc.start(spec);
+    s.barrier.wait_ready(&mut [&mut c]);
+    let store = notify.collect(Duration::from_secs(10), &["seccomp"], || agent.log());
+    agent.kill();
+    agent.restart_with(store.command(Path::new(BIN)));
+    s.barrier.go();
+    let r = c.wait(RUN_LIMIT);
+    assert_eq!(totalram(&r, "before"), LIMIT as i64, "before the kill");
+    assert_eq!(
+        totalram(&r, "after"),
+        LIMIT as i64,
+        "the agent started again with the stored listener answers the container's own \
+         process; agent log:\n{}",
+        agent.log()
+    );
+    assert!(
+        agent.log().contains("kept by systemd"),
+        "the listener came back from the store: {}",
+        agent.log()
     );
 }
 
