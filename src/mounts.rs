@@ -50,6 +50,18 @@ pub fn mount_at(path: &Path) -> Option<(String, u32, u32)> {
     Some((m.fs_type, major.parse().ok()?, minor.parse().ok()?))
 }
 
+/// `path` made absolute without touching the file system (it may be a dead mount, which a
+/// `stat` or `canonicalize` would fail on or block on).
+pub fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// fusectl's directory of the FUSE connection with device `major:minor` (named by the
+/// kernel's `dev_t`, `major << 20 | minor`).
+pub fn fusectl_dir(major: u32, minor: u32) -> PathBuf {
+    Path::new(own::FUSECTL).join(((major << 20) | minor).to_string())
+}
+
 /// The type of the topmost mount at exactly `path` in our mount namespace, if any.
 fn mounted_type_at(path: &Path) -> Option<String> {
     let text = kfile::read_text(Path::new(own::MOUNTINFO)).ok()?;

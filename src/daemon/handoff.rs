@@ -36,7 +36,7 @@ const PATIENCE: Duration = Duration::from_secs(10);
 pub fn socket_path(dir: &Path, mountpoint: &Path) -> PathBuf {
     // Absolute without looking at the file system (a mount point may be a dead mount), so
     // that `lxcfs-rs mnt` and `lxcfs-rs --takeover /abs/mnt` meet.
-    let absolute = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
+    let absolute = crate::mounts::absolute(mountpoint);
     let mut name = String::new();
     let text = absolute.to_string_lossy();
     for (i, b) in text.trim_matches('/').bytes().enumerate() {

@@ -24,16 +24,14 @@ use crate::mounts;
 /// the handoff socket whether a running lxcfs-rs serves it, and by fusectl's count of waiting
 /// requests; only then is it `stat`ed, from a thread given two seconds.
 pub(super) fn prepare_mountpoint(path: &Path) -> Result<Vec<String>, DaemonError> {
-    let absolute = super::supervisor::absolute(path);
+    let absolute = mounts::absolute(path);
     if let Some((fs_type, major, minor)) = mounts::mount_at(&absolute)
         && (fs_type == "fuse" || fs_type.starts_with("fuse."))
     {
         if handoff::answers(Path::new(own::HANDOFF_DIR), path) {
             return Err(DaemonError::AlreadyServed(path.to_path_buf()));
         }
-        let waiting = Path::new(own::FUSECTL)
-            .join(((major << 20) | minor).to_string())
-            .join("waiting");
+        let waiting = mounts::fusectl_dir(major, minor).join("waiting");
         if std::fs::read_to_string(&waiting)
             .ok()
             .and_then(|t| t.trim().parse::<u64>().ok())

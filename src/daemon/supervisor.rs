@@ -615,7 +615,7 @@ impl Supervisor {
     /// What `lxcfs-rs status` shows.
     fn status(&self) -> serde_json::Value {
         let s = self.conn.board.slots();
-        let dev = crate::mounts::mount_at(&absolute(&self.cfg.mountpoint))
+        let dev = crate::mounts::mount_at(&crate::mounts::absolute(&self.cfg.mountpoint))
             .map(|(_, major, minor)| format!("{major}:{minor}"));
         serde_json::json!({
             "mountpoint": self.cfg.mountpoint,
@@ -821,16 +821,11 @@ impl Supervisor {
     }
 }
 
-/// `path` made absolute without touching the file system (it may be a dead mount).
-pub(super) fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
 /// fusectl's `waiting` file for the FUSE mount at `mountpoint`: the connection's directory is
 /// named by the device number (`major << 20 | minor`), read from mountinfo.
 fn waiting_file(mountpoint: &Path) -> Option<PathBuf> {
-    let (_, major, minor) = crate::mounts::mount_at(&absolute(mountpoint))?;
-    let dir = Path::new(own::FUSECTL).join(((major << 20) | minor).to_string());
+    let (_, major, minor) = crate::mounts::mount_at(&crate::mounts::absolute(mountpoint))?;
+    let dir = crate::mounts::fusectl_dir(major, minor);
     let file = dir.join("waiting");
     if file.exists() {
         return Some(file);

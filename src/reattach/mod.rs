@@ -117,7 +117,7 @@ impl NsReport {
 
 /// The live LXCFS mount at `mountpoint`: its device.
 fn live_dev(mountpoint: &Path) -> Result<String, ReattachError> {
-    let absolute = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
+    let absolute = mounts::absolute(mountpoint);
     match mounts::mount_at(&absolute) {
         Some((fs_type, major, minor)) if scan::is_lxcfs(&fs_type, Some("lxcfs")) => {
             Ok(format!("{major}:{minor}"))
@@ -238,7 +238,7 @@ pub fn reattach(
     known_dead: &[String],
 ) -> Result<Report, ReattachError> {
     let live = live_dev(mountpoint)?;
-    let mountpoint = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
+    let mountpoint = mounts::absolute(mountpoint);
     let all = namespaces();
     let tables: Vec<String> = all.iter().map(|(_, _, t)| t.clone()).collect();
     let dead = dead_devices(&tables, &live, known_dead);
@@ -271,7 +271,7 @@ pub fn reattach_namespace_of(
     let text = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).map_err(ns_err)?;
     let dead: BTreeSet<String> = dead.iter().filter(|d| **d != live).cloned().collect();
     let dead = scan::dead_mounts(&text, &dead);
-    let mountpoint = std::path::absolute(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
+    let mountpoint = mounts::absolute(mountpoint);
     let outcomes = rebind::rebind(pid, &pidfd, ns, &mountpoint, &dead).map_err(ns_err)?;
     let mut report = NsReport {
         ns,
