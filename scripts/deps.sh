@@ -8,7 +8,10 @@
 #                           (systemd-analyze verifies the unit), python3 (shutil.copyfile, a
 #                           sendfile reader), debootstrap (the systemd VM's root filesystem),
 #                           openjdk-17-jre-headless (a JVM without container support sizing its
-#                           heap through sysinfo(2), answered by the agent)
+#                           heap through sysinfo(2), answered by the agent), docker.io (a real
+#                           Docker engine, started by the tests themselves), catatonit (the
+#                           pause process of `podman kube play` pods), python3-venv (the
+#                           kubernetes-validate schema checker, installed under target/)
 set -euo pipefail
 mode=${1:-build}
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -17,7 +20,7 @@ min_rust=1.85
 [ "$(id -u)" = 0 ] || { echo "deps.sh: run as root (it installs packages)" >&2; exit 1; }
 
 pkgs=(gcc libc6-dev ca-certificates curl)
-[ "$mode" = test ] && pkgs+=(lxcfs busybox-static util-linux procps runc podman lxc systemd python3 debootstrap openjdk-17-jre-headless)
+[ "$mode" = test ] && pkgs+=(lxcfs busybox-static util-linux procps runc podman lxc systemd python3 debootstrap openjdk-17-jre-headless docker.io catatonit python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

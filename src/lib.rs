@@ -7,7 +7,7 @@
 //! At the bottom: [`host`] (every host path), [`kfile`] (every kernel-file read), [`mounts`]
 //! (mount-table queries), [`fallback`] (why a reader got host values), [`error_chain`].
 //! The commands sit on top: [`cli`], [`daemon`], [`show`], [`bind`], [`hook`], [`seccomp`]
-//! (the `sysinfo(2)` agent and its profile).
+//! (the `sysinfo(2)` agent and its profile), [`kube`] (Kubernetes injection and manifests).
 //!
 //! What each file shows: `docs/semantics.md`; how the code is laid out and how to add a
 //! served file: `docs/contributing.md`.
@@ -28,6 +28,7 @@ pub mod fuse;
 pub mod hook;
 pub mod host;
 pub mod kfile;
+pub mod kube;
 pub mod load_tracker;
 pub mod model;
 pub mod mounts;

@@ -26,6 +26,7 @@
 //! - [`agent`]: the seccomp agent on a socket of the test's own, and its profile;
 //! - [`fdstore`]: a stand-in for systemd's file descriptor store (notify socket, `LISTEN_FDS`);
 //! - [`fixture_tree`]: fake host trees (`proc/...`, `sys/...`) for `--host-root`;
+//! - [`kube_validate`]: Kubernetes' schemas (`kubernetes-validate --strict`) for manifests and pods;
 //! - [`splice`]: sendfile(2), the daemon's logged refusals of page-cache reads, and the proof
 //!   that busybox `cat` copies with sendfile.
 
@@ -39,6 +40,7 @@ pub mod container;
 pub mod daemon;
 pub mod fdstore;
 pub mod fixture_tree;
+pub mod kube_validate;
 pub mod loads;
 pub mod mounts;
 pub mod ns_daemon;
