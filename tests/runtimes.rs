@@ -11,6 +11,7 @@ use std::process::Command;
 use std::sync::Arc;
 
 use common::container::{self, Rootfs};
+use common::podman::Podman;
 use common::*;
 
 /// What every container here prints: the values the bind mounts fix, one per line.
@@ -86,99 +87,19 @@ fn assert_host_view(out: &str, what: &str) {
 // Podman
 // ---------------------------------------------------------------------------------------
 
-/// Podman with its storage, state and cgroups in places of its own, so tests neither see
-/// nor leave anything of the host's: vfs storage (no overlay mounts), runc (crun refuses
-/// hybrid hosts), cgroupfs under a test parent cgroup, and the ulimits podman needs here.
-struct Podman {
-    dir: TestDir,
-    parent: String,
-    image: String,
-}
-
-impl Podman {
-    /// Podman with the busybox root filesystem imported as an image; `None` (after saying
-    /// why) when the test cannot run.
-    fn new(rootfs: &Rootfs) -> Option<Podman> {
-        if !have_program("podman") {
-            skip("podman is not installed (scripts/deps.sh test installs it)");
-            return None;
-        }
-        let dir = TestDir::new();
-        let podman = Podman {
-            parent: unique("lxcfs-rs-test-podman"),
-            image: "localhost/lxcfs-rs-test:busybox".into(),
-            dir,
-        };
-        let tar = podman.dir.join("rootfs.tar");
-        run_argv(&[
-            "tar".as_ref(),
-            "-C".as_ref(),
-            rootfs.path().as_os_str(),
-            "-cf".as_ref(),
-            tar.as_os_str(),
-            ".".as_ref(),
-        ]);
-        let mut import = podman.command();
-        import.arg("import").arg(&tar).arg(&podman.image);
-        checked(import, &["podman", "import"]);
-        Some(podman)
-    }
-
-    /// `podman` and the global flags that keep it in our directories.
-    fn argv(&self) -> Vec<String> {
-        let at = |d: &str| self.dir.join(d).to_str().expect("utf-8 path").to_string();
-        let mut argv: Vec<String> = ["podman", "--root"].map(String::from).into();
-        argv.push(at("storage"));
-        argv.push("--runroot".into());
-        argv.push(at("run"));
-        argv.push("--tmpdir".into());
-        argv.push(at("tmp"));
-        argv.extend(
-            [
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--runtime",
-                "runc",
-                "--events-backend",
-                "file",
-            ]
-            .map(String::from),
-        );
-        argv
-    }
-
-    /// [`Podman::argv`] as a command.
-    fn command(&self) -> Command {
-        let argv = self.argv();
-        let mut c = Command::new(&argv[0]);
-        c.args(&argv[1..]);
-        c
-    }
-
-    /// `podman run` with limits (1 CPU, `memory`), then `middle` (flags, as a shell would
-    /// split them), the image and [`REPORT`]: one line through `sh -c`, as a user types it.
-    fn run_in_shell(&self, memory: &str, middle: &str) -> String {
-        let line = format!(
-            "{} {} {middle} {} /bin/sh -c {}",
-            self.argv().join(" "),
-            self.run_flags(memory),
-            self.image,
-            quote(REPORT)
-        );
-        run_argv(&["sh", "-c", &line])
-    }
-
-    /// The flags of a `podman run` with limits: 1 CPU, `memory`.
-    fn run_flags(&self, memory: &str) -> String {
-        format!(
-            "run --rm --network none --cgroup-parent /{} \
-             --ulimit nofile=20000:20000 --ulimit nproc=32768:32768 \
-             -m {memory} --cpuset-cpus 0",
-            self.parent
-        )
-    }
+/// `podman run` with limits (1 CPU, `memory`), then `middle` (flags, as a shell would split
+/// them), the image and [`REPORT`]: one line through `sh -c`, as a user types it.
+fn run_in_shell(podman: &Podman, memory: &str, middle: &str) -> String {
+    let (k, v) = podman.env();
+    let line = format!(
+        "{k}={} {} {} {middle} {} /bin/sh -c {}",
+        v.display(),
+        podman.argv().join(" "),
+        podman.run_flags(memory),
+        podman.image,
+        quote(REPORT)
+    );
+    run_argv(&["sh", "-c", &line])
 }
 
 /// What the Podman tests start from: our daemon, the shared root filesystem, and Podman with
@@ -203,12 +124,6 @@ impl PodmanScene {
             _rootfs: rootfs,
             daemon,
         })
-    }
-}
-
-impl Drop for Podman {
-    fn drop(&mut self) {
-        remove_cgroup_tree(&self.parent);
     }
 }
 
@@ -252,11 +167,11 @@ fn podman_run_with_bind_args_pasted_verbatim() {
         "$({BIN} bind-args --runtime podman {})",
         daemon.mnt.display()
     );
-    let out = podman.run_in_shell("256m", &flags);
+    let out = run_in_shell(podman, "256m", &flags);
     assert_container_view(&out, 262144, "podman with bind-args");
 
     // The control: the same container without the flags sees the host.
-    let out = podman.run_in_shell("256m", "");
+    let out = run_in_shell(podman, "256m", "");
     assert_host_view(&out, "podman without bind-args");
 }
 

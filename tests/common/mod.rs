@@ -18,6 +18,7 @@
 //! - [`ns_daemon`]: the daemon in namespaces of its own, reached through `/proc/<pid>/root`;
 //! - [`cgroup`]: v1 cgroups with limits and readers inside them;
 //! - [`container`]: real OCI containers run by runc;
+//! - [`podman`]: Podman with storage, configuration and cgroups of the test's own (`run`, `kube play`);
 //! - [`qemu_vm`]: the test VMs booted under qemu (`scripts/v2vm`, `scripts/sysvm`);
 //! - [`scene`]: what a test with reading containers starts from, and the checks such tests
 //!   share (tasks stuck in D state, problems as one panic);
@@ -45,6 +46,7 @@ pub mod loads;
 pub mod mounts;
 pub mod ns_daemon;
 pub mod parse;
+pub mod podman;
 pub mod policy;
 pub mod process;
 pub mod qemu_vm;
