@@ -2,4 +2,5 @@
 //! pure core `kube patch`, and the manifests `kube manifests` prints.
 
 pub mod certs;
+pub mod manifests;
 pub mod targets;
