@@ -44,6 +44,9 @@ pub enum CliError {
     /// `seccomp-profile` could not make a profile.
     #[error(transparent)]
     Profile(#[from] crate::seccomp::profile::ProfileError),
+    /// A `kube` command failed.
+    #[error(transparent)]
+    Kube(#[from] crate::kube::KubeError),
 }
 
 /// lxcfs-rs: per-container /proc/meminfo, cpuinfo, stat, uptime, loadavg, diskstats, swaps
@@ -106,6 +109,38 @@ pub enum Command {
     /// Print a seccomp profile that sends sysinfo(2) to the agent: the runtime's default (or
     /// FILE's) rules with sysinfo moved to SCMP_ACT_NOTIFY and listenerPath set.
     SeccompProfile(SeccompProfileArgs),
+    /// Kubernetes: inject the files into pods (`kube webhook`, or `kube patch` for one
+    /// AdmissionReview on stdin).
+    Kube(KubeArgs),
+}
+
+/// Flags of `kube`.
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: KubeCommand,
+}
+
+/// The `kube` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KubeCommand {
+    /// Answer one admission.k8s.io/v1 AdmissionReview read on stdin with the response the
+    /// webhook would send (the JSON patch that adds the hostPath volumes and mounts).
+    Patch(KubePatchArgs),
+}
+
+/// Flags of `kube patch`.
+#[derive(Debug, Args)]
+pub struct KubePatchArgs {
+    /// Where lxcfs-rs is mounted on the nodes (the hostPath volumes' directory).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_MOUNTPOINT)]
+    pub mount_point: PathBuf,
+
+    /// The pod's namespace carries the label lxcfs-rs.io/inject=enabled: inject unless the
+    /// pod's annotation says "false".
+    #[arg(long)]
+    pub namespace_opted_in: bool,
 }
 
 /// Flags of `seccomp-agent`.
@@ -425,5 +460,19 @@ mod tests {
         };
         assert_eq!(p.runtime, ProfileFormat::Podman);
         assert_eq!(p.from, Some(PathBuf::from("/f")));
+    }
+
+    #[test]
+    fn kube_commands_parse() {
+        let cli = parse(&["kube", "patch", "--namespace-opted-in"]).unwrap();
+        let Some(Command::Kube(KubeArgs {
+            command: KubeCommand::Patch(p),
+        })) = cli.command
+        else {
+            panic!("not kube patch")
+        };
+        assert!(p.namespace_opted_in);
+        assert_eq!(p.mount_point, PathBuf::from(DEFAULT_MOUNTPOINT));
+        assert!(parse(&["kube"]).is_err());
     }
 }

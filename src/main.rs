@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use lxcfs_rs::cli::{Cli, CliError, Command, HookKind};
+use lxcfs_rs::cli::{Cli, CliError, Command, HookKind, KubeCommand};
 use lxcfs_rs::daemon::{self, DaemonConfig};
 use lxcfs_rs::error_chain::Chain;
 use lxcfs_rs::hook::{self, HookError};
@@ -142,6 +142,11 @@ fn run(cli: &Cli) -> Result<(), CliError> {
                 serde_json::to_string_pretty(&json).unwrap_or_default()
             );
         }
+        Some(Command::Kube(args)) => match &args.command {
+            KubeCommand::Patch(p) => {
+                lxcfs_rs::kube::run_patch(&p.mount_point, p.namespace_opted_in)?
+            }
+        },
         None => daemon::run(DaemonConfig {
             mountpoint: cli.daemon.mountpoint.clone(),
             pidfile: cli.daemon.pidfile.clone(),
