@@ -47,6 +47,9 @@ pub enum CliError {
     /// A `kube` command failed.
     #[error(transparent)]
     Kube(#[from] crate::kube::KubeError),
+    /// `kube manifests` could not make the manifests.
+    #[error(transparent)]
+    Manifests(#[from] crate::kube::manifests::ManifestError),
 }
 
 /// lxcfs-rs: per-container /proc/meminfo, cpuinfo, stat, uptime, loadavg, diskstats, swaps
@@ -128,6 +131,45 @@ pub enum KubeCommand {
     /// Answer one admission.k8s.io/v1 AdmissionReview read on stdin with the response the
     /// webhook would send (the JSON patch that adds the hostPath volumes and mounts).
     Patch(KubePatchArgs),
+    /// Print the YAML for `kubectl apply -f -`: the Namespace, the DaemonSet and the
+    /// injection (the webhook with newly generated certificates, a MutatingAdmissionPolicy,
+    /// or none). Every run with `--inject webhook` rotates the certificates.
+    Manifests(KubeManifestsArgs),
+}
+
+/// Flags of `kube manifests`.
+#[derive(Debug, Args)]
+pub struct KubeManifestsArgs {
+    /// The namespace of the DaemonSet and the webhook.
+    #[arg(long, value_name = "N", default_value = crate::kube::manifests::DEFAULT_NAMESPACE,
+          value_parser = crate::kube::manifests::check_namespace)]
+    pub namespace: String,
+
+    /// The lxcfs-rs image.
+    #[arg(long, value_name = "IMAGE", default_value_t = crate::kube::manifests::default_image(),
+          value_parser = crate::kube::manifests::check_image)]
+    pub image: String,
+
+    /// Where the daemon mounts on every node.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_MOUNTPOINT,
+          value_parser = crate::kube::manifests::check_mount_point)]
+    pub mount_point: String,
+
+    /// How opted-in pods get the files.
+    #[arg(long, value_enum, default_value_t = crate::kube::manifests::Inject::Webhook)]
+    pub inject: crate::kube::manifests::Inject,
+}
+
+impl KubeManifestsArgs {
+    /// The manifests these flags ask for.
+    pub fn options(&self) -> crate::kube::manifests::Options {
+        crate::kube::manifests::Options {
+            namespace: self.namespace.clone(),
+            image: self.image.clone(),
+            mount_point: self.mount_point.clone(),
+            inject: self.inject,
+        }
+    }
 }
 
 /// Flags of `kube patch`.
@@ -474,5 +516,56 @@ mod tests {
         assert!(p.namespace_opted_in);
         assert_eq!(p.mount_point, PathBuf::from(DEFAULT_MOUNTPOINT));
         assert!(parse(&["kube"]).is_err());
+    }
+
+    #[test]
+    fn kube_manifests_parses_and_checks_its_flags() {
+        use crate::kube::manifests::{Inject, Options};
+        let Some(Command::Kube(KubeArgs {
+            command: KubeCommand::Manifests(m),
+        })) = parse(&["kube", "manifests"]).unwrap().command
+        else {
+            panic!("not kube manifests")
+        };
+        assert_eq!(m.options(), Options::default());
+        let cli = parse(&[
+            "kube",
+            "manifests",
+            "--namespace",
+            "lx",
+            "--image",
+            "r/i:2",
+            "--mount-point",
+            "/run/l",
+            "--inject",
+            "policy",
+        ])
+        .unwrap();
+        let Some(Command::Kube(KubeArgs {
+            command: KubeCommand::Manifests(m),
+        })) = cli.command
+        else {
+            panic!("not kube manifests")
+        };
+        let o = m.options();
+        assert_eq!(
+            (
+                o.namespace.as_str(),
+                o.image.as_str(),
+                o.mount_point.as_str(),
+                o.inject
+            ),
+            ("lx", "r/i:2", "/run/l", Inject::Policy)
+        );
+        for bad in [
+            &["--namespace", "Bad_NS"][..],
+            &["--image", "a b"],
+            &["--mount-point", "rel"],
+            &["--mount-point", "/a:b"],
+            &["--inject", "nri"],
+        ] {
+            let args: Vec<&str> = ["kube", "manifests"].iter().chain(bad).copied().collect();
+            assert!(parse(&args).is_err(), "{bad:?}");
+        }
     }
 }

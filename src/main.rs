@@ -143,6 +143,9 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             );
         }
         Some(Command::Kube(args)) => match &args.command {
+            KubeCommand::Manifests(m) => {
+                print!("{}", lxcfs_rs::kube::manifests::render(&m.options())?)
+            }
             KubeCommand::Patch(p) => {
                 lxcfs_rs::kube::run_patch(&p.mount_point, p.namespace_opted_in)?
             }
