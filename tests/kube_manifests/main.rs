@@ -242,18 +242,17 @@ fn bad_flags_fail_with_one_line() {
     }
 }
 
-/// Runs `openssl ARGS`, returning whether it succeeded and what it said.
-fn openssl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("openssl")
-        .args(args)
-        .output()
-        .expect("running openssl");
-    (out.status.success(), describe(&out))
+/// The webhook's TLS material as one run printed it: the CA from the `caBundle`, the
+/// serving certificate and key from the Secret (all PEM).
+struct WebhookTls {
+    ca: String,
+    cert: String,
+    key: String,
 }
 
-/// Writes the webhook's CA (from the `caBundle`), certificate and key (from the Secret)
-/// under `dir` as `<prefix>-ca.pem`, `-cert.pem`, `-key.pem`.
-fn write_webhook_pems(printed: &Printed, dir: &Path, prefix: &str) -> [PathBuf; 3] {
+/// Decodes the webhook's TLS material, checking that both webhooks and the Secret's
+/// `ca.crt` carry the same CA.
+fn webhook_tls(printed: &Printed) -> WebhookTls {
     let b64 = |v: &Value| {
         let text = v.as_str().expect("a base64 string");
         String::from_utf8(
@@ -275,63 +274,74 @@ fn write_webhook_pems(printed: &Printed, dir: &Path, prefix: &str) -> [PathBuf; 
     let secret = printed.one("Secret");
     assert_eq!(secret["type"], "kubernetes.io/tls");
     assert_eq!(b64(&secret["data"]["ca.crt"]), bundles[0]);
-    let paths = ["ca", "cert", "key"].map(|p| dir.join(format!("{prefix}-{p}.pem")));
-    fs::write(&paths[0], &bundles[0]).unwrap();
-    fs::write(&paths[1], b64(&secret["data"]["tls.crt"])).unwrap();
-    fs::write(&paths[2], b64(&secret["data"]["tls.key"])).unwrap();
-    paths
+    WebhookTls {
+        ca: bundles[0].clone(),
+        cert: b64(&secret["data"]["tls.crt"]),
+        key: b64(&secret["data"]["tls.key"]),
+    }
+}
+
+/// Verifies `cert_pem` as a TLS server certificate for `name` under the CA `ca_pem`, as
+/// the apiserver's client does (webpki through rustls).
+fn verify(ca_pem: &str, cert_pem: &str, name: &str) -> Result<(), rustls::Error> {
+    use rustls::client::WebPkiServerVerifier;
+    use rustls::client::danger::ServerCertVerifier;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    use std::sync::Arc;
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_slice(ca_pem.as_bytes()).expect("the CA is PEM"))
+        .expect("the CA is a certificate");
+    let verifier = WebPkiServerVerifier::builder_with_provider(
+        Arc::new(roots),
+        Arc::new(rustls::crypto::ring::default_provider()),
+    )
+    .build()
+    .expect("a verifier");
+    let leaf = CertificateDer::from_pem_slice(cert_pem.as_bytes()).expect("tls.crt is PEM");
+    verifier
+        .verify_server_cert(
+            &leaf,
+            &[],
+            &ServerName::try_from(name.to_owned()).expect("a DNS name"),
+            &[],
+            UnixTime::now(),
+        )
+        .map(|_| ())
 }
 
 #[test]
 fn the_ca_bundle_verifies_the_served_certificate() {
-    require!(program "openssl", "openssl is not installed (scripts/deps.sh test)");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let a = manifests(&["--namespace", "lx"]);
-    let b = manifests(&["--namespace", "lx"]);
-    let [ca_a, cert_a, key_a] = write_webhook_pems(&a, dir.path(), "a");
-    let [ca_b, cert_b, _] = write_webhook_pems(&b, dir.path(), "b");
-    let path = |p: &Path| p.to_str().unwrap().to_owned();
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let a = webhook_tls(&manifests(&["--namespace", "lx"]));
+    let b = webhook_tls(&manifests(&["--namespace", "lx"]));
     for name in [
         "lxcfs-rs-webhook.lx.svc",
         "lxcfs-rs-webhook.lx.svc.cluster.local",
     ] {
-        let (ok, said) = openssl(&[
-            "verify",
-            "-CAfile",
-            &path(&ca_a),
-            "-purpose",
-            "sslserver",
-            "-verify_hostname",
-            name,
-            &path(&cert_a),
-        ]);
-        assert!(ok, "{name}: {said}");
+        verify(&a.ca, &a.cert, name).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
-    // Not for another Service's name, and not under the other run's CA.
-    let (ok, _) = openssl(&[
-        "verify",
-        "-CAfile",
-        &path(&ca_a),
-        "-verify_hostname",
-        "lxcfs-rs-webhook.other.svc",
-        &path(&cert_a),
-    ]);
-    assert!(
-        !ok,
-        "the certificate verified for another namespace's Service"
-    );
-    let (ok, _) = openssl(&["verify", "-CAfile", &path(&ca_b), &path(&cert_a)]);
-    assert!(
-        !ok,
-        "two runs share a CA: the certificates were not rotated"
-    );
-    assert_ne!(fs::read(&cert_a).unwrap(), fs::read(&cert_b).unwrap());
-    // The key is the certificate's.
-    let (ok, cert_pub) = openssl(&["x509", "-noout", "-pubkey", "-in", &path(&cert_a)]);
-    assert!(ok, "{cert_pub}");
-    let (ok, key_pub) = openssl(&["pkey", "-pubout", "-in", &path(&key_a)]);
-    assert!(ok, "{key_pub}");
-    assert_eq!(cert_pub, key_pub);
+    // Not for another namespace's Service, and not under the other run's CA: every run
+    // rotates the CA and the certificate.
+    assert!(verify(&a.ca, &a.cert, "lxcfs-rs-webhook.other.svc").is_err());
+    assert!(verify(&b.ca, &a.cert, "lxcfs-rs-webhook.lx.svc").is_err());
+    assert_ne!(a.ca, b.ca);
+    assert_ne!(a.cert, b.cert);
+    assert_ne!(a.key, b.key);
+    // tls.key is tls.crt's key (the same public key), and not the other run's.
+    let certified = |cert: &str, key: &str| {
+        rustls::sign::CertifiedKey::from_der(
+            vec![CertificateDer::from_pem_slice(cert.as_bytes()).expect("PEM")],
+            PrivateKeyDer::from_pem_slice(key.as_bytes()).expect("tls.key is PEM"),
+            &rustls::crypto::ring::default_provider(),
+        )
+    };
+    certified(&a.cert, &a.key).expect("tls.key matches tls.crt");
+    assert!(certified(&a.cert, &b.key).is_err());
 }
 
 #[test]
