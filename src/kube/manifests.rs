@@ -501,7 +501,7 @@ fn cel_injected(mount_point: &str) -> String {
         .iter()
         .map(|i| {
             format!(
-                "  {{\"volume\": {}, \"hostPath\": {}, \"type\": {}, \"mountPath\": {}}}",
+                "  {{\"volume\": {}, \"hostPath\": {}, \"hostPathType\": {}, \"mountPath\": {}}}",
                 cel_string(&i.volume),
                 cel_string(&i.host_path),
                 cel_string(i.host_path_type),
@@ -558,7 +558,7 @@ variables.injected
     path: "/spec/volumes/-",
     value: Object.spec.volumes{
       name: m.volume,
-      hostPath: Object.spec.volumes.hostPath{path: m.hostPath, type: m.type}
+      hostPath: Object.spec.volumes.hostPath{path: m.hostPath, type: m.hostPathType}
     }
   })"#;
     let init_mounts = format!(
