@@ -60,9 +60,12 @@ pub enum WebhookError {
     /// The certificate file holds no certificate.
     #[error("{0} holds no PEM certificate")]
     NoCert(PathBuf),
-    /// The key file could not be read or holds no PEM private key.
+    /// The key file could not be read or is not PEM.
     #[error("reading the private key {0}")]
     KeyFile(PathBuf, #[source] rustls::pki_types::pem::Error),
+    /// The key file holds no private key (a certificate given as the key, say).
+    #[error("{0} holds no PEM private key")]
+    NoKey(PathBuf),
     /// The key is of a kind rustls cannot use, or is not the certificate's.
     #[error("the private key {key} cannot serve the certificate {cert}")]
     BadKey {
@@ -98,8 +101,10 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, Webho
     if chain.is_empty() {
         return Err(WebhookError::NoCert(cert.to_path_buf()));
     }
-    let key_der = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| WebhookError::KeyFile(key.to_path_buf(), e))?;
+    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| match e {
+        rustls::pki_types::pem::Error::NoItemsFound => WebhookError::NoKey(key.to_path_buf()),
+        e => WebhookError::KeyFile(key.to_path_buf(), e),
+    })?;
     CertifiedKey::from_der(chain, key_der, &provider()).map_err(|source| WebhookError::BadKey {
         cert: cert.to_path_buf(),
         key: key.to_path_buf(),
@@ -429,6 +434,10 @@ mod tests {
         ));
         assert!(matches!(
             load_certified_key(&cert, &cert),
+            Err(WebhookError::NoKey(_))
+        ));
+        assert!(matches!(
+            load_certified_key(&cert, &dir.path().join("missing")),
             Err(WebhookError::KeyFile(..))
         ));
         assert!(matches!(

@@ -4,13 +4,15 @@
 //! every release in `common::kube_validate::RELEASES`).
 //!
 //! - [`patch`]: `kube patch`: what is injected where, what survives, what is left alone,
-//!   malformed reviews.
+//!   malformed reviews;
+//! - [`webhook`]: `kube webhook` over HTTPS (curl), the same answers, TLS trust, SIGHUP.
 
 #[macro_use]
 #[path = "../common/mod.rs"]
 mod common;
 
 mod patch;
+mod webhook;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
