@@ -5,6 +5,7 @@
 //!
 //! - [`patch`]: `kube patch`: what is injected where, what survives, what is left alone,
 //!   malformed reviews;
+//! - [`runc`]: a patched pod's read-only mounts run by runc against the daemon;
 //! - [`webhook`]: `kube webhook` over HTTPS (curl), the same answers, TLS trust, SIGHUP.
 
 #[macro_use]
@@ -12,6 +13,7 @@
 mod common;
 
 mod patch;
+mod runc;
 mod webhook;
 
 use std::io::Write;
