@@ -131,10 +131,34 @@ pub enum KubeCommand {
     /// Answer one admission.k8s.io/v1 AdmissionReview read on stdin with the response the
     /// webhook would send (the JSON patch that adds the hostPath volumes and mounts).
     Patch(KubePatchArgs),
+    /// Serve the mutating admission webhook over HTTPS: POST /mutate (pods opted in by the
+    /// lxcfs-rs.io/inject: "true" annotation), POST /mutate-namespace (pods of namespaces
+    /// labelled lxcfs-rs.io/inject=enabled, unless annotated "false"), GET /readyz.
+    Webhook(KubeWebhookArgs),
     /// Print the YAML for `kubectl apply -f -`: the Namespace, the DaemonSet and the
     /// injection (the webhook with newly generated certificates, a MutatingAdmissionPolicy,
     /// or none). Every run with `--inject webhook` rotates the certificates.
     Manifests(KubeManifestsArgs),
+}
+
+/// Flags of `kube webhook`.
+#[derive(Debug, Args)]
+pub struct KubeWebhookArgs {
+    /// The serving certificate (PEM, the chain's leaf first).
+    #[arg(long, value_name = "FILE")]
+    pub cert: PathBuf,
+
+    /// The serving certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+
+    /// The address and port to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
+    pub listen: std::net::SocketAddr,
+
+    /// Where lxcfs-rs is mounted on the nodes (the hostPath volumes' directory).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_MOUNTPOINT)]
+    pub mount_point: PathBuf,
 }
 
 /// Flags of `kube manifests`.
@@ -515,6 +539,22 @@ mod tests {
         };
         assert!(p.namespace_opted_in);
         assert_eq!(p.mount_point, PathBuf::from(DEFAULT_MOUNTPOINT));
+        let cli = parse(&["kube", "webhook", "--cert", "c", "--key", "k"]).unwrap();
+        let Some(Command::Kube(KubeArgs {
+            command: KubeCommand::Webhook(w),
+        })) = cli.command
+        else {
+            panic!("not kube webhook")
+        };
+        assert_eq!(w.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!((w.cert, w.key), (PathBuf::from("c"), PathBuf::from("k")));
+        assert!(parse(&["kube", "webhook", "--cert", "c"]).is_err());
+        assert!(
+            parse(&[
+                "kube", "webhook", "--cert", "c", "--key", "k", "--listen", "x"
+            ])
+            .is_err()
+        );
         assert!(parse(&["kube"]).is_err());
     }
 

@@ -149,6 +149,14 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             KubeCommand::Patch(p) => {
                 lxcfs_rs::kube::run_patch(&p.mount_point, p.namespace_opted_in)?
             }
+            KubeCommand::Webhook(w) => {
+                lxcfs_rs::kube::run_webhook(lxcfs_rs::kube::webhook::WebhookConfig {
+                    cert: w.cert.clone(),
+                    key: w.key.clone(),
+                    listen: w.listen,
+                    mount_point: w.mount_point.clone(),
+                })?
+            }
         },
         None => daemon::run(DaemonConfig {
             mountpoint: cli.daemon.mountpoint.clone(),

@@ -6,6 +6,7 @@ pub mod manifests;
 pub mod patch;
 pub mod review;
 pub mod targets;
+pub mod webhook;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ pub enum KubeError {
     /// stdout could not be written.
     #[error("writing the AdmissionReview response")]
     Stdout(#[source] std::io::Error),
+    /// The webhook could not start.
+    #[error(transparent)]
+    Webhook(#[from] webhook::WebhookError),
 }
 
 /// The injection options, checking that the mount point can be a hostPath.
@@ -62,4 +66,10 @@ pub fn run_patch(mount_point: &Path, namespace_opted_in: bool) -> Result<(), Kub
         eprintln!("lxcfs-rs kube patch: {}", status.message);
     }
     Ok(())
+}
+
+/// `lxcfs-rs kube webhook`: serves reviews over HTTPS until SIGTERM.
+pub fn run_webhook(config: webhook::WebhookConfig) -> Result<(), KubeError> {
+    let options = patch_options(&config.mount_point, false)?;
+    Ok(webhook::run(config, options)?)
 }
