@@ -3,7 +3,9 @@
 //! 1.37; the MutatingAdmissionPolicy, GA in 1.36, for 1.36 and 1.37); the DaemonSet keeps
 //! the properties the design rests on (hostPID, privileged, surge handoff, readiness without
 //! liveness, no hostPath, no limits); the webhook's certificate verifies against its
-//! `caBundle` for the Service's names and changes with every run; bad flags fail with one
+//! `caBundle` for the Service's names and changes with every run; the real `kube webhook`,
+//! started with the Deployment's arguments and the Secret's files, answers on the
+//! configuration's paths under that trust ([`served`]); bad flags fail with one
 //! line; and `packaging/kubernetes/` is exactly what the command prints (rewritten by
 //! `LXCFS_RS_WRITE_PACKAGING=1 cargo test --test kube_manifests`), rendered by
 //! `kubectl kustomize` when kubectl is installed.
@@ -11,6 +13,8 @@
 #[macro_use]
 #[path = "../common/mod.rs"]
 mod common;
+
+mod served;
 
 use std::fs;
 use std::path::{Path, PathBuf};
