@@ -44,6 +44,9 @@ pub enum CliError {
     /// `seccomp-profile` could not make a profile.
     #[error(transparent)]
     Profile(#[from] crate::seccomp::profile::ProfileError),
+    /// `probe` found the mount point not served.
+    #[error(transparent)]
+    Probe(#[from] crate::probe::ProbeError),
 }
 
 /// lxcfs-rs: per-container /proc/meminfo, cpuinfo, stat, uptime, loadavg, diskstats, swaps
@@ -103,6 +106,10 @@ pub enum Command {
     /// without container support) from their view of the files, for runtimes given the
     /// profile `seccomp-profile` prints. Takes -l, -u and --enable-cfs as the daemon does.
     SeccompAgent(SeccompAgentArgs),
+    /// Exit 0 when an lxcfs filesystem serves MOUNTPOINT (judged from mountinfo, then by
+    /// reading its proc/meminfo within 1 s); otherwise exit 1 with one line saying why: not
+    /// mounted, not lxcfs, stale (its daemon is gone), too slow, or a read error.
+    Probe(ProbeArgs),
     /// Print a seccomp profile that sends sysinfo(2) to the agent: the runtime's default (or
     /// FILE's) rules with sysinfo moved to SCMP_ACT_NOTIFY and listenerPath set.
     SeccompProfile(SeccompProfileArgs),
@@ -151,6 +158,14 @@ pub struct ReattachArgs {
     pub dead: Vec<String>,
 
     /// Where lxcfs-rs is mounted.
+    #[arg(default_value = DEFAULT_MOUNTPOINT)]
+    pub mountpoint: PathBuf,
+}
+
+/// Flags of `probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Where lxcfs is mounted.
     #[arg(default_value = DEFAULT_MOUNTPOINT)]
     pub mountpoint: PathBuf,
 }
@@ -397,6 +412,19 @@ mod tests {
         assert_eq!(r.mountpoint, PathBuf::from(DEFAULT_MOUNTPOINT));
         let cli = parse(&["--no-resend", "--worker", "/m"]).unwrap();
         assert!(cli.daemon.no_resend && cli.daemon.worker);
+    }
+
+    #[test]
+    fn probe_parses() {
+        let Some(Command::Probe(p)) = parse(&["probe"]).unwrap().command else {
+            panic!("not probe")
+        };
+        assert_eq!(p.mountpoint, PathBuf::from(DEFAULT_MOUNTPOINT));
+        let Some(Command::Probe(p)) = parse(&["probe", "/mnt/l"]).unwrap().command else {
+            panic!("not probe")
+        };
+        assert_eq!(p.mountpoint, PathBuf::from("/mnt/l"));
+        assert!(parse(&["probe", "/a", "/b"]).is_err());
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod kfile;
 pub mod load_tracker;
 pub mod model;
 pub mod mounts;
+pub mod probe;
 pub mod reader;
 pub mod reattach;
 pub mod render;

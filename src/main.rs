@@ -1,4 +1,5 @@
-//! The `lxcfs-rs` command: the daemon, `show`, `bind-args` or `hook`.
+//! The `lxcfs-rs` command: the daemon, or one of its subcommands (`show`, `bind-args`,
+//! `hook`, `status`, `probe`, ...).
 
 use std::process::ExitCode;
 
@@ -128,6 +129,13 @@ fn run(cli: &Cli) -> Result<(), CliError> {
                 view: cli.view.options(),
                 host,
             })?;
+        }
+        Some(Command::Probe(args)) => {
+            let served = lxcfs_rs::probe::probe(&args.mountpoint, lxcfs_rs::probe::DEADLINE)?;
+            println!(
+                "{}",
+                served.line(&lxcfs_rs::mounts::absolute(&args.mountpoint))
+            );
         }
         Some(Command::SeccompProfile(args)) => {
             use lxcfs_rs::seccomp::profile;

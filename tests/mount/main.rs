@@ -14,6 +14,7 @@
 //! - [`lifecycle`]: signals, stale mounts, flags, help and version;
 //! - [`errors`]: refused starts;
 //! - [`namespaces`]: the daemon outside the host's namespaces, readers it cannot look up;
+//! - [`probe`]: `lxcfs-rs probe` on served, missing, foreign, stale and wedged mounts;
 //! - [`takeover`]: a second daemon taking the live connection over; stable node ids.
 
 #[macro_use]
@@ -28,6 +29,7 @@ mod lifecycle;
 mod load;
 mod memory;
 mod namespaces;
+mod probe;
 mod reads;
 mod size;
 mod splice;
