@@ -1,5 +1,6 @@
 //! The command line: lxcfs's flags, plus `show`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
@@ -71,6 +72,10 @@ pub struct Cli {
     /// Flags that change what the files show.
     #[command(flatten)]
     pub view: ViewArgs,
+
+    /// Flags for every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
 
     /// Print help.
     #[arg(short = 'h', short_alias = 'n', long, action = ArgAction::Help, global = true)]
@@ -265,6 +270,16 @@ pub struct DaemonArgs {
     pub enable_pidfd: bool,
 }
 
+/// Flags for the daemon and every subcommand.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Join the host's mount namespace (pid 1's) before anything else, for lxcfs-rs run in a
+    /// container with --pid=host --privileged: the daemon then mounts on the host's mount
+    /// point and uses the host's /run/lxcfs-rs, and `probe` or `status` look at the host's.
+    #[arg(long, global = true)]
+    pub host_mount_ns: bool,
+}
+
 /// Flags that change what the files show (for the daemon and for `show`).
 #[derive(Debug, Args, Clone)]
 pub struct ViewArgs {
@@ -283,6 +298,25 @@ pub struct ViewArgs {
     /// Read host files below DIR instead of / (for tests with fixture trees).
     #[arg(long, hide = true, value_name = "DIR", global = true)]
     pub host_root: Option<PathBuf>,
+}
+
+/// Takes `--host-mount-ns` out of a command line (program name first), wherever it stands
+/// before a `--`: whether it was there, and the rest for clap. clap cannot take it before a
+/// subcommand (`lxcfs-rs --host-mount-ns probe MNT`, the form health checks are written in):
+/// a flag there makes it read the subcommand's name as the daemon's mount point.
+pub fn take_host_mount_ns(args: Vec<OsString>) -> (Vec<OsString>, bool) {
+    let mut found = false;
+    let mut rest = Vec::with_capacity(args.len());
+    let mut after_dashes = false;
+    for arg in args {
+        if !after_dashes && arg == "--host-mount-ns" {
+            found = true;
+            continue;
+        }
+        after_dashes |= arg == "--";
+        rest.push(arg);
+    }
+    (rest, found)
 }
 
 /// FUSE serving threads without `--threads`: one per CPU within 4..=16 (a read blocks on
@@ -328,7 +362,14 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("lxcfs-rs").chain(args.iter().copied()))
+        let argv = std::iter::once("lxcfs-rs")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        let (rest, host_mount_ns) = take_host_mount_ns(argv);
+        let mut cli = Cli::try_parse_from(rest)?;
+        cli.global.host_mount_ns |= host_mount_ns;
+        Ok(cli)
     }
 
     #[test]
@@ -425,6 +466,37 @@ mod tests {
         };
         assert_eq!(p.mountpoint, PathBuf::from("/mnt/l"));
         assert!(parse(&["probe", "/a", "/b"]).is_err());
+    }
+
+    #[test]
+    fn host_mount_ns_goes_anywhere_on_the_line() {
+        assert!(
+            parse(&["--host-mount-ns", "/m"])
+                .unwrap()
+                .global
+                .host_mount_ns
+        );
+        assert!(
+            parse(&["/m", "--host-mount-ns"])
+                .unwrap()
+                .global
+                .host_mount_ns
+        );
+        let cli = parse(&["--host-mount-ns", "probe", "/m"]).unwrap();
+        assert!(cli.global.host_mount_ns && matches!(cli.command, Some(Command::Probe(_))));
+        assert!(
+            parse(&["status", "--host-mount-ns"])
+                .unwrap()
+                .global
+                .host_mount_ns
+        );
+        assert!(!parse(&["probe"]).unwrap().global.host_mount_ns);
+        assert!(parse(&["--", "--host-mount-ns"]).is_ok_and(|c| !c.global.host_mount_ns));
+        let cli = Cli::try_parse_from(["lxcfs-rs", "status", "--host-mount-ns"]).unwrap();
+        assert!(
+            cli.global.host_mount_ns,
+            "clap itself takes it after a subcommand"
+        );
     }
 
     #[test]

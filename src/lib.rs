@@ -30,6 +30,7 @@ pub mod host;
 pub mod kfile;
 pub mod load_tracker;
 pub mod model;
+pub mod mount_ns;
 pub mod mounts;
 pub mod probe;
 pub mod reader;

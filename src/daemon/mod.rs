@@ -52,6 +52,9 @@ pub struct DaemonConfig {
     pub no_resend: bool,
     /// Run as the worker of a supervisor (internal: the supervisor starts it).
     pub worker: bool,
+    /// Started with `--host-mount-ns`: the path we were started by names a file of another
+    /// mount namespace, so re-executing (SIGUSR1) goes through `/proc/self/exe`.
+    pub host_mount_ns: bool,
 }
 
 /// Runs the daemon: the supervisor, which mounts (or adopts the connection from systemd's

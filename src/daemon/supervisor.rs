@@ -172,7 +172,14 @@ impl Supervisor {
         inherited: bool,
         pidfile: Option<pidfile::PidFile>,
     ) -> Supervisor {
-        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        // After `--host-mount-ns` the path we were started by is the container's, which
+        // names nothing (or something else) in the host's namespace we now live in: the
+        // running executable itself is what can be re-executed.
+        let exe = if cfg.host_mount_ns {
+            PathBuf::from("/proc/self/exe")
+        } else {
+            std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
+        };
         let socket = handoff::socket_path(Path::new(own::HANDOFF_DIR), &cfg.mountpoint);
         let waiting_file = waiting_file(&cfg.mountpoint);
         if waiting_file.is_none() {

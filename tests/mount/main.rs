@@ -11,6 +11,7 @@
 //! - [`load`]: loadavg values as the load tracker's ticks make them;
 //! - [`filesystem`]: modes, owner, read-only;
 //! - [`size`]: `st_size` against what readers get;
+//! - [`host_ns`]: `--host-mount-ns` from a mount namespace of the daemon's own;
 //! - [`lifecycle`]: signals, stale mounts, flags, help and version;
 //! - [`errors`]: refused starts;
 //! - [`namespaces`]: the daemon outside the host's namespaces, readers it cannot look up;
@@ -25,6 +26,7 @@ mod cpu;
 mod errors;
 mod files;
 mod filesystem;
+mod host_ns;
 mod lifecycle;
 mod load;
 mod memory;
