@@ -254,6 +254,19 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub takeover: bool,
 
+    /// Take the mount over (as --takeover) when a running lxcfs-rs answers for MOUNTPOINT,
+    /// mount afresh otherwise: what a container or pod started beside an older one runs, so
+    /// the new one takes over with no failed read and the first one simply mounts.
+    #[arg(long, conflicts_with = "takeover")]
+    pub takeover_if_running: bool,
+
+    /// After handing the mount over to a successor, do not exit: stay, holding no FUSE
+    /// descriptor and no pidfile, until SIGTERM or SIGINT, then exit 0 without touching the
+    /// mount. A container that exited would be restarted by Docker's --restart or the kubelet
+    /// and take the mount back.
+    #[arg(long)]
+    pub wait_after_handoff: bool,
+
     /// Never rely on the kernel resending the requests a crashed worker held (what kernels
     /// before 6.9 get anyway): such requests fail with ECONNABORTED instead of being answered
     /// by the next worker. For tests and for comparing.
@@ -453,6 +466,10 @@ mod tests {
         assert_eq!(r.mountpoint, PathBuf::from(DEFAULT_MOUNTPOINT));
         let cli = parse(&["--no-resend", "--worker", "/m"]).unwrap();
         assert!(cli.daemon.no_resend && cli.daemon.worker);
+        let cli = parse(&["--takeover-if-running", "--wait-after-handoff", "/m"]).unwrap();
+        assert!(cli.daemon.takeover_if_running && cli.daemon.wait_after_handoff);
+        assert!(!cli.daemon.takeover);
+        assert!(parse(&["--takeover", "--takeover-if-running"]).is_err());
     }
 
     #[test]

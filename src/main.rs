@@ -163,6 +163,8 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             view: cli.view.options(),
             host,
             takeover: cli.daemon.takeover,
+            takeover_if_running: cli.daemon.takeover_if_running,
+            wait_after_handoff: cli.daemon.wait_after_handoff,
             no_resend: cli.daemon.no_resend,
             worker: cli.daemon.worker,
             host_mount_ns: cli.global.host_mount_ns,
