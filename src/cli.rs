@@ -1,5 +1,6 @@
 //! The command line: lxcfs's flags, plus `show`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
@@ -50,6 +51,9 @@ pub enum CliError {
     /// `kube manifests` could not make the manifests.
     #[error(transparent)]
     Manifests(#[from] crate::kube::manifests::ManifestError),
+    /// `probe` found the mount point not served.
+    #[error(transparent)]
+    Probe(#[from] crate::probe::ProbeError),
 }
 
 /// lxcfs-rs: per-container /proc/meminfo, cpuinfo, stat, uptime, loadavg, diskstats, swaps
@@ -74,6 +78,10 @@ pub struct Cli {
     /// Flags that change what the files show.
     #[command(flatten)]
     pub view: ViewArgs,
+
+    /// Flags for every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
 
     /// Print help.
     #[arg(short = 'h', short_alias = 'n', long, action = ArgAction::Help, global = true)]
@@ -109,6 +117,10 @@ pub enum Command {
     /// without container support) from their view of the files, for runtimes given the
     /// profile `seccomp-profile` prints. Takes -l, -u and --enable-cfs as the daemon does.
     SeccompAgent(SeccompAgentArgs),
+    /// Exit 0 when an lxcfs filesystem serves MOUNTPOINT (judged from mountinfo, then by
+    /// reading its proc/meminfo within 1 s); otherwise exit 1 with one line saying why: not
+    /// mounted, not lxcfs, stale (its daemon is gone), too slow, or a read error.
+    Probe(ProbeArgs),
     /// Print a seccomp profile that sends sysinfo(2) to the agent: the runtime's default (or
     /// FILE's) rules with sysinfo moved to SCMP_ACT_NOTIFY and listenerPath set.
     SeccompProfile(SeccompProfileArgs),
@@ -256,6 +268,14 @@ pub struct ReattachArgs {
     pub mountpoint: PathBuf,
 }
 
+/// Flags of `probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Where lxcfs is mounted.
+    #[arg(default_value = DEFAULT_MOUNTPOINT)]
+    pub mountpoint: PathBuf,
+}
+
 /// Flags of `status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
@@ -335,6 +355,19 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub takeover: bool,
 
+    /// Take the mount over (as --takeover) when a running lxcfs-rs answers for MOUNTPOINT,
+    /// mount afresh otherwise: what a container or pod started beside an older one runs, so
+    /// the new one takes over with no failed read and the first one simply mounts.
+    #[arg(long, conflicts_with = "takeover")]
+    pub takeover_if_running: bool,
+
+    /// After handing the mount over to a successor, do not exit: stay, holding no FUSE
+    /// descriptor and no pidfile, until SIGTERM or SIGINT, then exit 0 without touching the
+    /// mount. A container that exited would be restarted by Docker's --restart or the kubelet
+    /// and take the mount back.
+    #[arg(long)]
+    pub wait_after_handoff: bool,
+
     /// Never rely on the kernel resending the requests a crashed worker held (what kernels
     /// before 6.9 get anyway): such requests fail with ECONNABORTED instead of being answered
     /// by the next worker. For tests and for comparing.
@@ -349,6 +382,16 @@ pub struct DaemonArgs {
     /// so this is accepted and has no effect).
     #[arg(long, hide = true)]
     pub enable_pidfd: bool,
+}
+
+/// Flags for the daemon and every subcommand.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Join the host's mount namespace (pid 1's) before anything else, for lxcfs-rs run in a
+    /// container with --pid=host --privileged: the daemon then mounts on the host's mount
+    /// point and uses the host's /run/lxcfs-rs, and `probe` or `status` look at the host's.
+    #[arg(long, global = true)]
+    pub host_mount_ns: bool,
 }
 
 /// Flags that change what the files show (for the daemon and for `show`).
@@ -369,6 +412,25 @@ pub struct ViewArgs {
     /// Read host files below DIR instead of / (for tests with fixture trees).
     #[arg(long, hide = true, value_name = "DIR", global = true)]
     pub host_root: Option<PathBuf>,
+}
+
+/// Takes `--host-mount-ns` out of a command line (program name first), wherever it stands
+/// before a `--`: whether it was there, and the rest for clap. clap cannot take it before a
+/// subcommand (`lxcfs-rs --host-mount-ns probe MNT`, the form health checks are written in):
+/// a flag there makes it read the subcommand's name as the daemon's mount point.
+pub fn take_host_mount_ns(args: Vec<OsString>) -> (Vec<OsString>, bool) {
+    let mut found = false;
+    let mut rest = Vec::with_capacity(args.len());
+    let mut after_dashes = false;
+    for arg in args {
+        if !after_dashes && arg == "--host-mount-ns" {
+            found = true;
+            continue;
+        }
+        after_dashes |= arg == "--";
+        rest.push(arg);
+    }
+    (rest, found)
 }
 
 /// FUSE serving threads without `--threads`: one per CPU within 4..=16 (a read blocks on
@@ -414,7 +476,14 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("lxcfs-rs").chain(args.iter().copied()))
+        let argv = std::iter::once("lxcfs-rs")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        let (rest, host_mount_ns) = take_host_mount_ns(argv);
+        let mut cli = Cli::try_parse_from(rest)?;
+        cli.global.host_mount_ns |= host_mount_ns;
+        Ok(cli)
     }
 
     #[test]
@@ -498,6 +567,54 @@ mod tests {
         assert_eq!(r.mountpoint, PathBuf::from(DEFAULT_MOUNTPOINT));
         let cli = parse(&["--no-resend", "--worker", "/m"]).unwrap();
         assert!(cli.daemon.no_resend && cli.daemon.worker);
+        let cli = parse(&["--takeover-if-running", "--wait-after-handoff", "/m"]).unwrap();
+        assert!(cli.daemon.takeover_if_running && cli.daemon.wait_after_handoff);
+        assert!(!cli.daemon.takeover);
+        assert!(parse(&["--takeover", "--takeover-if-running"]).is_err());
+    }
+
+    #[test]
+    fn probe_parses() {
+        let Some(Command::Probe(p)) = parse(&["probe"]).unwrap().command else {
+            panic!("not probe")
+        };
+        assert_eq!(p.mountpoint, PathBuf::from(DEFAULT_MOUNTPOINT));
+        let Some(Command::Probe(p)) = parse(&["probe", "/mnt/l"]).unwrap().command else {
+            panic!("not probe")
+        };
+        assert_eq!(p.mountpoint, PathBuf::from("/mnt/l"));
+        assert!(parse(&["probe", "/a", "/b"]).is_err());
+    }
+
+    #[test]
+    fn host_mount_ns_goes_anywhere_on_the_line() {
+        assert!(
+            parse(&["--host-mount-ns", "/m"])
+                .unwrap()
+                .global
+                .host_mount_ns
+        );
+        assert!(
+            parse(&["/m", "--host-mount-ns"])
+                .unwrap()
+                .global
+                .host_mount_ns
+        );
+        let cli = parse(&["--host-mount-ns", "probe", "/m"]).unwrap();
+        assert!(cli.global.host_mount_ns && matches!(cli.command, Some(Command::Probe(_))));
+        assert!(
+            parse(&["status", "--host-mount-ns"])
+                .unwrap()
+                .global
+                .host_mount_ns
+        );
+        assert!(!parse(&["probe"]).unwrap().global.host_mount_ns);
+        assert!(parse(&["--", "--host-mount-ns"]).is_ok_and(|c| !c.global.host_mount_ns));
+        let cli = Cli::try_parse_from(["lxcfs-rs", "status", "--host-mount-ns"]).unwrap();
+        assert!(
+            cli.global.host_mount_ns,
+            "clap itself takes it after a subcommand"
+        );
     }
 
     #[test]
