@@ -769,6 +769,62 @@ mod tests {
         assert_eq!(excluded, &json!(["kube-system", "lx"]));
     }
 
+    /// The command lines the manifests run are the binary's own: parsed as `main` parses
+    /// them (`--host-mount-ns` taken out first), they mean what the manifests intend.
+    #[test]
+    fn the_printed_command_lines_parse_as_intended() {
+        use crate::cli::{Cli, Command, KubeArgs, KubeCommand, take_host_mount_ns};
+        use clap::Parser;
+        use std::path::PathBuf;
+
+        let parse = |args: &Value| -> (Cli, bool) {
+            let argv = std::iter::once("lxcfs-rs")
+                .chain(args.as_array().unwrap().iter().map(|a| a.as_str().unwrap()))
+                .map(std::ffi::OsString::from)
+                .collect();
+            let (rest, host_mount_ns) = take_host_mount_ns(argv);
+            (Cli::try_parse_from(rest).unwrap(), host_mount_ns)
+        };
+        let o = Options {
+            mount_point: "/run/l".into(),
+            ..Options::default()
+        };
+        let ds = daemonset(&o);
+        let c = &ds["spec"]["template"]["spec"]["containers"][0];
+        let (cli, host_mount_ns) = parse(&c["args"]);
+        assert!(host_mount_ns && cli.command.is_none());
+        assert!(cli.daemon.takeover_if_running && cli.daemon.wait_after_handoff);
+        assert!(cli.view.enable_cfs && !cli.daemon.takeover);
+        assert_eq!(cli.daemon.mountpoint, PathBuf::from("/run/l"));
+
+        let command = c["readinessProbe"]["exec"]["command"].as_array().unwrap();
+        assert_eq!(command[0], BINARY_IN_IMAGE);
+        let (cli, host_mount_ns) = parse(&Value::from(command[1..].to_vec()));
+        let Some(Command::Probe(probe)) = cli.command else {
+            panic!("the readiness probe does not run probe: {command:?}")
+        };
+        assert!(host_mount_ns);
+        assert_eq!(probe.mountpoint, PathBuf::from("/run/l"));
+
+        let certs = certs::generate(&o.webhook_dns_names()).unwrap();
+        let deployment = &webhook(&o, &certs)[1];
+        let c = &deployment["spec"]["template"]["spec"]["containers"][0];
+        let (cli, host_mount_ns) = parse(&c["args"]);
+        let Some(Command::Kube(KubeArgs {
+            command: KubeCommand::Webhook(w),
+        })) = cli.command
+        else {
+            panic!("the Deployment does not run kube webhook: {}", c["args"])
+        };
+        assert!(!host_mount_ns);
+        assert_eq!(w.listen.port(), WEBHOOK_PORT);
+        assert_eq!(w.mount_point, PathBuf::from("/run/l"));
+        assert_eq!(
+            (w.cert, w.key),
+            (PathBuf::from("/tls/tls.crt"), PathBuf::from("/tls/tls.key"))
+        );
+    }
+
     #[test]
     fn the_webhook_deployment_restarts_on_a_new_certificate() {
         let o = Options::default();
