@@ -103,16 +103,37 @@ fn assert_valid(dir: &Path, name: &str, text: &str, releases: &[&str]) {
 #[test]
 fn every_mode_passes_kubernetes_validate() {
     let dir = tempfile::tempdir().expect("temp dir");
-    for mode in ["webhook", "policy", "none"] {
-        let printed = manifests(&["--inject", mode]);
+    let other = [
+        "--namespace",
+        "node-files",
+        "--image",
+        "registry.example:5000/lxcfs-rs@sha256:0123",
+        "--mount-point",
+        "/run/lxcfs",
+    ];
+    let runs: Vec<(String, Vec<&str>)> = ["webhook", "policy", "none"]
+        .iter()
+        .flat_map(|mode| {
+            let mut custom = vec!["--inject", mode];
+            custom.extend_from_slice(&other);
+            [
+                (mode.to_string(), vec!["--inject", mode]),
+                (format!("{mode}-custom"), custom),
+            ]
+        })
+        .collect();
+    for (run, args) in &runs {
+        let mode = run.trim_end_matches("-custom");
+        let printed = manifests(args);
         let general = printed.text_of(|k| !POLICY_KINDS.contains(&k));
-        assert_valid(dir.path(), &format!("{mode}.yaml"), &general, RELEASES);
+        assert_valid(dir.path(), &format!("{run}.yaml"), &general, RELEASES);
         let policy = printed.text_of(|k| POLICY_KINDS.contains(&k));
-        assert_eq!(policy.is_empty(), mode != "policy", "{mode}");
+        assert_eq!(policy.is_empty(), mode != "policy", "{run}");
         if mode == "policy" {
-            assert_valid(dir.path(), "policy.yaml", &policy, POLICY_RELEASES);
+            let name = format!("{run}-policy.yaml");
+            assert_valid(dir.path(), &name, &policy, POLICY_RELEASES);
             // The validator does check versions: 1.35 has no v1 policy.
-            let path = dir.path().join("policy.yaml");
+            let path = dir.path().join(name);
             assert!(
                 validate(&[&path], &["1.35.0"]).is_err(),
                 "a v1 MutatingAdmissionPolicy passed for 1.35"
