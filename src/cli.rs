@@ -148,7 +148,7 @@ pub enum KubeCommand {
     /// labelled lxcfs-rs.io/inject=enabled, unless annotated "false"), GET /readyz.
     Webhook(KubeWebhookArgs),
     /// Print the YAML for `kubectl apply -f -`: the Namespace, the DaemonSet and the
-    /// injection (the webhook with newly generated certificates, a MutatingAdmissionPolicy,
+    /// injection (the webhook with newly generated certificates, MutatingAdmissionPolicies,
     /// or none). Every run with `--inject webhook` rotates the certificates.
     Manifests(KubeManifestsArgs),
 }

@@ -1,7 +1,7 @@
 //! `lxcfs-rs kube manifests`: everything a cluster needs, as one YAML stream for
 //! `kubectl apply -f -`: the Namespace, the DaemonSet that serves the files on every node,
 //! and the injection into opted-in pods (the webhook with freshly generated certificates, a
-//! MutatingAdmissionPolicy, or nothing).
+//! pair of MutatingAdmissionPolicies, or nothing).
 //!
 //! The objects are built as JSON values and printed as YAML, keys in the order people
 //! expect (`apiVersion`, `kind`, `metadata`, `name` first, then alphabetical), so the output
@@ -23,7 +23,7 @@ use super::targets::{self, INJECT_ANNOTATION, NAMESPACE_LABEL, NAMESPACE_LABEL_V
 /// The namespace everything lives in unless `--namespace` says otherwise.
 pub const DEFAULT_NAMESPACE: &str = "lxcfs-rs";
 
-/// The name of the DaemonSet, the policy and its binding, and the webhook configuration.
+/// The name of the DaemonSet and the webhook configuration, and the label every object carries.
 pub const NAME: &str = "lxcfs-rs";
 
 /// The name of the webhook's Deployment, Service and PodDisruptionBudget.
@@ -62,7 +62,7 @@ pub enum Inject {
     /// A mutating admission webhook (two replicas, certificates generated now): works on
     /// every Kubernetes release.
     Webhook,
-    /// A MutatingAdmissionPolicy (admissionregistration.k8s.io/v1, Kubernetes 1.36 and
+    /// MutatingAdmissionPolicies (admissionregistration.k8s.io/v1, Kubernetes 1.36 and
     /// later): no server, no certificate.
     Policy,
     /// Nothing: the Namespace and the DaemonSet only (pods bind the files themselves).
@@ -532,22 +532,64 @@ fn cel_mounts(list: &str) -> String {
     )
 }
 
-/// The MutatingAdmissionPolicy and its binding (admissionregistration.k8s.io/v1, GA in
+/// The policy for pods opted in by their annotation (namespaces without the label).
+pub const POLICY_PODS: &str = "lxcfs-rs-pods";
+
+/// The policy for pods of labelled namespaces (unless the pod opts out).
+pub const POLICY_NAMESPACES: &str = "lxcfs-rs-namespaces";
+
+/// The MutatingAdmissionPolicies and their bindings (admissionregistration.k8s.io/v1, GA in
 /// Kubernetes 1.36): the webhook's injection as CEL evaluated in the apiserver, so no
 /// server, certificate or replica to keep up.
+///
+/// Two policies, as there are two webhooks, one per side of the namespace label, selected
+/// by `namespaceSelector`: the apiserver evaluates `matchConditions` without the
+/// namespace (`namespaceObject` is null there), so a condition cannot read the label, and
+/// pods of unlabelled namespaces that did not opt in never reach the mutations.
 pub fn policy(opts: &Options) -> Vec<Value> {
     let annotation = format!(
         "object.metadata.?annotations[?{}].orValue(\"\")",
         cel_string(INJECT_ANNOTATION)
     );
-    let label = format!(
-        "namespaceObject.metadata.?labels[?{}].orValue(\"\")",
-        cel_string(NAMESPACE_LABEL)
-    );
-    let opted_in = format!(
-        "{annotation} == \"true\" ||\n({label} == {} &&\n {annotation} != \"false\")",
-        cel_string(NAMESPACE_LABEL_VALUE)
-    );
+    let mut docs = Vec::new();
+    for (name, operator, condition, expression) in [
+        (
+            POLICY_PODS,
+            "NotIn",
+            "annotated-true",
+            format!("{annotation} == \"true\""),
+        ),
+        (
+            POLICY_NAMESPACES,
+            "In",
+            "not-annotated-false",
+            format!("{annotation} != \"false\""),
+        ),
+    ] {
+        docs.push(one_policy(
+            opts,
+            name,
+            namespace_selector(opts, Some(operator)),
+            json!([{ "name": condition, "expression": expression }]),
+        ));
+        docs.push(json!({
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "MutatingAdmissionPolicyBinding",
+            "metadata": { "name": name, "labels": labels(NAME) },
+            "spec": { "policyName": name },
+        }));
+    }
+    docs
+}
+
+/// One MutatingAdmissionPolicy `name` injecting into the pods of the namespaces
+/// `namespace_selector` selects that pass `match_conditions`.
+fn one_policy(
+    opts: &Options,
+    name: &str,
+    namespace_selector: Value,
+    match_conditions: Value,
+) -> Value {
     let volumes = r#"(has(object.spec.volumes) ? [] : [
   JSONPatch{op: "add", path: "/spec/volumes", value: []}
 ]) +
@@ -566,19 +608,17 @@ variables.injected
         cel_mounts("initContainers")
     );
     let json_patch = |expression: String| json!({ "patchType": "JSONPatch", "jsonPatch": { "expression": expression } });
-    let policy = json!({
+    json!({
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingAdmissionPolicy",
-        "metadata": { "name": NAME, "labels": labels(NAME) },
+        "metadata": { "name": name, "labels": labels(NAME) },
         "spec": {
             "matchConstraints": {
                 "resourceRules": [pod_create_rule()],
-                "namespaceSelector": namespace_selector(opts, None),
+                "namespaceSelector": namespace_selector,
                 "matchPolicy": "Equivalent",
             },
-            // Opted in: annotated "true", or in a labelled namespace and not annotated
-            // "false" (the webhook's two routes in one condition).
-            "matchConditions": [{ "name": "opted-in", "expression": opted_in }],
+            "matchConditions": match_conditions,
             "variables": [{ "name": "injected", "expression": cel_injected(&opts.mount_point) }],
             // Volumes first, then each container's mounts of them.
             "mutations": [
@@ -591,14 +631,7 @@ variables.injected
             "failurePolicy": "Ignore",
             "reinvocationPolicy": "IfNeeded",
         },
-    });
-    let binding = json!({
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingAdmissionPolicyBinding",
-        "metadata": { "name": NAME, "labels": labels(NAME) },
-        "spec": { "policyName": NAME },
-    });
-    vec![policy, binding]
+    })
 }
 
 /// Where a key goes among its siblings: `apiVersion`, `kind`, `metadata`, then `name` and
@@ -696,6 +729,8 @@ mod tests {
                 "Namespace",
                 "DaemonSet",
                 "MutatingAdmissionPolicy",
+                "MutatingAdmissionPolicyBinding",
+                "MutatingAdmissionPolicy",
                 "MutatingAdmissionPolicyBinding"
             ]
         );
@@ -756,17 +791,43 @@ mod tests {
             ds["readinessProbe"]["exec"]["command"],
             json!(["/lxcfs-rs", "--host-mount-ns", "probe", "/run/lxcfs"])
         );
-        let injected = docs[2]["spec"]["variables"][0]["expression"]
-            .as_str()
-            .unwrap();
-        for i in targets::injected(Path::new("/run/lxcfs")) {
-            assert!(injected.contains(&cel_string(&i.host_path)), "{injected}");
-            assert!(injected.contains(&cel_string(&i.volume)), "{injected}");
+        let policies: Vec<&Value> = docs
+            .iter()
+            .filter(|d| d["kind"] == "MutatingAdmissionPolicy")
+            .collect();
+        assert_eq!(policies.len(), 2);
+        for (policy, operator) in policies.iter().zip(["NotIn", "In"]) {
+            let injected = policy["spec"]["variables"][0]["expression"]
+                .as_str()
+                .unwrap();
+            for i in targets::injected(Path::new("/run/lxcfs")) {
+                assert!(injected.contains(&cel_string(&i.host_path)), "{injected}");
+                assert!(injected.contains(&cel_string(&i.volume)), "{injected}");
+            }
+            assert!(!injected.contains("/var/lib/lxcfs"));
+            let exprs =
+                &policy["spec"]["matchConstraints"]["namespaceSelector"]["matchExpressions"];
+            assert_eq!(exprs[0]["key"], NAMESPACE_LABEL);
+            assert_eq!(exprs[0]["operator"], operator);
+            assert_eq!(exprs[1]["values"], json!(["kube-system", "lx"]));
         }
-        assert!(!injected.contains("/var/lib/lxcfs"));
-        let excluded = &docs[2]["spec"]["matchConstraints"]["namespaceSelector"]["matchExpressions"]
-            [0]["values"];
-        assert_eq!(excluded, &json!(["kube-system", "lx"]));
+    }
+
+    /// The apiserver evaluates a policy's matchConditions without the namespace
+    /// (`namespaceObject` is null there): a condition reading it would fail, and with
+    /// `failurePolicy: Ignore` silently skip every pod it should inject.
+    #[test]
+    fn match_conditions_read_only_the_pod() {
+        for policy in policy(&Options::default())
+            .iter()
+            .filter(|d| d["kind"] == "MutatingAdmissionPolicy")
+        {
+            for condition in policy["spec"]["matchConditions"].as_array().unwrap() {
+                let expression = condition["expression"].as_str().unwrap();
+                assert!(!expression.contains("namespaceObject"), "{expression}");
+                assert!(expression.contains(INJECT_ANNOTATION), "{expression}");
+            }
+        }
     }
 
     /// The command lines the manifests run are the binary's own: parsed as `main` parses

@@ -438,50 +438,74 @@ fn the_webhook_configuration_fails_open_on_the_server_routes() {
     );
 }
 
-/// The policy's CEL cannot be evaluated here; what can be checked is that it names every
-/// injected file and the opt-in annotation and label, and matches what the webhook does.
+/// The policies' CEL cannot be evaluated here; what can be checked is that they split the
+/// pods as the two webhooks do (by namespace selector, each with its annotation condition,
+/// which reads only the pod: the apiserver evaluates matchConditions without the
+/// namespace) and name every injected file.
 #[test]
-fn the_policy_injects_the_same_files() {
+fn the_policies_inject_the_same_files_into_the_same_pods() {
     let printed = manifests(&["--inject", "policy"]);
-    let policy = printed.one("MutatingAdmissionPolicy");
-    let spec = &policy["spec"];
-    assert_eq!(spec["failurePolicy"], "Ignore");
-    assert_eq!(spec["reinvocationPolicy"], "IfNeeded");
-    assert_eq!(
-        printed.one("MutatingAdmissionPolicyBinding")["spec"]["policyName"],
-        policy["metadata"]["name"]
-    );
-    let condition = spec["matchConditions"][0]["expression"].as_str().unwrap();
-    for needle in [
-        "\"lxcfs-rs.io/inject\"",
-        "\"true\"",
-        "\"false\"",
-        "\"enabled\"",
-    ] {
-        assert!(condition.contains(needle), "{needle}: {condition}");
-    }
-    let injected = spec["variables"][0]["expression"].as_str().unwrap();
-    for target in lxcfs_rs::bind::BIND_TARGETS {
-        assert!(
-            injected.contains(&format!("\"/var/lib/lxcfs/{target}\"")),
-            "{target}: {injected}"
-        );
-        assert!(injected.contains(&format!("\"/{target}\"")), "{target}");
-    }
-    let mutations = spec["mutations"].as_array().unwrap();
-    let exprs: Vec<&str> = mutations
+    let policies: Vec<&Value> = printed
+        .docs
         .iter()
-        .map(|m| {
-            assert_eq!(m["patchType"], "JSONPatch");
-            m["jsonPatch"]["expression"].as_str().unwrap()
-        })
+        .filter(|d| d["kind"] == "MutatingAdmissionPolicy")
         .collect();
-    for path in [
-        "/spec/volumes",
-        "/spec/containers/",
-        "/spec/initContainers/",
-    ] {
-        assert!(exprs.iter().any(|e| e.contains(path)), "{path}");
+    let bindings: Vec<&Value> = printed
+        .docs
+        .iter()
+        .filter(|d| d["kind"] == "MutatingAdmissionPolicyBinding")
+        .collect();
+    assert_eq!((policies.len(), bindings.len()), (2, 2));
+    let webhooks = manifests(&[]);
+    let hooks = webhooks.one("MutatingWebhookConfiguration")["webhooks"]
+        .as_array()
+        .unwrap()
+        .clone();
+    for ((policy, binding), (hook, wanted)) in policies
+        .iter()
+        .zip(&bindings)
+        .zip(hooks.iter().zip(["== \"true\"", "!= \"false\""]))
+    {
+        let spec = &policy["spec"];
+        assert_eq!(binding["spec"]["policyName"], policy["metadata"]["name"]);
+        assert_eq!(spec["failurePolicy"], "Ignore");
+        assert_eq!(spec["reinvocationPolicy"], "IfNeeded");
+        // The same namespaces as the webhook of the same side.
+        assert_eq!(
+            spec["matchConstraints"]["namespaceSelector"], hook["namespaceSelector"],
+            "{}",
+            policy["metadata"]["name"]
+        );
+        let conditions = spec["matchConditions"].as_array().unwrap();
+        assert_eq!(conditions.len(), 1);
+        let condition = conditions[0]["expression"].as_str().unwrap();
+        assert!(condition.contains("\"lxcfs-rs.io/inject\""), "{condition}");
+        assert!(condition.ends_with(wanted), "{condition}");
+        assert!(!condition.contains("namespaceObject"), "{condition}");
+        let injected = spec["variables"][0]["expression"].as_str().unwrap();
+        for target in lxcfs_rs::bind::BIND_TARGETS {
+            assert!(
+                injected.contains(&format!("\"/var/lib/lxcfs/{target}\"")),
+                "{target}: {injected}"
+            );
+            assert!(injected.contains(&format!("\"/{target}\"")), "{target}");
+        }
+        let exprs: Vec<&str> = spec["mutations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                assert_eq!(m["patchType"], "JSONPatch");
+                m["jsonPatch"]["expression"].as_str().unwrap()
+            })
+            .collect();
+        for path in [
+            "/spec/volumes",
+            "/spec/containers/",
+            "/spec/initContainers/",
+        ] {
+            assert!(exprs.iter().any(|e| e.contains(path)), "{path}");
+        }
     }
 }
 
