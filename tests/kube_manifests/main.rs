@@ -547,7 +547,7 @@ fn packaging_is_what_the_command_prints() {
         }
         if write {
             let header = format!(
-                "# What `lxcfs-rs kube manifests --inject {mode}` prints (defaults), this kind only.\n\
+                "# What `lxcfs-rs kube manifests --inject {mode}` prints (defaults): the documents of this kind.\n\
                  # Do not edit: tests/kube_manifests fails when it differs; rewrite it with\n\
                  # LXCFS_RS_WRITE_PACKAGING=1 cargo test --test kube_manifests\n"
             );
