@@ -382,6 +382,34 @@ mod tests {
     }
 
     #[test]
+    fn a_container_added_after_injection_gets_only_its_mounts() {
+        // What reinvocation (reinvocationPolicy: IfNeeded) sees after another webhook added
+        // a container to a pod injected before.
+        let pod = json!({"spec": {"containers": [{"name": "a"}]}});
+        let PodPatch::Ops { ops, .. } = pod_patch(&pod, &targets()).unwrap() else {
+            panic!("conflict")
+        };
+        let mut injected = json!({"spec": {
+            "volumes": ops[0]["value"],
+            "containers": [{"name": "a", "volumeMounts": ops[1]["value"]}, {"name": "late"}],
+        }});
+        let PodPatch::Ops { ops, mounts } = pod_patch(&injected, &targets()).unwrap() else {
+            panic!("conflict")
+        };
+        assert_eq!(mounts, targets().len());
+        assert_eq!(ops.len(), 1, "{ops:?}");
+        assert_eq!(ops[0]["path"], "/spec/containers/1/volumeMounts");
+        injected["spec"]["containers"][1]["volumeMounts"] = ops[0]["value"].clone();
+        assert_eq!(
+            pod_patch(&injected, &targets()).unwrap(),
+            PodPatch::Ops {
+                ops: vec![],
+                mounts: 0
+            }
+        );
+    }
+
+    #[test]
     fn volumes_nothing_mounts_are_not_added() {
         let all_mounted: Vec<Value> = targets()
             .iter()
