@@ -570,7 +570,23 @@ pub fn policy(opts: &Options) -> Vec<Value> {
             opts,
             name,
             namespace_selector(opts, Some(operator)),
-            json!([{ "name": condition, "expression": expression }]),
+            json!([
+                { "name": condition, "expression": expression },
+                // As the webhook: Windows pods have no /proc to bind over.
+                {
+                    "name": "not-windows",
+                    "expression": "!has(object.spec.os) || object.spec.os.name != \"windows\"",
+                },
+                // As the webhook: a pod with a volume of one of our names that is not ours
+                // is left alone (injecting would mount its volume where our file belongs).
+                {
+                    "name": "no-foreign-volume-of-our-names",
+                    "expression": format!(
+                        "!has(object.spec.volumes) ||\n{}.all(m,\n  !object.spec.volumes.exists(v, v.name == m.volume &&\n    v.?hostPath.?path.orValue(\"\") != m.hostPath))",
+                        cel_injected(&opts.mount_point)
+                    ),
+                },
+            ]),
         ));
         docs.push(json!({
             "apiVersion": "admissionregistration.k8s.io/v1",
@@ -590,11 +606,18 @@ fn one_policy(
     namespace_selector: Value,
     match_conditions: Value,
 ) -> Value {
+    // Only volumes some container will mount (as the webhook): the kubelet checks a
+    // hostPath volume of type File even when nothing mounts it, which would hold the pod
+    // on a node without lxcfs-rs for nothing.
     let volumes = r#"(has(object.spec.volumes) ? [] : [
   JSONPatch{op: "add", path: "/spec/volumes", value: []}
 ]) +
 variables.injected
   .filter(m, !has(object.spec.volumes) || !object.spec.volumes.exists(v, v.name == m.volume))
+  .filter(m, variables.containers.exists(c,
+    !has(c.volumeMounts) ||
+    !c.volumeMounts.exists(vm, vm.mountPath == m.mountPath) ||
+    c.volumeMounts.exists(vm, vm.name == m.volume)))
   .map(m, JSONPatch{
     op: "add",
     path: "/spec/volumes/-",
@@ -619,7 +642,13 @@ variables.injected
                 "matchPolicy": "Equivalent",
             },
             "matchConditions": match_conditions,
-            "variables": [{ "name": "injected", "expression": cel_injected(&opts.mount_point) }],
+            "variables": [
+                { "name": "injected", "expression": cel_injected(&opts.mount_point) },
+                {
+                    "name": "containers",
+                    "expression": "object.spec.containers +\n(has(object.spec.initContainers) ? object.spec.initContainers : [])",
+                },
+            ],
             // Volumes first, then each container's mounts of them.
             "mutations": [
                 json_patch(volumes.to_owned()),
@@ -822,11 +851,13 @@ mod tests {
             .iter()
             .filter(|d| d["kind"] == "MutatingAdmissionPolicy")
         {
-            for condition in policy["spec"]["matchConditions"].as_array().unwrap() {
+            let conditions = policy["spec"]["matchConditions"].as_array().unwrap();
+            for condition in conditions {
                 let expression = condition["expression"].as_str().unwrap();
                 assert!(!expression.contains("namespaceObject"), "{expression}");
-                assert!(expression.contains(INJECT_ANNOTATION), "{expression}");
             }
+            let opt_in = conditions[0]["expression"].as_str().unwrap();
+            assert!(opt_in.contains(INJECT_ANNOTATION), "{opt_in}");
         }
     }
 

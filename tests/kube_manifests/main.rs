@@ -476,12 +476,24 @@ fn the_policies_inject_the_same_files_into_the_same_pods() {
             "{}",
             policy["metadata"]["name"]
         );
+        // The opt-in condition first; then, as the webhook, no Windows pod and no pod with
+        // a volume of one of our names that is not ours.
         let conditions = spec["matchConditions"].as_array().unwrap();
-        assert_eq!(conditions.len(), 1);
-        let condition = conditions[0]["expression"].as_str().unwrap();
-        assert!(condition.contains("\"lxcfs-rs.io/inject\""), "{condition}");
-        assert!(condition.ends_with(wanted), "{condition}");
-        assert!(!condition.contains("namespaceObject"), "{condition}");
+        let names: Vec<&str> = conditions
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            names[1..],
+            ["not-windows", "no-foreign-volume-of-our-names"]
+        );
+        let opt_in = conditions[0]["expression"].as_str().unwrap();
+        assert!(opt_in.contains("\"lxcfs-rs.io/inject\""), "{opt_in}");
+        assert!(opt_in.ends_with(wanted), "{opt_in}");
+        for condition in conditions {
+            let expression = condition["expression"].as_str().unwrap();
+            assert!(!expression.contains("namespaceObject"), "{expression}");
+        }
         let injected = spec["variables"][0]["expression"].as_str().unwrap();
         for target in lxcfs_rs::bind::BIND_TARGETS {
             assert!(
