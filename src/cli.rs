@@ -1,5 +1,6 @@
 //! The command line: lxcfs's flags, plus `show`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
@@ -44,6 +45,15 @@ pub enum CliError {
     /// `seccomp-profile` could not make a profile.
     #[error(transparent)]
     Profile(#[from] crate::seccomp::profile::ProfileError),
+    /// A `kube` command failed.
+    #[error(transparent)]
+    Kube(#[from] crate::kube::KubeError),
+    /// `kube manifests` could not make the manifests.
+    #[error(transparent)]
+    Manifests(#[from] crate::kube::manifests::ManifestError),
+    /// `probe` found the mount point not served.
+    #[error(transparent)]
+    Probe(#[from] crate::probe::ProbeError),
 }
 
 /// lxcfs-rs: per-container /proc/meminfo, cpuinfo, stat, uptime, loadavg, diskstats, swaps
@@ -68,6 +78,10 @@ pub struct Cli {
     /// Flags that change what the files show.
     #[command(flatten)]
     pub view: ViewArgs,
+
+    /// Flags for every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
 
     /// Print help.
     #[arg(short = 'h', short_alias = 'n', long, action = ArgAction::Help, global = true)]
@@ -103,9 +117,108 @@ pub enum Command {
     /// without container support) from their view of the files, for runtimes given the
     /// profile `seccomp-profile` prints. Takes -l, -u and --enable-cfs as the daemon does.
     SeccompAgent(SeccompAgentArgs),
+    /// Exit 0 when an lxcfs filesystem serves MOUNTPOINT (judged from mountinfo, then by
+    /// reading its proc/meminfo within 1 s); otherwise exit 1 with one line saying why: not
+    /// mounted, not lxcfs, stale (its daemon is gone), too slow, or a read error.
+    Probe(ProbeArgs),
     /// Print a seccomp profile that sends sysinfo(2) to the agent: the runtime's default (or
     /// FILE's) rules with sysinfo moved to SCMP_ACT_NOTIFY and listenerPath set.
     SeccompProfile(SeccompProfileArgs),
+    /// Kubernetes: inject the files into pods (`kube webhook`, or `kube patch` for one
+    /// AdmissionReview on stdin).
+    Kube(KubeArgs),
+}
+
+/// Flags of `kube`.
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: KubeCommand,
+}
+
+/// The `kube` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KubeCommand {
+    /// Answer one admission.k8s.io/v1 AdmissionReview read on stdin with the response the
+    /// webhook would send (the JSON patch that adds the hostPath volumes and mounts).
+    Patch(KubePatchArgs),
+    /// Serve the mutating admission webhook over HTTPS: POST /mutate (pods opted in by the
+    /// lxcfs-rs.io/inject: "true" annotation), POST /mutate-namespace (pods of namespaces
+    /// labelled lxcfs-rs.io/inject=enabled, unless annotated "false"), GET /readyz.
+    Webhook(KubeWebhookArgs),
+    /// Print the YAML for `kubectl apply -f -`: the Namespace, the DaemonSet and the
+    /// injection (the webhook with newly generated certificates, MutatingAdmissionPolicies,
+    /// or none). Every run with `--inject webhook` rotates the certificates.
+    Manifests(KubeManifestsArgs),
+}
+
+/// Flags of `kube webhook`.
+#[derive(Debug, Args)]
+pub struct KubeWebhookArgs {
+    /// The serving certificate (PEM, the chain's leaf first).
+    #[arg(long, value_name = "FILE")]
+    pub cert: PathBuf,
+
+    /// The serving certificate's private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+
+    /// The address and port to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
+    pub listen: std::net::SocketAddr,
+
+    /// Where lxcfs-rs is mounted on the nodes (the hostPath volumes' directory).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_MOUNTPOINT)]
+    pub mount_point: PathBuf,
+}
+
+/// Flags of `kube manifests`.
+#[derive(Debug, Args)]
+pub struct KubeManifestsArgs {
+    /// The namespace of the DaemonSet and the webhook.
+    #[arg(long, value_name = "N", default_value = crate::kube::manifests::DEFAULT_NAMESPACE,
+          value_parser = crate::kube::manifests::check_namespace)]
+    pub namespace: String,
+
+    /// The lxcfs-rs image.
+    #[arg(long, value_name = "IMAGE", default_value_t = crate::kube::manifests::default_image(),
+          value_parser = crate::kube::manifests::check_image)]
+    pub image: String,
+
+    /// Where the daemon mounts on every node.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_MOUNTPOINT,
+          value_parser = crate::kube::manifests::check_mount_point)]
+    pub mount_point: String,
+
+    /// How opted-in pods get the files.
+    #[arg(long, value_enum, default_value_t = crate::kube::manifests::Inject::Webhook)]
+    pub inject: crate::kube::manifests::Inject,
+}
+
+impl KubeManifestsArgs {
+    /// The manifests these flags ask for.
+    pub fn options(&self) -> crate::kube::manifests::Options {
+        crate::kube::manifests::Options {
+            namespace: self.namespace.clone(),
+            image: self.image.clone(),
+            mount_point: self.mount_point.clone(),
+            inject: self.inject,
+        }
+    }
+}
+
+/// Flags of `kube patch`.
+#[derive(Debug, Args)]
+pub struct KubePatchArgs {
+    /// Where lxcfs-rs is mounted on the nodes (the hostPath volumes' directory).
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_MOUNTPOINT)]
+    pub mount_point: PathBuf,
+
+    /// The pod's namespace carries the label lxcfs-rs.io/inject=enabled: inject unless the
+    /// pod's annotation says "false".
+    #[arg(long)]
+    pub namespace_opted_in: bool,
 }
 
 /// Flags of `seccomp-agent`.
@@ -151,6 +264,14 @@ pub struct ReattachArgs {
     pub dead: Vec<String>,
 
     /// Where lxcfs-rs is mounted.
+    #[arg(default_value = DEFAULT_MOUNTPOINT)]
+    pub mountpoint: PathBuf,
+}
+
+/// Flags of `probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// Where lxcfs is mounted.
     #[arg(default_value = DEFAULT_MOUNTPOINT)]
     pub mountpoint: PathBuf,
 }
@@ -234,6 +355,19 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub takeover: bool,
 
+    /// Take the mount over (as --takeover) when a running lxcfs-rs answers for MOUNTPOINT,
+    /// mount afresh otherwise: what a container or pod started beside an older one runs, so
+    /// the new one takes over with no failed read and the first one simply mounts.
+    #[arg(long, conflicts_with = "takeover")]
+    pub takeover_if_running: bool,
+
+    /// After handing the mount over to a successor, do not exit: stay, holding no FUSE
+    /// descriptor and no pidfile, until SIGTERM or SIGINT, then exit 0 without touching the
+    /// mount. A container that exited would be restarted by Docker's --restart or the kubelet
+    /// and take the mount back.
+    #[arg(long)]
+    pub wait_after_handoff: bool,
+
     /// Never rely on the kernel resending the requests a crashed worker held (what kernels
     /// before 6.9 get anyway): such requests fail with ECONNABORTED instead of being answered
     /// by the next worker. For tests and for comparing.
@@ -248,6 +382,16 @@ pub struct DaemonArgs {
     /// so this is accepted and has no effect).
     #[arg(long, hide = true)]
     pub enable_pidfd: bool,
+}
+
+/// Flags for the daemon and every subcommand.
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// Join the host's mount namespace (pid 1's) before anything else, for lxcfs-rs run in a
+    /// container with --pid=host --privileged: the daemon then mounts on the host's mount
+    /// point and uses the host's /run/lxcfs-rs, and `probe` or `status` look at the host's.
+    #[arg(long, global = true)]
+    pub host_mount_ns: bool,
 }
 
 /// Flags that change what the files show (for the daemon and for `show`).
@@ -268,6 +412,25 @@ pub struct ViewArgs {
     /// Read host files below DIR instead of / (for tests with fixture trees).
     #[arg(long, hide = true, value_name = "DIR", global = true)]
     pub host_root: Option<PathBuf>,
+}
+
+/// Takes `--host-mount-ns` out of a command line (program name first), wherever it stands
+/// before a `--`: whether it was there, and the rest for clap. clap cannot take it before a
+/// subcommand (`lxcfs-rs --host-mount-ns probe MNT`, the form health checks are written in):
+/// a flag there makes it read the subcommand's name as the daemon's mount point.
+pub fn take_host_mount_ns(args: Vec<OsString>) -> (Vec<OsString>, bool) {
+    let mut found = false;
+    let mut rest = Vec::with_capacity(args.len());
+    let mut after_dashes = false;
+    for arg in args {
+        if !after_dashes && arg == "--host-mount-ns" {
+            found = true;
+            continue;
+        }
+        after_dashes |= arg == "--";
+        rest.push(arg);
+    }
+    (rest, found)
 }
 
 /// FUSE serving threads without `--threads`: one per CPU within 4..=16 (a read blocks on
@@ -313,7 +476,14 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("lxcfs-rs").chain(args.iter().copied()))
+        let argv = std::iter::once("lxcfs-rs")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect();
+        let (rest, host_mount_ns) = take_host_mount_ns(argv);
+        let mut cli = Cli::try_parse_from(rest)?;
+        cli.global.host_mount_ns |= host_mount_ns;
+        Ok(cli)
     }
 
     #[test]
@@ -397,6 +567,54 @@ mod tests {
         assert_eq!(r.mountpoint, PathBuf::from(DEFAULT_MOUNTPOINT));
         let cli = parse(&["--no-resend", "--worker", "/m"]).unwrap();
         assert!(cli.daemon.no_resend && cli.daemon.worker);
+        let cli = parse(&["--takeover-if-running", "--wait-after-handoff", "/m"]).unwrap();
+        assert!(cli.daemon.takeover_if_running && cli.daemon.wait_after_handoff);
+        assert!(!cli.daemon.takeover);
+        assert!(parse(&["--takeover", "--takeover-if-running"]).is_err());
+    }
+
+    #[test]
+    fn probe_parses() {
+        let Some(Command::Probe(p)) = parse(&["probe"]).unwrap().command else {
+            panic!("not probe")
+        };
+        assert_eq!(p.mountpoint, PathBuf::from(DEFAULT_MOUNTPOINT));
+        let Some(Command::Probe(p)) = parse(&["probe", "/mnt/l"]).unwrap().command else {
+            panic!("not probe")
+        };
+        assert_eq!(p.mountpoint, PathBuf::from("/mnt/l"));
+        assert!(parse(&["probe", "/a", "/b"]).is_err());
+    }
+
+    #[test]
+    fn host_mount_ns_goes_anywhere_on_the_line() {
+        assert!(
+            parse(&["--host-mount-ns", "/m"])
+                .unwrap()
+                .global
+                .host_mount_ns
+        );
+        assert!(
+            parse(&["/m", "--host-mount-ns"])
+                .unwrap()
+                .global
+                .host_mount_ns
+        );
+        let cli = parse(&["--host-mount-ns", "probe", "/m"]).unwrap();
+        assert!(cli.global.host_mount_ns && matches!(cli.command, Some(Command::Probe(_))));
+        assert!(
+            parse(&["status", "--host-mount-ns"])
+                .unwrap()
+                .global
+                .host_mount_ns
+        );
+        assert!(!parse(&["probe"]).unwrap().global.host_mount_ns);
+        assert!(parse(&["--", "--host-mount-ns"]).is_ok_and(|c| !c.global.host_mount_ns));
+        let cli = Cli::try_parse_from(["lxcfs-rs", "status", "--host-mount-ns"]).unwrap();
+        assert!(
+            cli.global.host_mount_ns,
+            "clap itself takes it after a subcommand"
+        );
     }
 
     #[test]
@@ -425,5 +643,86 @@ mod tests {
         };
         assert_eq!(p.runtime, ProfileFormat::Podman);
         assert_eq!(p.from, Some(PathBuf::from("/f")));
+    }
+
+    #[test]
+    fn kube_commands_parse() {
+        let cli = parse(&["kube", "patch", "--namespace-opted-in"]).unwrap();
+        let Some(Command::Kube(KubeArgs {
+            command: KubeCommand::Patch(p),
+        })) = cli.command
+        else {
+            panic!("not kube patch")
+        };
+        assert!(p.namespace_opted_in);
+        assert_eq!(p.mount_point, PathBuf::from(DEFAULT_MOUNTPOINT));
+        let cli = parse(&["kube", "webhook", "--cert", "c", "--key", "k"]).unwrap();
+        let Some(Command::Kube(KubeArgs {
+            command: KubeCommand::Webhook(w),
+        })) = cli.command
+        else {
+            panic!("not kube webhook")
+        };
+        assert_eq!(w.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!((w.cert, w.key), (PathBuf::from("c"), PathBuf::from("k")));
+        assert!(parse(&["kube", "webhook", "--cert", "c"]).is_err());
+        assert!(
+            parse(&[
+                "kube", "webhook", "--cert", "c", "--key", "k", "--listen", "x"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["kube"]).is_err());
+    }
+
+    #[test]
+    fn kube_manifests_parses_and_checks_its_flags() {
+        use crate::kube::manifests::{Inject, Options};
+        let Some(Command::Kube(KubeArgs {
+            command: KubeCommand::Manifests(m),
+        })) = parse(&["kube", "manifests"]).unwrap().command
+        else {
+            panic!("not kube manifests")
+        };
+        assert_eq!(m.options(), Options::default());
+        let cli = parse(&[
+            "kube",
+            "manifests",
+            "--namespace",
+            "lx",
+            "--image",
+            "r/i:2",
+            "--mount-point",
+            "/run/l",
+            "--inject",
+            "policy",
+        ])
+        .unwrap();
+        let Some(Command::Kube(KubeArgs {
+            command: KubeCommand::Manifests(m),
+        })) = cli.command
+        else {
+            panic!("not kube manifests")
+        };
+        let o = m.options();
+        assert_eq!(
+            (
+                o.namespace.as_str(),
+                o.image.as_str(),
+                o.mount_point.as_str(),
+                o.inject
+            ),
+            ("lx", "r/i:2", "/run/l", Inject::Policy)
+        );
+        for bad in [
+            &["--namespace", "Bad_NS"][..],
+            &["--image", "a b"],
+            &["--mount-point", "rel"],
+            &["--mount-point", "/a:b"],
+            &["--inject", "nri"],
+        ] {
+            let args: Vec<&str> = ["kube", "manifests"].iter().chain(bad).copied().collect();
+            assert!(parse(&args).is_err(), "{bad:?}");
+        }
     }
 }

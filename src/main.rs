@@ -1,8 +1,9 @@
-//! The `lxcfs-rs` command: the daemon, `show`, `bind-args` or `hook`.
+//! The `lxcfs-rs` command: the daemon, or one of its subcommands (`show`, `bind-args`,
+//! `hook`, `status`, `probe`, ...).
 
 use std::process::ExitCode;
 
-use lxcfs_rs::cli::{Cli, CliError, Command, HookKind};
+use lxcfs_rs::cli::{Cli, CliError, Command, HookKind, KubeCommand};
 use lxcfs_rs::daemon::{self, DaemonConfig};
 use lxcfs_rs::error_chain::Chain;
 use lxcfs_rs::hook::{self, HookError};
@@ -14,10 +15,15 @@ use lxcfs_rs::view::View;
 /// and exit code 2, help and version print as usual.
 fn parse_cli() -> Result<Cli, ExitCode> {
     use clap::{CommandFactory, FromArgMatches};
+    let (args, host_mount_ns) = lxcfs_rs::cli::take_host_mount_ns(std::env::args_os().collect());
     Cli::command()
         .version(&*Box::leak(lxcfs_rs::version::version().into_boxed_str()))
-        .try_get_matches()
+        .try_get_matches_from(args)
         .and_then(|m| Cli::from_arg_matches(&m))
+        .map(|mut cli| {
+            cli.global.host_mount_ns |= host_mount_ns;
+            cli
+        })
         .map_err(|e| {
             use clap::error::ErrorKind::{DisplayHelp, DisplayVersion};
             if matches!(e.kind(), DisplayHelp | DisplayVersion) {
@@ -129,6 +135,13 @@ fn run(cli: &Cli) -> Result<(), CliError> {
                 host,
             })?;
         }
+        Some(Command::Probe(args)) => {
+            let served = lxcfs_rs::probe::probe(&args.mountpoint, lxcfs_rs::probe::DEADLINE)?;
+            println!(
+                "{}",
+                served.line(&lxcfs_rs::mounts::absolute(&args.mountpoint))
+            );
+        }
         Some(Command::SeccompProfile(args)) => {
             use lxcfs_rs::seccomp::profile;
             let base = profile::load_base(args.runtime, args.from.as_deref())?;
@@ -142,6 +155,22 @@ fn run(cli: &Cli) -> Result<(), CliError> {
                 serde_json::to_string_pretty(&json).unwrap_or_default()
             );
         }
+        Some(Command::Kube(args)) => match &args.command {
+            KubeCommand::Manifests(m) => {
+                print!("{}", lxcfs_rs::kube::manifests::render(&m.options())?)
+            }
+            KubeCommand::Patch(p) => {
+                lxcfs_rs::kube::run_patch(&p.mount_point, p.namespace_opted_in)?
+            }
+            KubeCommand::Webhook(w) => {
+                lxcfs_rs::kube::run_webhook(lxcfs_rs::kube::webhook::WebhookConfig {
+                    cert: w.cert.clone(),
+                    key: w.key.clone(),
+                    listen: w.listen,
+                    mount_point: w.mount_point.clone(),
+                })?
+            }
+        },
         None => daemon::run(DaemonConfig {
             mountpoint: cli.daemon.mountpoint.clone(),
             pidfile: cli.daemon.pidfile.clone(),
@@ -150,8 +179,11 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             view: cli.view.options(),
             host,
             takeover: cli.daemon.takeover,
+            takeover_if_running: cli.daemon.takeover_if_running,
+            wait_after_handoff: cli.daemon.wait_after_handoff,
             no_resend: cli.daemon.no_resend,
             worker: cli.daemon.worker,
+            host_mount_ns: cli.global.host_mount_ns,
         })?,
     }
     Ok(())
@@ -164,6 +196,20 @@ fn main() -> ExitCode {
     };
     let level = if cli.daemon.debug { "debug" } else { "info" };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).init();
+    // First of all, while this process has one thread (setns refuses a process whose threads
+    // share its root): every path below is then the host's.
+    if cli.global.host_mount_ns {
+        match lxcfs_rs::mount_ns::join_host() {
+            Ok(lxcfs_rs::mount_ns::Joined::Switched(from)) => {
+                log::debug!("joined the host's mount namespace ({from})");
+            }
+            Ok(lxcfs_rs::mount_ns::Joined::Already) => {}
+            Err(e) => {
+                eprintln!("lxcfs-rs: {}", Chain(&e));
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

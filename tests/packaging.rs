@@ -243,7 +243,7 @@ fn static_executable_runs_in_an_empty_root() {
     );
     // The image's build step, as the Dockerfile runs it: in a build context holding only
     // what its COPY lines bring, so a file the build needs and the image lacks shows here.
-    let dockerfile = fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let dockerfile = fs::read_to_string(repo().join("packaging/docker/Dockerfile")).unwrap();
     assert!(dockerfile.contains("RUN cp \"$(scripts/build-static)\" /lxcfs-rs"));
     assert!(dockerfile.contains("FROM scratch"));
     let context = build_context(&dockerfile);
@@ -373,4 +373,66 @@ fn copy_tree(from: &Path, to: &Path) {
         fs::copy(from, to)
             .unwrap_or_else(|e| panic!("copying {} to {}: {e}", from.display(), to.display()));
     }
+}
+
+/// The `CMD` line of a Dockerfile.
+fn cmd_line(dockerfile: &str) -> Vec<String> {
+    let line = dockerfile
+        .lines()
+        .find_map(|l| l.strip_prefix("CMD "))
+        .expect("a CMD line");
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("CMD {line} is not exec form: {e}"))
+}
+
+/// Both images run the daemon as a container must: in the host's mount namespace, taking
+/// over from an older container, and waiting (not exiting) after handing over; and the
+/// image without a build stage copies nothing but the executable.
+#[test]
+fn both_images_run_the_daemon_the_same_way() {
+    let read = |f: &str| {
+        fs::read_to_string(repo().join("packaging/docker").join(f))
+            .unwrap_or_else(|e| panic!("reading packaging/docker/{f}: {e}"))
+    };
+    let (source, scratch) = (read("Dockerfile"), read("Dockerfile.scratch"));
+    let want = [
+        "--host-mount-ns",
+        "--takeover-if-running",
+        "--wait-after-handoff",
+        "/var/lib/lxcfs",
+    ];
+    assert_eq!(cmd_line(&source), want);
+    assert_eq!(cmd_line(&scratch), want);
+    for text in [&source, &scratch] {
+        assert!(text.contains("ENTRYPOINT [\"/lxcfs-rs\"]"), "{text}");
+    }
+    let steps: Vec<&str> = scratch
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(
+        steps[..2],
+        ["FROM scratch", "COPY lxcfs-rs /lxcfs-rs"],
+        "{scratch}"
+    );
+    // The image's flags are the daemon's: it would exit at once on an unknown one.
+    let out = run_bin(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in &want[..3] {
+        assert!(help.contains(flag), "{flag} in --help:\n{help}");
+    }
+}
+
+#[test]
+fn build_image_refuses_an_unknown_tool_in_one_line() {
+    let out = Command::new(repo().join("scripts/build-image"))
+        .args(["--tool", "rkt"])
+        .output()
+        .expect("running scripts/build-image");
+    assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("--tool must be docker or podman"),
+        "{stderr}"
+    );
 }

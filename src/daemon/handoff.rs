@@ -174,6 +174,12 @@ pub fn ask_status(dir: &Path, mountpoint: &Path) -> Result<serde_json::Value, Ha
     }
 }
 
+/// Asks the daemon serving `mountpoint` how it is, once (no retry: a daemon that does not
+/// answer now is reported as not answering).
+pub fn ask_status_now(dir: &Path, mountpoint: &Path) -> Result<serde_json::Value, HandoffError> {
+    ask_status_once(dir, mountpoint)
+}
+
 /// Whether a running lxcfs-rs answers for `mountpoint` right now (no retry).
 pub fn answers(dir: &Path, mountpoint: &Path) -> bool {
     ask_status_once(dir, mountpoint).is_ok()

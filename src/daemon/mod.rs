@@ -47,11 +47,18 @@ pub struct DaemonConfig {
     pub host: HostPaths,
     /// Take the mount over from the daemon serving it instead of mounting.
     pub takeover: bool,
+    /// Take the mount over when a daemon answers for it, mount afresh otherwise.
+    pub takeover_if_running: bool,
+    /// After a handoff, stay (holding nothing) until SIGTERM or SIGINT instead of exiting.
+    pub wait_after_handoff: bool,
     /// Never rely on the kernel resending requests a dead worker held (what kernels before
     /// 6.9 get): workers read from descriptors of their own.
     pub no_resend: bool,
     /// Run as the worker of a supervisor (internal: the supervisor starts it).
     pub worker: bool,
+    /// Started with `--host-mount-ns`: the path we were started by names a file of another
+    /// mount namespace, so re-executing (SIGUSR1) goes through `/proc/self/exe`.
+    pub host_mount_ns: bool,
 }
 
 /// Runs the daemon: the supervisor, which mounts (or adopts the connection from systemd's
@@ -98,8 +105,7 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
             }
         }
         adopt_inherited(named)?
-    } else if cfg.takeover {
-        let mut received = handoff::take_over(Path::new(HANDOFF_DIR), &cfg.mountpoint)?;
+    } else if let Some(mut received) = take_over_if_asked(&cfg)? {
         let board = Board::create().map_err(DaemonError::Inherit)?;
         board
             .write_state(&received.state.to_bytes())
@@ -131,6 +137,27 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     Supervisor::new(cfg, conn, signals, pending_ack, adopted, pidfile)
         .reattach_when_serving(detached)
         .run()
+}
+
+/// The connection of the daemon serving the mount point, when `--takeover` asks for it (it
+/// must answer) or `--takeover-if-running` does and one answers; `None` to mount afresh.
+fn take_over_if_asked(cfg: &DaemonConfig) -> Result<Option<handoff::Received>, DaemonError> {
+    if !cfg.takeover && !cfg.takeover_if_running {
+        return Ok(None);
+    }
+    match handoff::take_over(Path::new(HANDOFF_DIR), &cfg.mountpoint) {
+        Ok(received) => Ok(Some(received)),
+        // Nobody listens (no socket, or one left by a daemon that died): mounting afresh
+        // also detaches a dead mount and re-binds the containers that held it.
+        Err(handoff::HandoffError::NoDaemon { .. }) if cfg.takeover_if_running => {
+            info!(
+                "no lxcfs-rs serves {}; mounting it",
+                cfg.mountpoint.display()
+            );
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// The connection and board passed by our own previous binary or by systemd's store.

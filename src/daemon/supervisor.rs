@@ -172,7 +172,14 @@ impl Supervisor {
         inherited: bool,
         pidfile: Option<pidfile::PidFile>,
     ) -> Supervisor {
-        let exe = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"));
+        // After `--host-mount-ns` the path we were started by is the container's, which
+        // names nothing (or something else) in the host's namespace we now live in: the
+        // running executable itself is what can be re-executed.
+        let exe = if cfg.host_mount_ns {
+            PathBuf::from("/proc/self/exe")
+        } else {
+            std::env::current_exe().unwrap_or_else(|_| PathBuf::from("/proc/self/exe"))
+        };
         let socket = handoff::socket_path(Path::new(own::HANDOFF_DIR), &cfg.mountpoint);
         let waiting_file = waiting_file(&cfg.mountpoint);
         if waiting_file.is_none() {
@@ -767,6 +774,13 @@ impl Supervisor {
     fn finish(mut self, end: End) -> Result<(), DaemonError> {
         let mountpoint = self.cfg.mountpoint.clone();
         match end {
+            End::HandedOver if self.cfg.wait_after_handoff => {
+                info!(
+                    "handed {} over to a successor; waiting for SIGTERM or SIGINT                      (--wait-after-handoff), holding nothing of the mount",
+                    mountpoint.display()
+                );
+                return self.wait_idle();
+            }
             End::HandedOver => {
                 info!(
                     "handed {} over to a successor; exiting without unmounting",
@@ -818,6 +832,42 @@ impl Supervisor {
             }
         }
         Ok(())
+    }
+}
+
+impl Supervisor {
+    /// After a handoff with `--wait-after-handoff`: lets go of the connection, the board, the
+    /// handoff socket (now the successor's) and the pidfile, then sleeps until SIGTERM or
+    /// SIGINT and exits 0, leaving the mount alone. Exiting at once would make a restarting
+    /// supervisor (Docker's --restart, the kubelet) start this container again, and it would
+    /// take the mount back from its successor.
+    fn wait_idle(self) -> Result<(), DaemonError> {
+        let Supervisor {
+            conn,
+            listener,
+            pidfile,
+            signals,
+            ..
+        } = self;
+        drop((conn, listener, pidfile));
+        loop {
+            let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(DaemonError::Signals(e)),
+            }
+            while let Some(info) = signals.read_signal().map_err(DaemonError::Signals)? {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(s @ (Signal::SIGTERM | Signal::SIGINT)) => {
+                        info!("{s:?}: exiting; the successor serves the mount");
+                        return Ok(());
+                    }
+                    Ok(Signal::SIGCHLD) => {}
+                    Ok(s) => info!("{s:?} ignored: the mount was handed over"),
+                    Err(_) => {}
+                }
+            }
+        }
     }
 }
 

@@ -193,10 +193,21 @@ impl Daemon {
         d
     }
 
+    /// Waits (up to 10 s) until the mount is in mountinfo and `rel` reads: for a daemon
+    /// whose failpoints hold every read of `proc/meminfo`.
+    pub fn wait_mounted_reading(&mut self, rel: &str) {
+        self.wait_mounted_over_reading(None, rel);
+    }
+
     /// [`Daemon::wait_mounted`], reading nothing while the mount at `mnt` is connection
     /// `dead`.
     fn wait_mounted_over(&mut self, dead: Option<&str>) {
-        let meminfo = self.path("proc/meminfo");
+        self.wait_mounted_over_reading(dead, "proc/meminfo");
+    }
+
+    /// [`Daemon::wait_mounted_over`], reading `rel` to tell that the mount serves.
+    fn wait_mounted_over_reading(&mut self, dead: Option<&str>, rel: &str) {
+        let meminfo = self.path(rel);
         let mut exited = None;
         let ok = wait_until(Duration::from_secs(10), || {
             if let Some(Ok(Some(st))) = self.child.as_mut().map(Child::try_wait) {

@@ -11,9 +11,11 @@
 //! - [`load`]: loadavg values as the load tracker's ticks make them;
 //! - [`filesystem`]: modes, owner, read-only;
 //! - [`size`]: `st_size` against what readers get;
+//! - [`host_ns`]: `--host-mount-ns` from a mount namespace of the daemon's own;
 //! - [`lifecycle`]: signals, stale mounts, flags, help and version;
 //! - [`errors`]: refused starts;
 //! - [`namespaces`]: the daemon outside the host's namespaces, readers it cannot look up;
+//! - [`probe`]: `lxcfs-rs probe` on served, missing, foreign, stale and wedged mounts;
 //! - [`takeover`]: a second daemon taking the live connection over; stable node ids.
 
 #[macro_use]
@@ -24,10 +26,12 @@ mod cpu;
 mod errors;
 mod files;
 mod filesystem;
+mod host_ns;
 mod lifecycle;
 mod load;
 mod memory;
 mod namespaces;
+mod probe;
 mod reads;
 mod size;
 mod splice;

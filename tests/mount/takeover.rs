@@ -300,3 +300,147 @@ fn a_worker_that_cannot_start_fails_the_start_and_spares_a_live_mount() {
     );
     d.assert_stops_cleanly(nix::sys::signal::Signal::SIGTERM);
 }
+
+/// Reads `path` in a loop until told to stop: (reads, failures).
+fn reading(
+    path: std::path::PathBuf,
+) -> (Arc<AtomicBool>, std::thread::JoinHandle<(u64, Vec<String>)>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let handle = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let (mut reads, mut failures) = (0u64, Vec::new());
+            while !stop.load(Ordering::Relaxed) {
+                match fs::read_to_string(&path) {
+                    Ok(text) if text.starts_with("MemTotal:") => reads += 1,
+                    Ok(text) => failures.push(format!("wrong content: {text:?}")),
+                    Err(e) => failures.push(e.to_string()),
+                }
+            }
+            (reads, failures)
+        })
+    };
+    (stop, handle)
+}
+
+/// Whether process `pid` holds a descriptor of `/dev/fuse`.
+fn holds_dev_fuse(pid: u32) -> bool {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|fds| {
+            fds.filter_map(Result::ok)
+                .any(|fd| fs::read_link(fd.path()).is_ok_and(|t| t == Path::new("/dev/fuse")))
+        })
+        .unwrap_or(false)
+}
+
+/// What a container or pod started beside a serving one runs: `--takeover-if-running` takes
+/// the live connection over with no failed read, and the old daemon, with
+/// `--wait-after-handoff`, stays (so a restarting supervisor does not start it again) holding
+/// nothing, and exits 0 on SIGTERM leaving the mount to its successor.
+#[test]
+fn takeover_if_running_takes_over_and_the_old_daemon_waits_holding_nothing() {
+    require!(mount);
+    let dir = TestDir::new();
+    let pidfile = dir.join("lxcfs-rs.pid");
+    let pidfile_arg = pidfile.to_str().expect("utf-8 path");
+    let mut first = Daemon::start(&[
+        "--takeover-if-running",
+        "--wait-after-handoff",
+        "-p",
+        pidfile_arg,
+    ]);
+    assert!(
+        holds_dev_fuse(first.pid),
+        "the serving supervisor holds /dev/fuse"
+    );
+    let mnt = first.mnt.clone();
+    let dev = first.dev().expect("mounted").to_string();
+    let (stop, reader) = reading(mnt.join("proc/meminfo"));
+    std::thread::sleep(Duration::from_millis(200));
+    let mut second = Daemon::start_on(
+        &mnt,
+        &dir.join("second.log"),
+        &[
+            "--takeover-if-running",
+            "--wait-after-handoff",
+            "-p",
+            pidfile_arg,
+        ],
+    );
+    let waiting = crate::common::wait_until(Duration::from_secs(10), || {
+        first.log().contains("waiting for SIGTERM")
+    });
+    assert!(
+        waiting,
+        "the first daemon did not hand over:\n{}",
+        first.log()
+    );
+    first.hand_mount_over();
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let (reads, failures) = reader.join().expect("the reader");
+    assert!(
+        reads > 0 && failures.is_empty(),
+        "{reads} reads, failed: {failures:?}"
+    );
+    assert_eq!(fuse_mount_at(&mnt).map(|m| m.dev), Some(dev.clone()));
+    assert!(
+        first.wait_exit(Duration::from_millis(500)).is_none(),
+        "the first daemon must stay after the handoff:\n{}",
+        first.log()
+    );
+    assert!(
+        !holds_dev_fuse(first.pid),
+        "the waiting daemon still holds /dev/fuse"
+    );
+    assert!(
+        crate::common::wait_until(Duration::from_secs(10), || fs::read_to_string(&pidfile)
+            .is_ok_and(|p| p.trim() == second.pid.to_string())),
+        "the pidfile passes to the successor: {:?}",
+        fs::read_to_string(&pidfile)
+    );
+    assert_eq!(
+        second.status()["supervisor_pid"].as_u64(),
+        Some(u64::from(second.pid))
+    );
+
+    let st = first
+        .terminate()
+        .expect("the waiting daemon exits on SIGTERM");
+    assert_eq!(st.code(), Some(0), "{}", first.log());
+    assert_eq!(
+        fuse_mount_at(&mnt).map(|m| m.dev),
+        Some(dev),
+        "the waiting daemon's exit leaves the mount alone"
+    );
+    let text = fs::read_to_string(mnt.join("proc/meminfo")).expect("served by the successor");
+    assert!(text.starts_with("MemTotal:"), "{text}");
+    second.assert_stops_cleanly(nix::sys::signal::Signal::SIGTERM);
+}
+
+/// With nobody serving, `--takeover-if-running` mounts: on an empty mount point, and on a
+/// dead mount left by a daemon killed with its socket left behind.
+#[test]
+fn takeover_if_running_with_nobody_serving_mounts_afresh() {
+    require!(mount);
+    let mut first = Daemon::start(&["--takeover-if-running"]);
+    assert!(
+        first.log().contains("no lxcfs-rs serves"),
+        "{}",
+        first.log()
+    );
+    let mnt = first.mnt.clone();
+    let worker = first.worker_pid();
+    crate::common::status::kill_supervisor_and_worker(&mut first, Some(worker));
+    let dir = TestDir::new();
+    // Nothing holds the dead connection any more, so the fresh one may get its device
+    // number again: the log tells that the dead mount was detached and a new one made.
+    let second = Daemon::start_on(&mnt, &dir.join("second.log"), &["--takeover-if-running"]);
+    assert!(
+        second.log().contains("detaching a dead mount"),
+        "{}",
+        second.log()
+    );
+    drop(second);
+    drop(first);
+}
