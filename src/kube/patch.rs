@@ -327,6 +327,53 @@ mod tests {
         targets::injected(Path::new("/var/lib/lxcfs"))
     }
 
+    fn review_of(pod: Value) -> Reviewed {
+        let body = json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "operation": "CREATE",
+                "namespace": "ns",
+                "object": pod,
+            },
+        });
+        let options = Options {
+            mount_point: "/var/lib/lxcfs".into(),
+            namespace_opted_in: false,
+        };
+        review(body.to_string().as_bytes(), &options).unwrap()
+    }
+
+    #[test]
+    fn windows_pods_and_odd_annotations_are_left_alone_and_said_so() {
+        let annotated = |value: &str| json!({"annotations": {INJECT_ANNOTATION: value}});
+        let windows = review_of(json!({
+            "metadata": annotated("true"),
+            "spec": {"os": {"name": "windows"}, "containers": [{"name": "a"}]},
+        }));
+        assert!(windows.response.patch.is_none() && windows.note.contains("Windows"));
+        let odd = review_of(json!({
+            "metadata": annotated("yes"),
+            "spec": {"containers": [{"name": "a"}]},
+        }));
+        assert!(odd.response.patch.is_none());
+        assert!(odd.response.warnings[0].contains("neither"), "{odd:?}");
+        let linux = review_of(json!({
+            "metadata": annotated("true"),
+            "spec": {"os": {"name": "linux"}, "containers": [{"name": "a"}]},
+        }));
+        assert_eq!(linux.injected, targets().len());
+        assert_eq!(
+            linux.log_line(),
+            format!(
+                "review uid=u pod=ns/- injected={} (injected)",
+                targets().len()
+            )
+        );
+    }
+
     #[test]
     fn pointers_escape_tilde_and_slash() {
         assert_eq!(pointer(&["spec", "volumes"]), "/spec/volumes");
