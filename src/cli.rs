@@ -168,6 +168,12 @@ pub struct KubeWebhookArgs {
     #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
     pub listen: std::net::SocketAddr,
 
+    /// How often to check the certificate and key files for changes (a rotated Secret);
+    /// SIGHUP reloads them at once.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub recheck_every: u64,
+
     /// Where lxcfs-rs is mounted on the nodes (the hostPath volumes' directory).
     #[arg(long, value_name = "DIR", default_value = DEFAULT_MOUNTPOINT)]
     pub mount_point: PathBuf,
@@ -664,6 +670,7 @@ mod tests {
             panic!("not kube webhook")
         };
         assert_eq!(w.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!(w.recheck_every, 30);
         assert_eq!((w.cert, w.key), (PathBuf::from("c"), PathBuf::from("k")));
         assert!(parse(&["kube", "webhook", "--cert", "c"]).is_err());
         assert!(

@@ -168,6 +168,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
                     key: w.key.clone(),
                     listen: w.listen,
                     mount_point: w.mount_point.clone(),
+                    recheck_every: std::time::Duration::from_secs(w.recheck_every),
                 })?
             }
         },

@@ -24,7 +24,7 @@ const LEAF_VALIDITY: Duration = Duration::days(1826);
 const BACKDATE: Duration = Duration::hours(1);
 
 /// A CA and a serving certificate it signed, all PEM.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Certs {
     /// The CA certificate (the webhook configuration's `caBundle`, base64 of this PEM).
     pub ca_pem: String,
@@ -32,6 +32,17 @@ pub struct Certs {
     pub cert_pem: String,
     /// The serving certificate's private key, PKCS#8 (`tls.key` of the webhook's Secret).
     pub key_pem: String,
+}
+
+/// Without the private key: a `{:?}` in a log or a failed assertion must not leak it.
+impl std::fmt::Debug for Certs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Certs")
+            .field("ca_pem", &self.ca_pem)
+            .field("cert_pem", &self.cert_pem)
+            .field("key_pem", &"(private key)")
+            .finish()
+    }
 }
 
 /// Why certificates could not be made.
@@ -157,6 +168,16 @@ mod tests {
         );
         // The private key is the leaf's, in the PKCS#8 form rustls loads.
         rustls::pki_types::PrivateKeyDer::from_pem_slice(certs.key_pem.as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn debug_leaves_the_key_out() {
+        let certs = generate(&[NAME.to_string()]).unwrap();
+        let shown = format!("{certs:?}");
+        assert!(
+            !shown.contains("PRIVATE KEY") && shown.contains("CERTIFICATE"),
+            "{shown}"
+        );
     }
 
     #[test]

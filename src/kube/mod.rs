@@ -46,8 +46,9 @@ pub fn patch_options(
 }
 
 /// `lxcfs-rs kube patch`: the AdmissionReview on stdin answered on stdout, what the webhook
-/// would answer, with the review's log line on stderr. A review without a uid is an error
-/// (exit 1); every other defect is reported inside an allowing response.
+/// would answer (the webhook's log line goes to stderr at debug level, `RUST_LOG=debug`). A
+/// review without a uid is an error (exit 1); every other defect is reported inside an
+/// allowing response, and repeated on stderr.
 pub fn run_patch(mount_point: &Path, namespace_opted_in: bool) -> Result<(), KubeError> {
     let options = patch_options(mount_point, namespace_opted_in)?;
     let mut body = Vec::new();

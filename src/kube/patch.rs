@@ -193,15 +193,19 @@ pub fn pod_patch(pod: &Value, targets: &[Injected]) -> Result<PodPatch, String> 
             .flatten()
             .find(|v| v.get("name").and_then(Value::as_str) == Some(name))
     };
-    for target in targets {
-        if let Some(volume) = existing(&target.volume) {
-            let path = volume.pointer("/hostPath/path").and_then(Value::as_str);
-            if path != Some(target.host_path.as_str()) {
-                return Ok(PodPatch::Conflict(format!(
-                    "the pod already has a volume named {} that is not hostPath {}",
-                    target.volume, target.host_path
-                )));
-            }
+    // Every volume of one of our names, not only the first: a pod listing a name twice is
+    // invalid, and injecting must not be what hides the second one.
+    for volume in volumes.into_iter().flatten() {
+        let name = volume.get("name").and_then(Value::as_str);
+        let Some(target) = targets.iter().find(|t| Some(t.volume.as_str()) == name) else {
+            continue;
+        };
+        let path = volume.pointer("/hostPath/path").and_then(Value::as_str);
+        if path != Some(target.host_path.as_str()) {
+            return Ok(PodPatch::Conflict(format!(
+                "the pod already has a volume named {} that is not hostPath {}",
+                target.volume, target.host_path
+            )));
         }
     }
 
@@ -323,6 +327,53 @@ mod tests {
         targets::injected(Path::new("/var/lib/lxcfs"))
     }
 
+    fn review_of(pod: Value) -> Reviewed {
+        let body = json!({
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": "u",
+                "kind": {"group": "", "version": "v1", "kind": "Pod"},
+                "operation": "CREATE",
+                "namespace": "ns",
+                "object": pod,
+            },
+        });
+        let options = Options {
+            mount_point: "/var/lib/lxcfs".into(),
+            namespace_opted_in: false,
+        };
+        review(body.to_string().as_bytes(), &options).unwrap()
+    }
+
+    #[test]
+    fn windows_pods_and_odd_annotations_are_left_alone_and_said_so() {
+        let annotated = |value: &str| json!({"annotations": {INJECT_ANNOTATION: value}});
+        let windows = review_of(json!({
+            "metadata": annotated("true"),
+            "spec": {"os": {"name": "windows"}, "containers": [{"name": "a"}]},
+        }));
+        assert!(windows.response.patch.is_none() && windows.note.contains("Windows"));
+        let odd = review_of(json!({
+            "metadata": annotated("yes"),
+            "spec": {"containers": [{"name": "a"}]},
+        }));
+        assert!(odd.response.patch.is_none());
+        assert!(odd.response.warnings[0].contains("neither"), "{odd:?}");
+        let linux = review_of(json!({
+            "metadata": annotated("true"),
+            "spec": {"os": {"name": "linux"}, "containers": [{"name": "a"}]},
+        }));
+        assert_eq!(linux.injected, targets().len());
+        assert_eq!(
+            linux.log_line(),
+            format!(
+                "review uid=u pod=ns/- injected={} (injected)",
+                targets().len()
+            )
+        );
+    }
+
     #[test]
     fn pointers_escape_tilde_and_slash() {
         assert_eq!(pointer(&["spec", "volumes"]), "/spec/volumes");
@@ -423,5 +474,144 @@ mod tests {
                 mounts: 0
             }
         );
+    }
+
+    mod prop {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A mount path: one of ours (sometimes with a trailing slash) or another.
+        fn mount_path() -> impl Strategy<Value = String> {
+            let ours: Vec<String> = targets().into_iter().map(|t| t.mount_path).collect();
+            prop_oneof![
+                proptest::sample::select(ours.clone()),
+                proptest::sample::select(ours).prop_map(|p| format!("{p}/")),
+                "/[a-z]{1,8}",
+            ]
+        }
+
+        /// A volume: ours as injected, ours with another path (a conflict), or the pod's own.
+        fn volume() -> impl Strategy<Value = Value> {
+            let names: Vec<String> = targets().into_iter().map(|t| t.volume).collect();
+            prop_oneof![
+                proptest::sample::select(targets()).prop_map(|t| json!({
+                    "name": t.volume,
+                    "hostPath": {"path": t.host_path, "type": t.host_path_type},
+                })),
+                proptest::sample::select(names)
+                    .prop_map(|n| json!({"name": n, "hostPath": {"path": "/elsewhere"}})),
+                "[a-z]{1,8}".prop_map(|n| json!({"name": n, "emptyDir": {}})),
+            ]
+        }
+
+        /// A container with no, an empty or some volumeMounts, and a field of its own.
+        fn container() -> impl Strategy<Value = Value> {
+            (
+                "[a-z]{1,8}",
+                proptest::option::of(proptest::collection::vec(
+                    ("[a-z]{1,8}", mount_path()),
+                    0..4,
+                )),
+            )
+                .prop_map(|(name, mounts)| {
+                    let mut c = json!({"name": name, "futureField": {"x": [1, 2]}});
+                    if let Some(mounts) = mounts {
+                        c["volumeMounts"] = mounts
+                            .into_iter()
+                            .map(|(n, p)| json!({"name": n, "mountPath": p}))
+                            .collect();
+                    }
+                    c
+                })
+        }
+
+        fn pod() -> impl Strategy<Value = Value> {
+            (
+                proptest::option::of(proptest::collection::vec(volume(), 0..4)),
+                proptest::option::of(proptest::collection::vec(container(), 0..3)),
+                proptest::collection::vec(container(), 0..3),
+            )
+                .prop_map(|(volumes, init, containers)| {
+                    let mut spec = json!({"containers": containers, "futureSpec": true});
+                    if let Some(v) = volumes {
+                        spec["volumes"] = Value::Array(v);
+                    }
+                    if let Some(i) = init {
+                        spec["initContainers"] = Value::Array(i);
+                    }
+                    json!({"spec": spec})
+                })
+        }
+
+        fn apply(pod: &Value, ops: &[Value]) -> Value {
+            let patch: json_patch::Patch =
+                serde_json::from_value(Value::Array(ops.to_vec())).expect("RFC 6902");
+            let mut patched = pod.clone();
+            json_patch::patch(&mut patched, &patch).expect("the patch applies");
+            patched
+        }
+
+        proptest! {
+            /// Any pod: a conflict exactly when a volume of our name is not ours; otherwise
+            /// the patch applies, only adds, keeps everything, gives every container each
+            /// target path exactly once, and a second pass adds nothing.
+            #[test]
+            fn patches_apply_complete_and_idempotent(pod in pod()) {
+                let all = targets();
+                let foreign = pod["spec"]["volumes"].as_array().into_iter().flatten().any(|v| {
+                    all.iter().any(|t| v["name"] == t.volume.as_str()
+                        && v["hostPath"]["path"] != t.host_path.as_str())
+                });
+                let result = pod_patch(&pod, &all).unwrap();
+                let PodPatch::Ops { ops, mounts } = result else {
+                    prop_assert!(foreign);
+                    return Ok(());
+                };
+                prop_assert!(!foreign);
+                prop_assert!(ops.iter().all(|op| op["op"] == "add"));
+                let patched = apply(&pod, &ops);
+                prop_assert_eq!(&patched["spec"]["futureSpec"], &json!(true));
+                let mut counted = 0;
+                for list in CONTAINER_LISTS {
+                    for (i, c) in patched["spec"][list].as_array().into_iter().flatten().enumerate() {
+                        prop_assert_eq!(&c["futureField"], &json!({"x": [1, 2]}));
+                        let before = pod["spec"][list][i]["volumeMounts"]
+                            .as_array()
+                            .map_or(0, Vec::len);
+                        let now = c["volumeMounts"].as_array().map_or(0, Vec::len);
+                        counted += now - before;
+                        for t in &all {
+                            let at = c["volumeMounts"].as_array().into_iter().flatten()
+                                .filter(|m| same_path(m["mountPath"].as_str().unwrap(), &t.mount_path))
+                                .count();
+                            // The pod's own duplicates stay; ours never add a second one.
+                            prop_assert!(at >= 1);
+                            if at > 1 {
+                                prop_assert!(!c["volumeMounts"].as_array().unwrap().iter()
+                                    .any(|m| m["name"] == t.volume.as_str()
+                                        && m["readOnly"] == true));
+                            }
+                        }
+                    }
+                }
+                prop_assert_eq!(counted, mounts);
+                // Every volume a container mounts exists once the patch is applied.
+                let volumes = patched["spec"]["volumes"].as_array().cloned().unwrap_or_default();
+                for list in CONTAINER_LISTS {
+                    for c in patched["spec"][list].as_array().into_iter().flatten() {
+                        for m in c["volumeMounts"].as_array().into_iter().flatten() {
+                            if all.iter().any(|t| m["name"] == t.volume.as_str()) {
+                                prop_assert!(volumes.iter().any(|v| v["name"] == m["name"]));
+                            }
+                        }
+                    }
+                }
+                prop_assert_eq!(
+                    pod_patch(&patched, &all).unwrap(),
+                    PodPatch::Ops { ops: vec![], mounts: 0 }
+                );
+            }
+        }
     }
 }

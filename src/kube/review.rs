@@ -237,6 +237,12 @@ mod tests {
     fn a_uid_is_needed_and_found_even_in_a_bad_request() {
         assert!(matches!(parse(b"{"), Err(ReviewError::NotJson(_))));
         assert!(matches!(parse(b"[]"), Err(ReviewError::NoUid)));
+        // Nesting beyond serde_json's recursion limit is an error, not a stack overflow.
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(matches!(
+            parse(deep.as_bytes()),
+            Err(ReviewError::NotJson(_))
+        ));
         assert!(matches!(
             parse(br#"{"request":{"uid":7}}"#),
             Err(ReviewError::NoUid)

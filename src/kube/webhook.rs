@@ -49,6 +49,8 @@ pub struct WebhookConfig {
     pub listen: SocketAddr,
     /// Where lxcfs-rs is mounted on the nodes (absolute).
     pub mount_point: PathBuf,
+    /// How often the certificate files are checked for changes.
+    pub recheck_every: Duration,
 }
 
 /// Why the webhook could not start or stopped.
@@ -112,23 +114,55 @@ pub fn load_certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, Webho
     })
 }
 
-/// The serving certificate, replaced on SIGHUP: a Secret update reaches the pod's files
-/// without a restart, and a bad new pair keeps the old one serving.
+/// The serving certificate, replaced on SIGHUP and when its files change: a Kubernetes
+/// Secret volume is updated in place (an atomic symlink swap) without any signal, so a
+/// rotated Secret reaches the server without a restart; a bad new pair keeps the old one
+/// serving.
 #[derive(Debug)]
 struct Reloadable {
     cert: PathBuf,
     key: PathBuf,
     current: RwLock<Arc<CertifiedKey>>,
+    /// The files' contents at the last load attempt, so an unchanged pair is not parsed
+    /// again and a broken one is reported once, not at every check.
+    seen: parking_lot::Mutex<Option<(Vec<u8>, Vec<u8>)>>,
 }
 
 impl Reloadable {
-    fn reload(&self) {
+    fn new(cert: PathBuf, key: PathBuf) -> Result<Self, WebhookError> {
+        let seen = Self::contents(&cert, &key);
+        let loaded = load_certified_key(&cert, &key)?;
+        Ok(Reloadable {
+            cert,
+            key,
+            current: RwLock::new(Arc::new(loaded)),
+            seen: parking_lot::Mutex::new(seen),
+        })
+    }
+
+    fn contents(cert: &Path, key: &Path) -> Option<(Vec<u8>, Vec<u8>)> {
+        Some((std::fs::read(cert).ok()?, std::fs::read(key).ok()?))
+    }
+
+    /// Loads the pair again (`why` says what asked, for the log).
+    fn reload(&self, why: &str) {
+        *self.seen.lock() = Self::contents(&self.cert, &self.key);
         match load_certified_key(&self.cert, &self.key) {
             Ok(fresh) => {
                 *self.current.write() = Arc::new(fresh);
-                log::info!("SIGHUP: reloaded {}", self.cert.display());
+                log::info!("{why}: reloaded {}", self.cert.display());
             }
-            Err(e) => log::error!("SIGHUP: keeping the current certificate: {}", Chain(&e)),
+            Err(e) => log::error!("{why}: keeping the current certificate: {}", Chain(&e)),
+        }
+    }
+
+    /// Loads the pair again if either file's contents changed since the last attempt. A
+    /// swap caught halfway (new certificate, old key) fails the key check, keeps the
+    /// current pair, and is loaded whole at the next check.
+    fn reload_if_changed(&self) {
+        let now = Self::contents(&self.cert, &self.key);
+        if now.is_some() && now != *self.seen.lock() {
+            self.reload("certificate files changed");
         }
     }
 }
@@ -309,13 +343,17 @@ async fn connection(
     }
 }
 
-/// Accepts connections until SIGTERM or SIGINT; reloads the certificate on SIGHUP.
+/// Accepts connections until SIGTERM or SIGINT; reloads the certificate on SIGHUP and
+/// when its files change (checked every `recheck_every`).
 async fn serve(
     listener: std::net::TcpListener,
     acceptor: TlsAcceptor,
     certs: Arc<Reloadable>,
     options: Arc<Options>,
+    recheck_every: Duration,
 ) -> Result<(), WebhookError> {
+    let mut recheck = tokio::time::interval(recheck_every);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let listener = tokio::net::TcpListener::from_std(listener).map_err(WebhookError::Runtime)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(WebhookError::Runtime)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(WebhookError::Runtime)?;
@@ -333,7 +371,8 @@ async fn serve(
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
-            _ = hangup.recv() => certs.reload(),
+            _ = hangup.recv() => certs.reload("SIGHUP"),
+            _ = recheck.tick() => certs.reload_if_changed(),
             // In-flight reviews are cut: the apiserver's failurePolicy Ignore admits
             // those pods unchanged, and the other replica answers the next ones.
             _ = terminate.recv() => {
@@ -351,11 +390,7 @@ async fn serve(
 /// `lxcfs-rs kube webhook`: loads the certificate, listens, and serves until SIGTERM.
 /// Every start-up failure is an error before anything is served.
 pub fn run(config: WebhookConfig, options: Options) -> Result<(), WebhookError> {
-    let certs = Arc::new(Reloadable {
-        current: RwLock::new(Arc::new(load_certified_key(&config.cert, &config.key)?)),
-        cert: config.cert,
-        key: config.key,
-    });
+    let certs = Arc::new(Reloadable::new(config.cert, config.key)?);
     let acceptor = TlsAcceptor::from(Arc::new(tls_config(certs.clone())?));
     let listener = std::net::TcpListener::bind(config.listen)
         .and_then(|l| l.set_nonblocking(true).map(|()| l))
@@ -371,7 +406,13 @@ pub fn run(config: WebhookConfig, options: Options) -> Result<(), WebhookError> 
         "listening on {local} (mount point {})",
         options.mount_point.display()
     );
-    runtime.block_on(serve(listener, acceptor, certs, Arc::new(options)))
+    runtime.block_on(serve(
+        listener,
+        acceptor,
+        certs,
+        Arc::new(options),
+        config.recheck_every,
+    ))
 }
 
 #[cfg(test)]

@@ -32,15 +32,23 @@ impl CertFiles {
         files
     }
 
+    /// Writes the three files, each replaced atomically (as the kubelet updates a Secret
+    /// volume), so a server checking them never reads one half-written.
     fn write_into(&self, dir: &Path) {
-        std::fs::write(dir.join("ca.pem"), &self.certs.ca_pem).unwrap();
-        std::fs::write(dir.join("tls.crt"), &self.certs.cert_pem).unwrap();
-        std::fs::write(dir.join("tls.key"), &self.certs.key_pem).unwrap();
+        write_atomically(&dir.join("ca.pem"), &self.certs.ca_pem);
+        write_atomically(&dir.join("tls.crt"), &self.certs.cert_pem);
+        write_atomically(&dir.join("tls.key"), &self.certs.key_pem);
     }
 
     fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+}
+
+fn write_atomically(path: &Path, text: &str) {
+    let temporary = path.with_extension("new");
+    std::fs::write(&temporary, text).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
 }
 
 /// A running `kube webhook`, killed (by its pid) and reaped on drop.
@@ -54,11 +62,17 @@ impl Webhook {
     /// Starts the webhook on an ephemeral port of 127.0.0.1, read from its "listening on"
     /// log line.
     fn start(files: &CertFiles) -> Webhook {
+        Webhook::start_with(files, &[])
+    }
+
+    /// [`Webhook::start`] with more flags.
+    fn start_with(files: &CertFiles, args: &[&str]) -> Webhook {
         let mut child = Command::new(env!("CARGO_BIN_EXE_lxcfs-rs"))
             .args(["kube", "webhook", "--listen", "127.0.0.1:0", "--cert"])
             .arg(files.path("tls.crt"))
             .arg("--key")
             .arg(files.path("tls.key"))
+            .args(args)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -376,34 +390,78 @@ fn clients_that_do_not_trust_the_ca_fail_the_handshake() {
     }
 }
 
+/// The CA a client trusts: the given file's, copied, so later rewrites do not change it.
+fn keep_ca(files: &CertFiles, name: &str) -> PathBuf {
+    let kept = files.dir.path().join(name);
+    std::fs::copy(files.path("ca.pem"), &kept).unwrap();
+    kept
+}
+
 #[test]
 fn sighup_reloads_the_certificate() {
     require!(program "curl", "the webhook tests speak HTTPS through curl");
     let files = CertFiles::new();
-    let webhook = Webhook::start(&files);
-    let old_ca = files.dir.path().join("old-ca.pem");
-    std::fs::copy(files.path("ca.pem"), &old_ca).unwrap();
-    let rotated = CertFiles::new();
-    rotated.write_into(files.dir.path());
+    // No file check during the test: only the signal reloads.
+    let webhook = Webhook::start_with(&files, &["--recheck-every", "3600"]);
+    let old_ca = keep_ca(&files, "old-ca.pem");
+    CertFiles::new().write_into(files.dir.path());
+    let new_ca = keep_ca(&files, "new-ca.pem");
+    // Not before the signal.
+    let before = webhook.curl("/readyz", &["--cacert", new_ca.to_str().unwrap()]);
+    assert_eq!(before.code, Some(60), "{before:?}");
     let pid = nix::unistd::Pid::from_raw(webhook.child.id() as i32);
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
     assert_eq!(webhook.logged("SIGHUP: reloaded").len(), 1);
-    let new = webhook.curl(
-        "/readyz",
-        &["--cacert", files.path("ca.pem").to_str().unwrap()],
-    );
+    let new = webhook.curl("/readyz", &["--cacert", new_ca.to_str().unwrap()]);
     assert_eq!(new.status, 200, "{new:?}");
     let old = webhook.curl("/readyz", &["--cacert", old_ca.to_str().unwrap()]);
     assert_eq!(old.code, Some(60), "{old:?}");
     // A broken pair on SIGHUP keeps the current one serving.
     std::fs::write(files.path("tls.key"), "not a key").unwrap();
     nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
-    assert_eq!(webhook.logged("keeping the current certificate").len(), 1);
-    let still = webhook.curl(
+    assert_eq!(
+        webhook
+            .logged("SIGHUP: keeping the current certificate")
+            .len(),
+        1
+    );
+    let still = webhook.curl("/readyz", &["--cacert", new_ca.to_str().unwrap()]);
+    assert_eq!(still.status, 200, "{still:?}");
+}
+
+#[test]
+fn changed_certificate_files_are_picked_up_without_a_signal() {
+    require!(program "curl", "the webhook tests speak HTTPS through curl");
+    let files = CertFiles::new();
+    let webhook = Webhook::start_with(&files, &["--recheck-every", "1"]);
+    // A half-done rotation (new key, old certificate): reported once, old pair serving.
+    let rotated = CertFiles::new();
+    write_atomically(&files.path("tls.key"), &rotated.certs.key_pem);
+    let broken = webhook.logged("keeping the current certificate");
+    assert_eq!(broken.len(), 1, "{broken:?}");
+    let old = webhook.curl(
         "/readyz",
         &["--cacert", files.path("ca.pem").to_str().unwrap()],
     );
-    assert_eq!(still.status, 200, "{still:?}");
+    assert_eq!(old.status, 200, "{old:?}");
+    // The rotation completed: the new CA is trusted within a few checks.
+    rotated.write_into(files.dir.path());
+    assert_eq!(
+        webhook.logged("certificate files changed: reloaded").len(),
+        1
+    );
+    let new = webhook.curl(
+        "/readyz",
+        &["--cacert", files.path("ca.pem").to_str().unwrap()],
+    );
+    assert_eq!(new.status, 200, "{new:?}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let logged = webhook.logged("certificate files changed");
+    assert_eq!(
+        logged.len(),
+        2,
+        "unchanged files are not reloaded again: {logged:?}"
+    );
 }
 
 /// `kube webhook ARGS` exits 1 with one line containing `what`, without serving.
