@@ -90,10 +90,14 @@ fn assert_host_view(out: &str, what: &str) {
 /// `podman run` with limits (1 CPU, `memory`), then `middle` (flags, as a shell would split
 /// them), the image and [`REPORT`]: one line through `sh -c`, as a user types it.
 fn run_in_shell(podman: &Podman, memory: &str, middle: &str) -> String {
-    let (k, v) = podman.env();
+    let env: Vec<String> = podman
+        .env()
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.display()))
+        .collect();
     let line = format!(
-        "{k}={} {} {} {middle} {} /bin/sh -c {}",
-        v.display(),
+        "{} {} {} {middle} {} /bin/sh -c {}",
+        env.join(" "),
         podman.argv().join(" "),
         podman.run_flags(memory),
         podman.image,

@@ -41,6 +41,18 @@ impl Podman {
             "[containers]\ndefault_ulimits = [\"nofile=20000:20000\", \"nproc=32768:32768\"]\n",
         )
         .expect("writing containers.conf");
+        // The same storage as the flags of `argv`, for podman run by scripts (build-image),
+        // which know no flags of ours.
+        let at = |d: &str| dir.join(d).to_str().expect("utf-8 path").to_string();
+        fs::write(
+            dir.join("storage.conf"),
+            format!(
+                "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+                at("storage"),
+                at("run")
+            ),
+        )
+        .expect("writing storage.conf");
         let podman = Podman {
             parent: unique("lxcfs-rs-test-podman"),
             image: "localhost/lxcfs-rs-test:busybox".into(),
@@ -87,9 +99,13 @@ impl Podman {
         argv
     }
 
-    /// The environment every `podman` here runs with: our `containers.conf`.
-    pub fn env(&self) -> (&'static str, std::path::PathBuf) {
-        ("CONTAINERS_CONF", self.dir.join("containers.conf"))
+    /// The environment every `podman` here runs with: our `containers.conf` and
+    /// `storage.conf`.
+    pub fn env(&self) -> [(&'static str, std::path::PathBuf); 2] {
+        [
+            ("CONTAINERS_CONF", self.dir.join("containers.conf")),
+            ("CONTAINERS_STORAGE_CONF", self.dir.join("storage.conf")),
+        ]
     }
 
     /// [`Podman::argv`] as a command, with [`Podman::env`].
@@ -97,8 +113,7 @@ impl Podman {
         let argv = self.argv();
         let mut c = Command::new(&argv[0]);
         c.args(&argv[1..]);
-        let (k, v) = self.env();
-        c.env(k, v);
+        c.envs(self.env());
         c
     }
 
@@ -164,7 +179,10 @@ impl Drop for Podman {
             // holds someone's pods is not empty and stays.
             for m in super::mountinfo() {
                 if m.fstype == "cgroup" || m.fstype == "cgroup2" {
-                    let _ = fs::remove_dir(m.mount_point.join(KUBE_CGROUP_ROOT));
+                    let root = m.mount_point.join(KUBE_CGROUP_ROOT);
+                    // conmon's cgroup, shared by every pod's monitor: empty once ours exit.
+                    let _ = fs::remove_dir(root.join("conmon"));
+                    let _ = fs::remove_dir(root);
                 }
             }
         }
