@@ -148,6 +148,16 @@ fn assert_host_view(out: &str, what: &str) {
     let (total, online) = host_view();
     assert_eq!(get("total"), total.to_string(), "{what}: MemTotal\n{out}");
     assert_eq!(get("online"), online, "{what}: online\n{out}");
+    let host_processors = fs::read_to_string("/proc/cpuinfo")
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
+    assert_eq!(
+        get("processors"),
+        host_processors.to_string(),
+        "{what}: cpuinfo processors\n{out}"
+    );
     assert_eq!(get("lxcfs:/proc/meminfo"), "0", "{what}\n{out}");
 }
 
