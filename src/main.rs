@@ -200,7 +200,9 @@ fn main() -> ExitCode {
     // First of all, while this process has one thread (setns refuses a process whose threads
     // share its root): every path below is then the host's.
     if cli.global.host_mount_ns {
-        match lxcfs_rs::mount_ns::join_host() {
+        // The daemon keeps its first process in the container's namespace (see join_host).
+        let keep_init = cli.command.is_none() && !cli.daemon.worker;
+        match lxcfs_rs::mount_ns::join_host(keep_init) {
             Ok(lxcfs_rs::mount_ns::Joined::Switched(from)) => {
                 log::debug!("joined the host's mount namespace ({from})");
             }

@@ -72,7 +72,13 @@ pub enum Joined {
 /// unless we are in it already (same device and inode). Switching also moves our root and
 /// working directory to that namespace's root: relative paths resolve from `/` after it.
 /// Call it before any thread exists.
-pub fn join_host() -> Result<Joined, MountNsError> {
+///
+/// With `keep_init` (the daemon), a switch is made by a child: this process stays in the
+/// container's namespace as its init, passing signals on to the child and exiting with its
+/// status, and only the child returns. `docker exec` and Kubernetes exec probes enter the
+/// mount namespace of a container's first process: were that the host's, the image's
+/// `/lxcfs-rs` would not be found there.
+pub fn join_host(keep_init: bool) -> Result<Joined, MountNsError> {
     if std::process::id() == 1 {
         return Err(MountNsError::OwnPidNamespace);
     }
@@ -93,6 +99,9 @@ pub fn join_host() -> Result<Joined, MountNsError> {
     })?;
     if std::fs::metadata(OWN_MNT_NS).is_ok_and(|ours| same(&ours, &theirs)) {
         return Ok(Joined::Already);
+    }
+    if keep_init {
+        stay_as_init();
     }
     nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNS).map_err(|source| {
         MountNsError::Setns {
@@ -115,4 +124,64 @@ fn open_ns(path: &'static str) -> Result<File, MountNsError> {
 fn in_initial_pid_ns() -> bool {
     std::fs::metadata("/proc/self/ns/pid").is_ok_and(|m| m.ino() == INITIAL_PID_NS)
         && std::fs::read_to_string(Path::new("/proc/2/comm")).is_ok_and(|c| c.trim() == "kthreadd")
+}
+
+/// Forks: the child returns (with the signal mask it had); this process passes SIGTERM,
+/// SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 on to it and exits as it exits (its code, or
+/// 128 + the signal that ended it). Exits with one line when the fork fails.
+fn stay_as_init() {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, kill, sigprocmask};
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let passed = [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ];
+    let mut set = SigSet::empty();
+    for s in passed {
+        set.add(s);
+    }
+    set.add(Signal::SIGCHLD);
+    // Blocked before the fork, so that none sent in between is lost.
+    let mut old = SigSet::empty();
+    if let Err(e) = sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), Some(&mut old)) {
+        eprintln!("lxcfs-rs: --host-mount-ns: cannot block signals: {e}");
+        std::process::exit(1);
+    }
+    // SAFETY: no thread exists yet (the caller's contract), so the child may do anything.
+    let child = match unsafe { nix::unistd::fork() } {
+        Ok(nix::unistd::ForkResult::Child) => {
+            // The daemon goes when its container's init does (`docker kill`): cleanly.
+            // SAFETY: prctl with constant arguments.
+            unsafe { nix::libc::prctl(nix::libc::PR_SET_PDEATHSIG, nix::libc::SIGTERM) };
+            let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
+            return;
+        }
+        Ok(nix::unistd::ForkResult::Parent { child }) => child,
+        Err(e) => {
+            eprintln!("lxcfs-rs: --host-mount-ns: cannot fork the daemon: {e}");
+            std::process::exit(1);
+        }
+    };
+    loop {
+        let Ok(signal) = set.wait() else { continue };
+        if signal != Signal::SIGCHLD {
+            let _ = kill(child, signal);
+            continue;
+        }
+        loop {
+            match waitpid(None, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) if pid == child => std::process::exit(code),
+                Ok(WaitStatus::Signaled(pid, sig, _)) if pid == child => {
+                    std::process::exit(128 + sig as i32)
+                }
+                // Others: orphans handed to us as a container's first process; reaped.
+                Ok(WaitStatus::StillAlive) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    }
 }

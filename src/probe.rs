@@ -12,7 +12,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -240,11 +240,7 @@ fn collect(rx: OwnedFd, child: nix::unistd::Pid, deadline: Instant) -> io::Resul
             return Ok(Outcome::NoAnswer);
         }
         let ms = u16::try_from(left.as_millis().max(1)).unwrap_or(u16::MAX);
-        let mut fds = [PollFd::new(
-            // SAFETY: `rx` outlives this borrow.
-            unsafe { std::os::fd::BorrowedFd::borrow_raw(rx.as_raw_fd()) },
-            PollFlags::POLLIN,
-        )];
+        let mut fds = [PollFd::new(rx.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(ms)) {
             Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
             Ok(_) => {}

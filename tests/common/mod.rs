@@ -18,6 +18,7 @@
 //! - [`ns_daemon`]: the daemon in namespaces of its own, reached through `/proc/<pid>/root`;
 //! - [`cgroup`]: v1 cgroups with limits and readers inside them;
 //! - [`container`]: real OCI containers run by runc;
+//! - [`docker`]: a Docker engine of the test's own, and the daemon's image built into it;
 //! - [`podman`]: Podman with storage, configuration and cgroups of the test's own (`run`, `kube play`);
 //! - [`qemu_vm`]: the test VMs booted under qemu (`scripts/v2vm`, `scripts/sysvm`);
 //! - [`scene`]: what a test with reading containers starts from, and the checks such tests
@@ -39,6 +40,7 @@ pub mod agent;
 pub mod cgroup;
 pub mod container;
 pub mod daemon;
+pub mod docker;
 pub mod fdstore;
 pub mod fixture_tree;
 pub mod kube_validate;

@@ -310,3 +310,10 @@ pub fn descendants_of(root: u32) -> std::collections::BTreeSet<u32> {
         })
         .collect()
 }
+
+/// The parent of process `pid`, from `/proc/PID/stat`; `None` when it is gone.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(1)?.parse().ok()
+}

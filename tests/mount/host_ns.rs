@@ -3,12 +3,14 @@
 //! the path it was started by exists only in its own namespace.
 
 use std::fs;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
+use crate::common::status::gone;
 use crate::common::*;
 
 /// `unshare -m` into a private mount namespace where `DIR/private` is a tmpfs holding a copy
@@ -48,15 +50,31 @@ fn a_daemon_in_its_own_mount_namespace_mounts_in_the_hosts() {
         fs::read_dir(dir.join("private")).unwrap().next().is_none(),
         "the copy of the binary must exist only in the daemon's own namespace"
     );
+    // The process started stays in its own namespace as the first process (as a container's
+    // must, for `docker exec`); its child is the supervisor, whose handoff socket is in this
+    // namespace's /run/lxcfs-rs.
+    let supervisor = d.status()["supervisor_pid"].as_u64().expect("a supervisor") as u32;
+    assert_eq!(parent_of(supervisor), Some(d.pid));
+    let ns = |pid: u32| {
+        fs::metadata(format!("/proc/{pid}/ns/mnt"))
+            .map(|m| m.ino())
+            .ok()
+    };
     assert_eq!(
-        d.status()["supervisor_pid"].as_u64(),
-        Some(u64::from(d.pid)),
-        "its handoff socket is in this namespace's /run/lxcfs-rs"
+        ns(supervisor),
+        ns(std::process::id()),
+        "the supervisor is in ours"
+    );
+    assert_ne!(
+        ns(d.pid),
+        ns(std::process::id()),
+        "the first process in its own"
     );
     let out = run_bin(&["--host-mount-ns", "probe", mnt.to_str().unwrap()]);
     assert_succeeds(&out, "lxcfs-rs --host-mount-ns probe");
 
-    // SIGUSR1 re-executes the running binary: the path it was started by is not here.
+    // SIGUSR1, passed on by the first process, re-executes the running binary: the path it
+    // was started by is not here.
     signal(d.pid, Signal::SIGUSR1);
     assert!(
         wait_until(Duration::from_secs(10), || d
@@ -66,6 +84,10 @@ fn a_daemon_in_its_own_mount_namespace_mounts_in_the_hosts() {
         d.log()
     );
     assert!(!d.log().contains("cannot execute"), "{}", d.log());
+    assert_eq!(
+        d.status()["supervisor_pid"].as_u64(),
+        Some(u64::from(supervisor))
+    );
     assert_eq!(fuse_mount_at(&mnt).map(|m| m.dev), Some(dev));
     assert!(
         kb(
@@ -73,7 +95,9 @@ fn a_daemon_in_its_own_mount_namespace_mounts_in_the_hosts() {
             "MemTotal"
         ) > 0
     );
+    // SIGTERM to the first process stops the daemon cleanly, and it exits 0 after it.
     d.assert_stops_cleanly(Signal::SIGTERM);
+    assert!(gone(supervisor));
 }
 
 // No control run without the flag: a daemon mounting afresh in a private mount namespace
