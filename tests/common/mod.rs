@@ -28,6 +28,7 @@
 //! - [`agent`]: the seccomp agent on a socket of the test's own, and its profile;
 //! - [`fdstore`]: a stand-in for systemd's file descriptor store (notify socket, `LISTEN_FDS`);
 //! - [`fixture_tree`]: fake host trees (`proc/...`, `sys/...`) for `--host-root`;
+//! - [`webhook`]: `kube webhook` on 127.0.0.1, its port and log;
 //! - [`kube_validate`]: Kubernetes' schemas (`kubernetes-validate --strict`) for manifests and pods;
 //! - [`splice`]: sendfile(2), the daemon's logged refusals of page-cache reads, and the proof
 //!   that busybox `cat` copies with sendfile.
@@ -55,6 +56,7 @@ pub mod qemu_vm;
 pub mod scene;
 pub mod splice;
 pub mod status;
+pub mod webhook;
 
 // Re-exports: not every test crate uses every part.
 #[allow(unused_imports)]

@@ -1,13 +1,13 @@
 //! `lxcfs-rs kube webhook` over real HTTPS: the binary on 127.0.0.1 with a certificate from
 //! `kube::certs::generate`, reached by curl under the Service's DNS name.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use lxcfs_rs::kube::certs::{self, Certs};
+
+use crate::common::webhook::WebhookServer;
 use serde_json::Value;
 
 use super::{fixture, fixture_bytes, kube_patch, review_response};
@@ -51,89 +51,34 @@ fn write_atomically(path: &Path, text: &str) {
     std::fs::rename(&temporary, path).unwrap();
 }
 
-/// A running `kube webhook`, killed (by its pid) and reaped on drop.
-struct Webhook {
-    child: Child,
-    port: u16,
-    log: Arc<Mutex<Vec<String>>>,
+/// A running `kube webhook` on 127.0.0.1, killed (by its pid) and reaped on drop.
+struct Webhook(WebhookServer);
+
+impl std::ops::Deref for Webhook {
+    type Target = WebhookServer;
+    fn deref(&self) -> &WebhookServer {
+        &self.0
+    }
 }
 
 impl Webhook {
-    /// Starts the webhook on an ephemeral port of 127.0.0.1, read from its "listening on"
-    /// log line.
+    /// Starts the webhook on an ephemeral port of 127.0.0.1.
     fn start(files: &CertFiles) -> Webhook {
         Webhook::start_with(files, &[])
     }
 
     /// [`Webhook::start`] with more flags.
     fn start_with(files: &CertFiles, args: &[&str]) -> Webhook {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lxcfs-rs"))
-            .args(["kube", "webhook", "--listen", "127.0.0.1:0", "--cert"])
-            .arg(files.path("tls.crt"))
-            .arg("--key")
-            .arg(files.path("tls.key"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting lxcfs-rs kube webhook");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let stderr = child.stderr.take().unwrap();
-        let lines = log.clone();
-        // Drained all along, so a chatty server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut webhook = Webhook {
-            child,
-            port: 0,
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while webhook.port == 0 {
-            let found = webhook.log.lock().unwrap().iter().find_map(|l| {
-                l.split("listening on 127.0.0.1:")
-                    .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next())
-                    .and_then(|p| p.parse().ok())
-            });
-            match found {
-                Some(port) => webhook.port = port,
-                None if Instant::now() > deadline
-                    || webhook.child.try_wait().unwrap().is_some() =>
-                {
-                    panic!(
-                        "the webhook did not start: {:?}",
-                        webhook.log.lock().unwrap()
-                    )
-                }
-                None => std::thread::sleep(Duration::from_millis(20)),
-            }
-        }
-        webhook
-    }
-
-    /// The log lines containing `what`.
-    fn logged(&self, what: &str) -> Vec<String> {
-        // Lines arrive through a thread: give a just-answered review's line a moment.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let found: Vec<String> = self
-                .log
-                .lock()
-                .unwrap()
-                .iter()
-                .filter(|l| l.contains(what))
-                .cloned()
-                .collect();
-            if !found.is_empty() || Instant::now() > deadline {
-                return found;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let mut argv: Vec<std::ffi::OsString> = ["kube", "webhook", "--listen", "127.0.0.1:0"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        argv.push("--cert".into());
+        argv.push(files.path("tls.crt").into());
+        argv.push("--key".into());
+        argv.push(files.path("tls.key").into());
+        argv.extend(args.iter().map(Into::into));
+        Webhook(WebhookServer::start(&argv))
     }
 
     /// `curl` to `path` under [`HOST`], resolved to 127.0.0.1, with `args` before the URL.
@@ -162,14 +107,6 @@ impl Webhook {
                 &data,
             ],
         )
-    }
-}
-
-impl Drop for Webhook {
-    fn drop(&mut self) {
-        // Child::kill signals this child's own pid.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

@@ -4,70 +4,16 @@
 //! configuration's `caBundle` as trust, on the configuration's paths, as the apiserver
 //! would call it.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::common::webhook::WebhookServer;
+
 use super::{manifests, webhook_tls};
-
-/// `kube webhook`, killed (by its pid) and reaped on drop.
-struct Server {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    /// Starts `lxcfs-rs ARGS` and waits for its "listening on 127.0.0.1:PORT" line.
-    fn start(args: &[String]) -> (Server, u16) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_lxcfs-rs"))
-            .args(args)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting lxcfs-rs kube webhook");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let lines = log.clone();
-        // Drained all along, so the server never blocks on a full pipe.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        });
-        let mut server = Server { child, log };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let port = server.log.lock().unwrap().iter().find_map(|l| {
-                l.split("listening on 127.0.0.1:")
-                    .nth(1)
-                    .and_then(|rest| rest.split_whitespace().next())
-                    .and_then(|p| p.parse::<u16>().ok())
-            });
-            if let Some(port) = port {
-                return (server, port);
-            }
-            if Instant::now() > deadline || server.child.try_wait().unwrap().is_some() {
-                panic!(
-                    "the webhook did not start with {args:?}: {:?}",
-                    server.log.lock().unwrap()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
 
 /// One HTTP/1.1 request over TLS to 127.0.0.1:`port`, verifying the server as `name`
 /// under `ca_pem` alone; the status code and body.
@@ -198,7 +144,8 @@ fn the_printed_webhook_is_served_on_its_paths_with_its_certificate() {
         args.iter().any(|a| a == "127.0.0.1:0"),
         "the Deployment does not listen on 0.0.0.0:8443: {args:?}"
     );
-    let (_server, port) = Server::start(&args);
+    let server = WebhookServer::start(&args);
+    let port = server.port;
 
     let config = printed.one("MutatingWebhookConfiguration");
     for hook in config["webhooks"].as_array().unwrap() {
