@@ -5,6 +5,8 @@
 //!   `proc/uptime`) never returns, so a READ is held in flight when the process is killed;
 //!   the same request resent by the kernel (bit 63 of its unique) is served;
 //! - `crash:PATH`: every READ of PATH aborts the process (a poison request);
+//! - `slow:PATH`: every READ of PATH takes 500 ms more (a request still being served when
+//!   another one crashes the process);
 //! - `worker:exit`: a worker exits with an error before it serves (one that cannot start).
 
 /// The failpoints set, as (what, where) pairs.
@@ -55,6 +57,7 @@ pub fn on_read(path: &str, resent: bool) {
                 log::warn!("failpoint: aborting on a READ of {path}");
                 std::process::abort();
             }
+            "slow" => std::thread::sleep(std::time::Duration::from_millis(500)),
             _ => {}
         }
     }

@@ -208,6 +208,17 @@ impl Board {
         held
     }
 
+    /// Whether the request first delivered as `base` was in flight at the last crash: a
+    /// suspect, which the next worker serves only one at a time.
+    pub fn was_in_flight_at_last_crash(&self, base: u64) -> bool {
+        base != 0
+            && self
+                .slots()
+                .last_crash
+                .iter()
+                .any(|p| p.load(Ordering::Relaxed) == base)
+    }
+
     /// Whether the request first delivered as `base` is a poison pill.
     pub fn is_poisoned(&self, base: u64) -> bool {
         base != 0
@@ -245,6 +256,8 @@ mod tests {
         s.in_flight[3].store(0x20, Ordering::Relaxed);
         assert_eq!(board.record_crash(), 2);
         assert!(!board.is_poisoned(0x16), "one crash proves nothing");
+        assert!(board.was_in_flight_at_last_crash(0x16) && board.was_in_flight_at_last_crash(0x20));
+        assert!(!board.was_in_flight_at_last_crash(0x30) && !board.was_in_flight_at_last_crash(0));
         // Resent to the next worker, which dies serving it again; 0x20 was answered.
         s.in_flight[1].store(0x16 | RESENT, Ordering::Relaxed);
         s.in_flight[2].store(0x30, Ordering::Relaxed);

@@ -7,7 +7,7 @@
 
 use std::os::fd::AsFd;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use log::{debug, error, info, warn};
 use nix::errno::Errno;
@@ -19,7 +19,8 @@ use super::fds::{self, CLONE, CONTROL, FUSE, STATE};
 use super::{DaemonConfig, app_state, raise_descriptor_limit};
 use crate::fs::LxcFs;
 use crate::fuse::{
-    Clones, Negotiated, Observer, Session, SessionConfig, SessionState, Start, state::STATE_VERSION,
+    Clones, Negotiated, Observer, RESENT, Session, SessionConfig, SessionState, Start,
+    state::STATE_VERSION,
 };
 use crate::view::View;
 
@@ -32,6 +33,11 @@ struct Journal {
     board: &'static Board,
     generation: u32,
     app: serde_json::Value,
+    /// The serving thread (plus one) serving a suspect, 0 when none is. Requests that were in
+    /// flight at the last crash come back together; served side by side, an innocent one
+    /// slower than the poison pill would be in flight at the next crash too and be answered
+    /// EIO with it. One at a time, only the pill is in flight when it crashes the worker again.
+    suspect_owner: AtomicUsize,
 }
 
 impl Journal {
@@ -53,6 +59,17 @@ impl Observer for Journal {
         self.keep_state(Some(*negotiated));
     }
     fn taken(&self, thread: usize, unique: u64) {
+        if unique & RESENT != 0 && self.board.was_in_flight_at_last_crash(unique & !RESENT) {
+            // Not in the journal until it is the one suspect served: a crash meanwhile
+            // cannot count it.
+            while self
+                .suspect_owner
+                .compare_exchange(0, thread + 1, Ordering::Acquire, Ordering::Relaxed)
+                .is_err()
+            {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        }
         if let Some(slot) = self.board.slots().in_flight.get(thread) {
             slot.store(unique, Ordering::Relaxed);
         }
@@ -63,6 +80,12 @@ impl Observer for Journal {
             slot.store(0, Ordering::Relaxed);
         }
         slots.replies.fetch_add(1, Ordering::Relaxed);
+        let _ = self.suspect_owner.compare_exchange(
+            thread + 1,
+            0,
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
     }
     fn poisoned(&self, base: u64) -> bool {
         self.board.is_poisoned(base)
@@ -159,6 +182,7 @@ pub(super) fn run(cfg: &DaemonConfig) -> Result<(), DaemonError> {
         board,
         generation,
         app: app_state(cfg),
+        suspect_owner: AtomicUsize::new(0),
     });
     let start = match &kept {
         // A connection that was initialised: no INIT comes again.

@@ -341,3 +341,49 @@ fn a_stopped_worker_is_replaced_by_the_watchdog() {
     must(stopped.no_failures());
     must(stopped.stalls_below(WATCHDOG + RECOVERY));
 }
+
+/// A READ served at the moment a poison pill crashes the worker is resent with it; served
+/// side by side again, the innocent one (made slow by the `slow:` failpoint) would be in
+/// flight at the second crash too and be answered EIO with the pill. The next worker serves
+/// such suspects one at a time, so only the pill fails.
+#[test]
+fn a_read_in_flight_beside_a_poison_pill_is_not_answered_eio() {
+    require!(fuse);
+    if !have_failpoints() {
+        return;
+    }
+    let dir = crate::common::TestDir::new();
+    let mnt = dir.join("mnt");
+    let cmd = with_failpoints("slow:proc/stat,crash:proc/uptime");
+    let mut d = Daemon::start_cmd_on(cmd, &mnt, &dir.join("daemon.log"), &[]);
+    let bystander = HeldRead::start(d.path("proc/stat"));
+    // Its READ is being served (500 ms) when the pill arrives.
+    std::thread::sleep(Duration::from_millis(150));
+    let pill = HeldRead::start(d.path("proc/uptime"));
+    let (served, _) = bystander
+        .wait(Duration::from_secs(15))
+        .unwrap_or_else(|e| panic!("{e}; daemon log:\n{}", d.log()));
+    let text = served.unwrap_or_else(|e| {
+        panic!(
+            "the bystander's read of proc/stat failed ({e}); daemon log:\n{}",
+            d.log()
+        )
+    });
+    assert!(
+        text.starts_with(b"cpu "),
+        "the bystander got {:?}",
+        String::from_utf8_lossy(&text)
+    );
+    match pill.wait(Duration::from_secs(15)) {
+        Ok((Err(e), _)) if e.raw_os_error() == Some(nix::libc::EIO) => {}
+        other => panic!(
+            "the pill should fail with EIO, got {other:?}; daemon log:\n{}",
+            d.log()
+        ),
+    }
+    assert!(
+        d.wait_exit(Duration::ZERO).is_none(),
+        "the supervisor stays up; its log:\n{}",
+        d.log()
+    );
+}
