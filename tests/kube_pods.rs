@@ -45,6 +45,11 @@ fn build_daemon_image(podman: &Podman) {
     let out = Command::new("bash")
         .arg(repo.join("scripts/build-image"))
         .args(["--tool", "podman", "--tag", DAEMON_IMAGE])
+        // The release build tests/docker and tests/packaging make: compiled once a run.
+        .env(
+            "CARGO_TARGET_DIR",
+            Path::new(env!("CARGO_TARGET_TMPDIR")).join("static"),
+        )
         .envs(podman.env())
         .stderr(Stdio::inherit())
         .output()
