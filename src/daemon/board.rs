@@ -70,7 +70,15 @@ pub struct Slots {
     /// Base uniques in flight at two crashes in a row: answered EIO when they come back.
     poison: [AtomicU64; POISON],
     poison_next: AtomicU64,
+    /// Snapshot lengths by handle (see [`crate::fs::SnapshotLedger`]), direct-mapped by the
+    /// handle's counter. Appended last: a board made by an older binary reads as empty here.
+    snapshot_len: [AtomicU64; LEDGER],
 }
+
+/// Slots of the snapshot ledger: the handles most recently read, one each.
+const LEDGER: usize = 4096;
+/// Bits of a ledger entry holding the length; longer snapshots are not noted.
+const LEN_BITS: u32 = 20;
 
 const _: () = assert!(std::mem::size_of::<Slots>() as u64 <= STATE_AT);
 
@@ -229,6 +237,29 @@ impl Board {
                 .any(|p| p.load(Ordering::Relaxed) == base)
     }
 
+    /// A ledger entry's key for handle `fh`: its generation's low 8 bits and its counter's
+    /// low 36, above the length. Never 0 (counters start at 1).
+    fn ledger_key(fh: u64) -> u64 {
+        ((fh >> 40) & 0xff) << 56 | (fh & ((1 << 36) - 1)) << LEN_BITS
+    }
+
+    /// Notes that handle `fh`'s snapshot is `len` bytes long.
+    pub fn note_snapshot(&self, fh: u64, len: usize) {
+        if len >= 1 << LEN_BITS {
+            return;
+        }
+        let slot = &self.slots().snapshot_len[(fh as usize) % LEDGER];
+        // One word: a worker dying halfway leaves the old entry or the new one, never a mix.
+        slot.store(Board::ledger_key(fh) | len as u64, Ordering::Relaxed);
+    }
+
+    /// The length last noted for handle `fh`, if its entry was not overwritten since.
+    pub fn noted_snapshot(&self, fh: u64) -> Option<usize> {
+        let entry = self.slots().snapshot_len[(fh as usize) % LEDGER].load(Ordering::Relaxed);
+        let mask = (1u64 << LEN_BITS) - 1;
+        (entry != 0 && entry & !mask == Board::ledger_key(fh)).then_some((entry & mask) as usize)
+    }
+
     /// Forgets what a cleanly parked worker left (nothing should be in flight).
     pub fn clear_in_flight(&self) {
         for slot in &self.slots().in_flight {
@@ -247,6 +278,26 @@ impl Drop for Board {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ledger_keeps_each_handles_last_length_until_overwritten() {
+        let board = Board::create().unwrap();
+        let fh = 3u64 << 40 | 17;
+        assert_eq!(board.noted_snapshot(fh), None);
+        board.note_snapshot(fh, 12);
+        board.note_snapshot(fh, 13);
+        assert_eq!(board.noted_snapshot(fh), Some(13));
+        // Another generation's handle with the same counter is another handle.
+        assert_eq!(board.noted_snapshot(4u64 << 40 | 17), None);
+        // The same slot taken by a later handle: the earlier one is no longer known.
+        let later = 3u64 << 40 | (17 + LEDGER as u64);
+        board.note_snapshot(later, 5);
+        assert_eq!(board.noted_snapshot(fh), None);
+        assert_eq!(board.noted_snapshot(later), Some(5));
+        board.note_snapshot(fh, 1 << LEN_BITS);
+        assert_eq!(board.noted_snapshot(fh), None, "too long to note");
+        assert_eq!(board.noted_snapshot(later), Some(5));
+    }
 
     #[test]
     fn a_request_in_flight_at_two_crashes_in_a_row_is_poison() {

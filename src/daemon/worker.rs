@@ -17,7 +17,7 @@ use super::control::{Channel, Message};
 use super::error::DaemonError;
 use super::fds::{self, CLONE, CONTROL, FUSE, STATE};
 use super::{DaemonConfig, app_state, raise_descriptor_limit};
-use crate::fs::LxcFs;
+use crate::fs::{LxcFs, SnapshotLedger};
 use crate::fuse::{
     Clones, Negotiated, Observer, RESENT, Session, SessionConfig, SessionState, Start,
     state::STATE_VERSION,
@@ -51,6 +51,18 @@ impl Journal {
         if let Err(e) = self.board.write_state(&state.to_bytes()) {
             error!("cannot keep the session state for the next worker: {e}");
         }
+    }
+}
+
+/// The board's snapshot ledger, which outlives this worker.
+struct Ledger(&'static Board);
+
+impl SnapshotLedger for Ledger {
+    fn note(&self, fh: u64, len: usize) {
+        self.0.note_snapshot(fh, len);
+    }
+    fn noted(&self, fh: u64) -> Option<usize> {
+        self.0.noted_snapshot(fh)
     }
 }
 
@@ -205,7 +217,7 @@ pub(super) fn run(cfg: &DaemonConfig) -> Result<(), DaemonError> {
         if resends { resend::YES } else { resend::NO },
         Ordering::Relaxed,
     );
-    let fs = Arc::new(LxcFs::new(view.clone(), generation)?);
+    let fs = Arc::new(LxcFs::new(view.clone(), generation)?.with_ledger(Arc::new(Ledger(board))));
     let config = SessionConfig {
         threads: cfg.threads,
         clones: if resends { Clones::Given } else { Clones::Own },

@@ -12,6 +12,7 @@ use parking_lot::Mutex;
 
 use super::handles::{Handle, Handles};
 use super::inodes::{Collision, InodeInfo, Inodes, ROOT_INO, child_path};
+use super::ledger::SnapshotLedger;
 use super::provider::{Caller, Node, NodeKind, Provider};
 use crate::fuse::reply::DirBuf;
 use crate::fuse::{Attr, Ctx, Entry, FileKind, Filesystem, Opened, RESENT, ReadData};
@@ -34,6 +35,7 @@ pub struct LxcFs<P: Provider> {
     handles: Handles,
     started: SystemTime,
     last_walk: Mutex<Instant>,
+    ledger: Option<Arc<dyn SnapshotLedger>>,
 }
 
 /// Who sent a request, as the provider is told.
@@ -86,9 +88,17 @@ impl<P: Provider> LxcFs<P> {
             handles: Handles::new(generation),
             started: SystemTime::now(),
             last_walk: Mutex::new(Instant::now()),
+            ledger: None,
         };
         fs.walk()?;
         Ok(fs)
+    }
+
+    /// Notes each snapshot's length in `ledger`, and reads it there for handles adopted from
+    /// a predecessor (see [`SnapshotLedger`]).
+    pub fn with_ledger(mut self, ledger: Arc<dyn SnapshotLedger>) -> Self {
+        self.ledger = Some(ledger);
+        self
     }
 
     /// Registers every path under the root, as the host sees the tree.
@@ -286,8 +296,9 @@ impl<P: Provider> Filesystem for LxcFs<P> {
             debug!("refusing page-cache read of fh {fh} by pid {}", ctx.pid);
             return Err(Errno::EINVAL);
         }
-        // A handle from before a takeover is adopted: rendered afresh at offset 0, and at a
-        // later offset rendered and sliced (a read torn by the takeover beats an error).
+        // A handle from before a takeover or a crash is adopted: rendered afresh at offset 0;
+        // at a later offset, EOF where the predecessor's snapshot ended (the ledger), else
+        // rendered and sliced (a read torn by the switch beats an error).
         let handle = self
             .handles
             .get_or_adopt(fh, || {
@@ -298,6 +309,17 @@ impl<P: Provider> Filesystem for LxcFs<P> {
         let mut snapshot = handle.snapshot.lock();
         let data = match &*snapshot {
             Some(data) if offset != 0 => data.clone(),
+            // No snapshot here for a read past the start: the handle's snapshot was made by
+            // a predecessor. Where it ended, the reader's file ended.
+            None if offset != 0
+                && self
+                    .ledger
+                    .as_ref()
+                    .and_then(|l| l.noted(fh))
+                    .is_some_and(|len| offset >= len as u64) =>
+            {
+                return Ok(ReadData::slice(Arc::from(&[][..]), 0, 0));
+            }
             _ => {
                 crate::failpoint::on_read(&handle.inode.path, ctx.unique & RESENT != 0);
                 let bytes = self
@@ -309,6 +331,9 @@ impl<P: Provider> Filesystem for LxcFs<P> {
                     .served
                     .fetch_max(bytes.len() as u64, Ordering::Relaxed);
                 let data = handle.inode.recent.lock().share(bytes);
+                if let Some(ledger) = &self.ledger {
+                    ledger.note(fh, data.len());
+                }
                 *snapshot = Some(data.clone());
                 data
             }

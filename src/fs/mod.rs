@@ -8,9 +8,11 @@
 mod filesystem;
 mod handles;
 mod inodes;
+mod ledger;
 mod provider;
 mod snapshots;
 
 pub use filesystem::LxcFs;
 pub use inodes::{Collision, node_id};
+pub use ledger::SnapshotLedger;
 pub use provider::{Caller, Node, NodeKind, Provider};

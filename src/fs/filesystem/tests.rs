@@ -140,6 +140,55 @@ fn handles_from_a_predecessor_are_adopted() {
     fs.releasedir(cpu, 1 << 40 | 11);
 }
 
+/// A ledger in memory, as the board keeps it between workers.
+#[derive(Default)]
+struct MemLedger(Mutex<std::collections::HashMap<u64, usize>>);
+
+impl SnapshotLedger for MemLedger {
+    fn note(&self, fh: u64, len: usize) {
+        self.0.lock().insert(fh, len);
+    }
+    fn noted(&self, fh: u64) -> Option<usize> {
+        self.0.lock().get(&fh).copied()
+    }
+}
+
+#[test]
+fn a_successor_answers_eof_where_the_predecessors_snapshot_ended() {
+    let ledger = Arc::new(MemLedger::default());
+    let id = crate::fs::inodes::node_id("proc/cpuinfo");
+    let fh = 1 << 40 | 9;
+    // The predecessor served pid 7 its whole file (100 bytes), then died.
+    let old = fs(1).with_ledger(ledger.clone());
+    assert_eq!(
+        old.read(ctx(7), id, fh, 0, 4096, READ)
+            .unwrap()
+            .bytes()
+            .len(),
+        100
+    );
+    assert_eq!(ledger.noted(fh), Some(100));
+    // Its successor gets the reader's EOF read: a fresh render for pid 8 would be 200 bytes,
+    // whose tail would follow the 100 the reader has.
+    let new = fs(2).with_ledger(ledger.clone());
+    assert!(
+        new.read(ctx(8), id, fh, 100, 4096, READ)
+            .unwrap()
+            .bytes()
+            .is_empty()
+    );
+    // Within the old snapshot (a reader reading in pieces) the fresh render is sliced.
+    assert_eq!(
+        new.read(ctx(8), id, 1 << 40 | 9, 4, 1, READ)
+            .unwrap()
+            .bytes(),
+        b"8"
+    );
+    // Without a ledger entry (another handle), sliced as before.
+    let other = new.read(ctx(8), id, 1 << 40 | 10, 100, 4096, READ).unwrap();
+    assert_eq!(other.bytes().len(), 100);
+}
+
 #[test]
 fn an_unknown_node_with_an_unknown_handle_is_ebadf() {
     let fs = fs(2);
