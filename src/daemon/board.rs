@@ -260,6 +260,30 @@ impl Board {
         (entry != 0 && entry & !mask == Board::ledger_key(fh)).then_some((entry & mask) as usize)
     }
 
+    /// The ledger's entries in use, as little-endian words, for a successor (`--takeover`).
+    pub fn ledger_bytes(&self) -> Vec<u8> {
+        self.slots()
+            .snapshot_len
+            .iter()
+            .map(|e| e.load(Ordering::Relaxed))
+            .filter(|&e| e != 0)
+            .flat_map(u64::to_le_bytes)
+            .collect()
+    }
+
+    /// Takes over a predecessor's [`Board::ledger_bytes`]: each entry goes back to its slot
+    /// (the low bits of the handle's counter, kept in the entry).
+    pub fn restore_ledger(&self, bytes: &[u8]) {
+        let slots = &self.slots().snapshot_len;
+        for word in bytes.chunks_exact(8) {
+            let entry = u64::from_le_bytes(word.try_into().unwrap_or_default());
+            if entry != 0 {
+                let slot = (entry >> LEN_BITS) as usize % LEDGER;
+                slots[slot].store(entry, Ordering::Relaxed);
+            }
+        }
+    }
+
     /// Forgets what a cleanly parked worker left (nothing should be in flight).
     pub fn clear_in_flight(&self) {
         for slot in &self.slots().in_flight {
@@ -297,6 +321,15 @@ mod tests {
         board.note_snapshot(fh, 1 << LEN_BITS);
         assert_eq!(board.noted_snapshot(fh), None, "too long to note");
         assert_eq!(board.noted_snapshot(later), Some(5));
+        // A successor's board gets the entries back in their slots.
+        board.note_snapshot(fh + 1, 700);
+        let successor = Board::create().unwrap();
+        successor.restore_ledger(&board.ledger_bytes());
+        assert_eq!(successor.noted_snapshot(later), Some(5));
+        assert_eq!(successor.noted_snapshot(fh + 1), Some(700));
+        assert_eq!(successor.noted_snapshot(fh), None);
+        successor.restore_ledger(&[1, 2, 3]);
+        assert_eq!(board.ledger_bytes().len(), 16, "two entries in use");
     }
 
     #[test]

@@ -107,6 +107,7 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
         adopt_inherited(named)?
     } else if let Some(mut received) = take_over_if_asked(&cfg)? {
         let board = Board::create().map_err(DaemonError::Inherit)?;
+        restore_ledger(&board, &mut received.state.app);
         board
             .write_state(&received.state.to_bytes())
             .map_err(DaemonError::Inherit)?;
@@ -198,6 +199,25 @@ fn raise_descriptor_limit() {
         }
         Ok(_) => {}
         Err(e) => warn!("cannot read the open-file limit: {e}"),
+    }
+}
+
+/// The key of the session state's `app` under which a handoff carries the snapshot ledger.
+const LEDGER_KEY: &str = "snapshot_ledger";
+
+/// Puts the predecessor's snapshot ledger (if it sent one) on our board, and takes it out of
+/// the state, which is kept on the board in a space too small for it.
+fn restore_ledger(board: &Board, app: &mut serde_json::Value) {
+    use base64::Engine as _;
+    let Some(encoded) = app.as_object_mut().and_then(|a| a.remove(LEDGER_KEY)) else {
+        return;
+    };
+    match encoded
+        .as_str()
+        .map(|e| base64::engine::general_purpose::STANDARD.decode(e))
+    {
+        Some(Ok(bytes)) => board.restore_ledger(&bytes),
+        _ => warn!("the predecessor's snapshot ledger is unreadable; handles adopted without it"),
     }
 }
 

@@ -582,7 +582,21 @@ impl Supervisor {
             }
             Asked::Takeover(successor) => {
                 self.park();
-                let state = self.session_state();
+                let mut state = self.session_state();
+                // Where the parked worker's snapshots ended, for the handles the successor
+                // adopts (base64 in the JSON: an older successor ignores it).
+                let ledger = self.conn.board.ledger_bytes();
+                if let Some(app) = state.app.as_object_mut()
+                    && !ledger.is_empty()
+                {
+                    use base64::Engine as _;
+                    app.insert(
+                        super::LEDGER_KEY.into(),
+                        base64::engine::general_purpose::STANDARD
+                            .encode(ledger)
+                            .into(),
+                    );
+                }
                 match successor.hand_over(&state, &self.conn.fuse) {
                     Ok(true) => return Some(End::HandedOver),
                     Ok(false) => warn!("the successor did not take the mount over; serving on"),

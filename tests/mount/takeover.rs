@@ -444,3 +444,65 @@ fn takeover_if_running_with_nobody_serving_mounts_afresh() {
     drop(second);
     drop(first);
 }
+
+/// A file read to its end before a takeover ends there after it: the successor adopts the
+/// handle without its snapshot and, told by the ledger the predecessor handed over where
+/// that snapshot ended, answers EOF instead of the tail of a fresh, longer render. The
+/// fresh render is made longer for sure by reading on from another reader: a process in a
+/// cgroup with one CPU reads `proc/cpuinfo` through a descriptor it shares with the test,
+/// whose own (host) view lists two.
+#[test]
+fn a_file_read_to_its_end_before_a_takeover_ends_there_after_it() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    require!(mount);
+    require!(cpus_0_and_1);
+    let dir = TestDir::new();
+    let mut first = Daemon::start(&[]);
+    let mnt = first.mnt.clone();
+    let cg = crate::common::Cgroup::new();
+    cg.set_cpus("0");
+    let file = File::open(mnt.join("proc/cpuinfo")).unwrap();
+    let fd = file.as_raw_fd();
+    // One read(2) of the shared description, in the cgroup: the limited view, whole.
+    let mut cmd = cg.command(&["dd", "bs=65536", "count=1", "status=none"]);
+    // SAFETY: dup2 is async-signal-safe; the child gets our description as its stdin.
+    unsafe {
+        cmd.pre_exec(move || {
+            if nix::libc::dup2(fd, 0) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let read = crate::common::checked(cmd, &["dd", "in the cgroup"]);
+    assert_eq!(read.matches("processor\t:").count(), 1, "{read}");
+    let host = fs::read_to_string(mnt.join("proc/cpuinfo")).unwrap();
+    assert!(
+        host.len() > read.len(),
+        "the host's view ({} bytes) must be longer than the cgroup's ({})",
+        host.len(),
+        read.len()
+    );
+
+    let mut second = Daemon::start_on(&mnt, &dir.join("second.log"), &["--takeover"]);
+    first
+        .wait_exit(Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("the first daemon did not exit; its log:\n{}", first.log()));
+    first.hand_mount_over();
+    second.wait_mounted();
+
+    // The test reads on from where the cgroup's reader stopped: the end of its file.
+    let mut rest = Vec::new();
+    (&file).read_to_end(&mut rest).unwrap();
+    assert!(
+        rest.is_empty(),
+        "after the takeover the file went on with {} bytes of another render: {:?}",
+        rest.len(),
+        String::from_utf8_lossy(&rest)
+    );
+    // A new open reads the successor's fresh view, whole.
+    let fresh = fs::read_to_string(mnt.join("proc/cpuinfo")).unwrap();
+    assert_eq!(fresh.matches("processor\t:").count(), 2, "{fresh}");
+    second.terminate();
+}
