@@ -522,7 +522,7 @@ fn cel_mounts(list: &str) -> String {
     JSONPatch{{op: "add", path: "/spec/{list}/" + string(i) + "/volumeMounts", value: []}}
   ]) +
   variables.injected
-    .filter(m, !has(c.volumeMounts) || !c.volumeMounts.exists(vm, vm.mountPath == m.mountPath))
+    .filter(m, !has(c.volumeMounts) || !c.volumeMounts.exists(vm, (vm.mountPath == m.mountPath || vm.mountPath == m.mountPath + "/")))
     .map(m, JSONPatch{{
       op: "add",
       path: "/spec/{list}/" + string(i) + "/volumeMounts/-",
@@ -616,7 +616,7 @@ variables.injected
   .filter(m, !has(object.spec.volumes) || !object.spec.volumes.exists(v, v.name == m.volume))
   .filter(m, variables.containers.exists(c,
     !has(c.volumeMounts) ||
-    !c.volumeMounts.exists(vm, vm.mountPath == m.mountPath) ||
+    !c.volumeMounts.exists(vm, (vm.mountPath == m.mountPath || vm.mountPath == m.mountPath + "/")) ||
     c.volumeMounts.exists(vm, vm.name == m.volume)))
   .map(m, JSONPatch{
     op: "add",
