@@ -194,7 +194,7 @@ pub struct KubeManifestsArgs {
 
     /// Where the daemon mounts on every node.
     #[arg(long, value_name = "DIR", default_value = DEFAULT_MOUNTPOINT,
-          value_parser = crate::kube::manifests::check_mount_point)]
+          value_parser = crate::kube::targets::check_mount_point)]
     pub mount_point: String,
 
     /// How opted-in pods get the files.

@@ -43,9 +43,7 @@ pub fn is_lxcfs_mountpoint(path: &Path) -> bool {
 /// is alive but not serving would block a `stat`).
 pub fn mount_at(path: &Path) -> Option<(String, u32, u32)> {
     let text = kfile::read_text(Path::new(own::MOUNTINFO)).ok()?;
-    let m = parse_mounts(&text)
-        .filter(|m| m.mount_point == path)
-        .last()?;
+    let m = topmost_at(&text, path)?;
     let (major, minor) = m.majmin.split_once(':')?;
     Some((m.fs_type, major.parse().ok()?, minor.parse().ok()?))
 }
@@ -68,12 +66,17 @@ fn mounted_type_at(path: &Path) -> Option<String> {
     topmost_type_at(&text, path)
 }
 
-/// The type of the last (topmost) mount at exactly `path` in a mountinfo text.
-fn topmost_type_at(mountinfo: &str, path: &Path) -> Option<String> {
+/// The last (topmost) mount at exactly `path` in a mountinfo text: the one a lookup of
+/// `path` reaches.
+pub fn topmost_at(mountinfo: &str, path: &Path) -> Option<MountInfo> {
     parse_mounts(mountinfo)
         .filter(|m| m.mount_point == path)
         .last()
-        .map(|m| m.fs_type)
+}
+
+/// The type of the topmost mount at exactly `path` in a mountinfo text.
+fn topmost_type_at(mountinfo: &str, path: &Path) -> Option<String> {
+    topmost_at(mountinfo, path).map(|m| m.fs_type)
 }
 
 /// Undoes mountinfo's octal escapes (`\040` for a space, `\011` tab, `\012` newline, `\134`

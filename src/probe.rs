@@ -114,10 +114,7 @@ impl Served {
 pub fn probe(mountpoint: &Path, limit: Duration) -> Result<Served, ProbeError> {
     let path = mounts::absolute(mountpoint);
     let text = kfile::read_text(Path::new(own::MOUNTINFO)).map_err(ProbeError::MountInfo)?;
-    let Some(mount) = mounts::parse_mounts(&text)
-        .filter(|m| m.mount_point == path)
-        .last()
-    else {
+    let Some(mount) = mounts::topmost_at(&text, &path) else {
         return Err(ProbeError::NotMounted(path));
     };
     if !crate::reattach::scan::is_lxcfs(&mount.fs_type, mount.mount_source.as_deref()) {

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use base64::Engine as _;
+use common::admission::{patch_ops, patch_response, patched_pod};
 use common::container::Rootfs;
 use common::podman::Podman;
 use common::*;
@@ -97,37 +97,14 @@ fn admitted(pod: &serde_json::Value, mnt: &Path) -> (serde_json::Value, usize) {
             "object": pod
         }
     });
-    let mut child = Command::new(BIN)
-        .args(["kube", "patch", "--mount-point", mnt.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("running lxcfs-rs kube patch");
-    {
-        use std::io::Write as _;
-        let mut stdin = child.stdin.take().unwrap();
-        stdin
-            .write_all(review.to_string().as_bytes())
-            .expect("writing the review");
-    }
-    let out = child.wait_with_output().unwrap();
-    assert_succeeds(&out, "lxcfs-rs kube patch");
-    let response: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("kube patch prints JSON");
-    let response = &response["response"];
+    let input = review.to_string();
+    let response = patch_response(input.as_bytes(), &["--mount-point", mnt.to_str().unwrap()]);
     assert_eq!(response["allowed"], true, "{response}");
-    let mut patched = pod.clone();
-    let Some(encoded) = response["patch"].as_str() else {
-        return (patched, 0);
-    };
-    assert_eq!(response["patchType"], "JSONPatch", "{response}");
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .expect("the patch is base64");
-    let patch: json_patch::Patch = serde_json::from_slice(&bytes).expect("a JSON patch");
-    json_patch::patch(&mut patched, &patch).expect("the patch applies to the pod");
-    (patched, patch.0.len())
+    if response.get("patch").is_none() {
+        return (pod.clone(), 0);
+    }
+    let ops = patch_ops(&response).0.len();
+    (patched_pod(input.as_bytes(), &response), ops)
 }
 
 /// `podman kube play` of `pod`, then [`REPORT`] from its container.

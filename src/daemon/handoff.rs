@@ -165,7 +165,7 @@ impl StatusAsker {
 pub fn ask_status(dir: &Path, mountpoint: &Path) -> Result<serde_json::Value, HandoffError> {
     let deadline = std::time::Instant::now() + Duration::from_secs(1);
     loop {
-        match ask_status_once(dir, mountpoint) {
+        match ask_status_now(dir, mountpoint) {
             Err(e) if e.is_transient() && std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
@@ -174,15 +174,9 @@ pub fn ask_status(dir: &Path, mountpoint: &Path) -> Result<serde_json::Value, Ha
     }
 }
 
-/// Asks the daemon serving `mountpoint` how it is, once (no retry: a daemon that does not
-/// answer now is reported as not answering).
-pub fn ask_status_now(dir: &Path, mountpoint: &Path) -> Result<serde_json::Value, HandoffError> {
-    ask_status_once(dir, mountpoint)
-}
-
 /// Whether a running lxcfs-rs answers for `mountpoint` right now (no retry).
 pub fn answers(dir: &Path, mountpoint: &Path) -> bool {
-    ask_status_once(dir, mountpoint).is_ok()
+    ask_status_now(dir, mountpoint).is_ok()
 }
 
 /// Connects to the daemon serving `mountpoint` and sends `request`: the stream, and how to
@@ -207,7 +201,9 @@ fn ask(
     Ok((stream, exchange))
 }
 
-fn ask_status_once(dir: &Path, mountpoint: &Path) -> Result<serde_json::Value, HandoffError> {
+/// Asks the daemon serving `mountpoint` how it is, once (no retry: a daemon that does not
+/// answer now is reported as not answering).
+pub fn ask_status_now(dir: &Path, mountpoint: &Path) -> Result<serde_json::Value, HandoffError> {
     use std::io::Read;
     let (stream, exchange) = ask(dir, mountpoint, STATUS)?;
     let mut text = String::new();

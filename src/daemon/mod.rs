@@ -205,6 +205,20 @@ fn raise_descriptor_limit() {
 /// The key of the session state's `app` under which a handoff carries the snapshot ledger.
 const LEDGER_KEY: &str = "snapshot_ledger";
 
+/// Adds `board`'s snapshot ledger to the state handed to a successor, so that the handles it
+/// adopts end where the parked worker's snapshots ended (base64 in the JSON: an older
+/// successor ignores it).
+fn hand_ledger_over(board: &Board, app: &mut serde_json::Value) {
+    use base64::Engine as _;
+    let ledger = board.ledger_bytes();
+    if let Some(app) = app.as_object_mut()
+        && !ledger.is_empty()
+    {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(ledger);
+        app.insert(LEDGER_KEY.into(), encoded.into());
+    }
+}
+
 /// Puts the predecessor's snapshot ledger (if it sent one) on our board, and takes it out of
 /// the state, which is kept on the board in a space too small for it.
 fn restore_ledger(board: &Board, app: &mut serde_json::Value) {

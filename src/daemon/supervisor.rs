@@ -583,20 +583,7 @@ impl Supervisor {
             Asked::Takeover(successor) => {
                 self.park();
                 let mut state = self.session_state();
-                // Where the parked worker's snapshots ended, for the handles the successor
-                // adopts (base64 in the JSON: an older successor ignores it).
-                let ledger = self.conn.board.ledger_bytes();
-                if let Some(app) = state.app.as_object_mut()
-                    && !ledger.is_empty()
-                {
-                    use base64::Engine as _;
-                    app.insert(
-                        super::LEDGER_KEY.into(),
-                        base64::engine::general_purpose::STANDARD
-                            .encode(ledger)
-                            .into(),
-                    );
-                }
+                super::hand_ledger_over(&self.conn.board, &mut state.app);
                 match successor.hand_over(&state, &self.conn.fuse) {
                     Ok(true) => return Some(End::HandedOver),
                     Ok(false) => warn!("the successor did not take the mount over; serving on"),
@@ -790,7 +777,8 @@ impl Supervisor {
         match end {
             End::HandedOver if self.cfg.wait_after_handoff => {
                 info!(
-                    "handed {} over to a successor; waiting for SIGTERM or SIGINT                      (--wait-after-handoff), holding nothing of the mount",
+                    "handed {} over to a successor; waiting for SIGTERM or SIGINT \
+                     (--wait-after-handoff), holding nothing of the mount",
                     mountpoint.display()
                 );
                 return self.wait_idle();

@@ -19,6 +19,7 @@ use thiserror::Error;
 
 use super::certs::{self, CertError, Certs};
 use super::targets::{self, INJECT_ANNOTATION, NAMESPACE_LABEL, NAMESPACE_LABEL_VALUE};
+use super::webhook::{MUTATE_NAMESPACE_PATH, MUTATE_PATH, READYZ_PATH};
 
 /// The namespace everything lives in unless `--namespace` says otherwise.
 pub const DEFAULT_NAMESPACE: &str = "lxcfs-rs";
@@ -38,15 +39,6 @@ pub const NAME_LABEL: &str = "app.kubernetes.io/name";
 /// The port the webhook server listens on inside its pod (unprivileged, so it runs as
 /// nobody); the Service maps 443 to it.
 pub const WEBHOOK_PORT: u16 = 8443;
-
-/// The webhook route for pods opted in by their own annotation.
-pub const MUTATE_PATH: &str = "/mutate";
-
-/// The webhook route for pods of labelled namespaces (unless the pod opts out).
-pub const MUTATE_NAMESPACE_PATH: &str = "/mutate-namespace";
-
-/// The webhook server's readiness route.
-pub const READYZ_PATH: &str = "/readyz";
 
 /// Where the image puts the binary (`FROM scratch`, `ENTRYPOINT ["/lxcfs-rs"]`): exec
 /// probes need its full path, since a scratch image has no shell and no `PATH` lookup.
@@ -105,8 +97,8 @@ pub enum ManifestError {
     #[error("image {0:?} must be non-empty and contain no whitespace")]
     Image(String),
     /// The mount point is not usable in a hostPath and on the daemon's command line.
-    #[error("mount point {0:?} must be an absolute path other than /, without whitespace or ':'")]
-    MountPoint(String),
+    #[error(transparent)]
+    MountPoint(#[from] targets::MountPointError),
     /// The webhook's certificates could not be made.
     #[error(transparent)]
     Certs(#[from] CertError),
@@ -146,28 +138,13 @@ pub fn check_image(image: &str) -> Result<String, ManifestError> {
     }
 }
 
-/// `mount_point` if it is absolute, not `/`, and has no whitespace, control character or
-/// `:` (the daemon takes it as one argument, and `:` would split hostPath-style specs).
-pub fn check_mount_point(mount_point: &str) -> Result<String, ManifestError> {
-    let bad = !mount_point.starts_with('/')
-        || mount_point.trim_end_matches('/').is_empty()
-        || mount_point
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == ':');
-    if bad {
-        Err(ManifestError::MountPoint(mount_point.to_owned()))
-    } else {
-        Ok(mount_point.to_owned())
-    }
-}
-
 impl Options {
     /// Checks every field (the command line checks them as it parses; this covers callers
     /// of the library).
     pub fn check(&self) -> Result<(), ManifestError> {
         check_namespace(&self.namespace)?;
         check_image(&self.image)?;
-        check_mount_point(&self.mount_point)?;
+        targets::check_mount_point(&self.mount_point)?;
         Ok(())
     }
 
@@ -377,8 +354,9 @@ pub fn webhook(opts: &Options, certs: &Certs) -> Vec<Value> {
             "template": {
                 "metadata": {
                     "labels": labels(WEBHOOK_NAME),
-                    // The server reads its certificate once: a rotation (a re-applied
-                    // Secret) must roll the pods.
+                    // A rotation (a re-applied Secret) rolls the pods at once, rather than
+                    // waiting for the kubelet to update their volume and the server to
+                    // notice (`--recheck-every`).
                     "annotations": { "lxcfs-rs.io/tls-fingerprint": fingerprint(&certs.cert_pem) },
                 },
                 "spec": {
@@ -796,9 +774,9 @@ mod tests {
         }
         assert!(check_image("registry.example:5000/lxcfs-rs@sha256:00").is_ok());
         for mp in ["", "/", "//", "var/lib/lxcfs", "/a b", "/a:b", "/a\nb"] {
-            assert!(check_mount_point(mp).is_err(), "{mp:?}");
+            assert!(targets::check_mount_point(mp).is_err(), "{mp:?}");
         }
-        assert!(check_mount_point("/var/lib/lxcfs").is_ok());
+        assert!(targets::check_mount_point("/var/lib/lxcfs").is_ok());
         // One line each, naming the value.
         let msg = check_namespace("Bad_NS").unwrap_err().to_string();
         assert!(!msg.contains('\n') && msg.contains("\"Bad_NS\""), "{msg}");

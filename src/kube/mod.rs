@@ -9,14 +9,14 @@ pub mod targets;
 pub mod webhook;
 
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Why a `kube` command failed.
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
-    /// hostPath volumes need an absolute path.
-    #[error("--mount-point {0:?} is not an absolute path")]
-    RelativeMountPoint(PathBuf),
+    /// The mount point cannot be a hostPath.
+    #[error("--mount-point")]
+    MountPoint(#[from] targets::MountPointError),
     /// stdin could not be read.
     #[error("reading the AdmissionReview from stdin")]
     Stdin(#[source] std::io::Error),
@@ -36,9 +36,7 @@ pub fn patch_options(
     mount_point: &Path,
     namespace_opted_in: bool,
 ) -> Result<patch::Options, KubeError> {
-    if !mount_point.is_absolute() {
-        return Err(KubeError::RelativeMountPoint(mount_point.to_path_buf()));
-    }
+    targets::check_mount_point(&mount_point.to_string_lossy())?;
     Ok(patch::Options {
         mount_point: mount_point.to_path_buf(),
         namespace_opted_in,

@@ -18,6 +18,30 @@ pub const NAMESPACE_LABEL_VALUE: &str = "enabled";
 /// Prefix of every volume lxcfs-rs injects.
 pub const VOLUME_PREFIX: &str = "lxcfs-rs-";
 
+/// A mount point that cannot be used: hostPaths need an absolute path, and the daemon takes
+/// it as one argument on its command line.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "mount point {0:?} is not an absolute path other than /, free of whitespace and ':' (a hostPath and one argument of the daemon)"
+)]
+pub struct MountPointError(pub String);
+
+/// `mount_point` if pods can be given hostPaths under it and the daemon's command line can
+/// carry it: absolute, not `/`, no whitespace, control character or `:` (which splits
+/// hostPath-style `SRC:DST` specs).
+pub fn check_mount_point(mount_point: &str) -> Result<String, MountPointError> {
+    let bad = !mount_point.starts_with('/')
+        || mount_point.trim_end_matches('/').is_empty()
+        || mount_point
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == ':');
+    if bad {
+        Err(MountPointError(mount_point.to_owned()))
+    } else {
+        Ok(mount_point.to_owned())
+    }
+}
+
 /// One injected hostPath volume and where containers mount it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Injected {

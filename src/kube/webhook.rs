@@ -38,6 +38,15 @@ pub const BODY_LIMIT: usize = 4 << 20;
 /// or stuck connections do not pile up.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The route for pods opted in by their own annotation.
+pub const MUTATE_PATH: &str = "/mutate";
+
+/// The route for pods of labelled namespaces (unless the pod opts out).
+pub const MUTATE_NAMESPACE_PATH: &str = "/mutate-namespace";
+
+/// The readiness route.
+pub const READYZ_PATH: &str = "/readyz";
+
 /// What `kube webhook` serves.
 #[derive(Debug, Clone)]
 pub struct WebhookConfig {
@@ -203,19 +212,19 @@ pub enum Route {
 /// The route of `method` on `path` (without the query: the apiserver appends `?timeout=`).
 pub fn route(method: &Method, path: &str) -> Route {
     let wanted = match path {
-        "/mutate" => (
+        MUTATE_PATH => (
             Method::POST,
             Route::Mutate {
                 namespace_opted_in: false,
             },
         ),
-        "/mutate-namespace" => (
+        MUTATE_NAMESPACE_PATH => (
             Method::POST,
             Route::Mutate {
                 namespace_opted_in: true,
             },
         ),
-        "/readyz" => (Method::GET, Route::Ready),
+        READYZ_PATH => (Method::GET, Route::Ready),
         _ => return Route::NotFound,
     };
     if *method == wanted.0 || (wanted.0 == Method::GET && *method == Method::HEAD) {

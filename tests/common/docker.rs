@@ -146,19 +146,7 @@ impl Dockerd {
         }
         dockerd.busybox = format!("{}:busybox", dockerd.parent);
         let tar = dockerd.dir.join("rootfs.tar");
-        let out = Command::new("tar")
-            .arg("-C")
-            .arg(rootfs.path())
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".")
-            .output()
-            .expect("running tar");
-        assert!(
-            out.status.success(),
-            "tar of the rootfs: {}",
-            describe(&out)
-        );
+        rootfs.archive(&tar);
         let import = ["import", tar.to_str().unwrap(), dockerd.busybox.as_str()];
         dockerd.checked(&import);
         Some(dockerd)

@@ -28,6 +28,7 @@
 //! - [`agent`]: the seccomp agent on a socket of the test's own, and its profile;
 //! - [`fdstore`]: a stand-in for systemd's file descriptor store (notify socket, `LISTEN_FDS`);
 //! - [`fixture_tree`]: fake host trees (`proc/...`, `sys/...`) for `--host-root`;
+//! - [`admission`]: `kube patch` run on a review, its patch decoded and applied;
 //! - [`webhook`]: `kube webhook` on 127.0.0.1, its port and log;
 //! - [`kube_validate`]: Kubernetes' schemas (`kubernetes-validate --strict`) for manifests and pods;
 //! - [`splice`]: sendfile(2), the daemon's logged refusals of page-cache reads, and the proof
@@ -37,6 +38,7 @@
 
 #[macro_use]
 pub mod env;
+pub mod admission;
 pub mod agent;
 pub mod cgroup;
 pub mod container;

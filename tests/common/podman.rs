@@ -60,14 +60,7 @@ impl Podman {
             kube_cgroups: Default::default(),
         };
         let tar = podman.dir.join("rootfs.tar");
-        let mut tar_cmd = Command::new("tar");
-        tar_cmd
-            .arg("-C")
-            .arg(rootfs.path())
-            .arg("-cf")
-            .arg(&tar)
-            .arg(".");
-        checked(tar_cmd, &["tar", "-cf"]);
+        rootfs.archive(&tar);
         let mut import = podman.command();
         import.arg("import").arg(&tar).arg(&podman.image);
         checked(import, &["podman", "import"]);

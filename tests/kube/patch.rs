@@ -231,18 +231,13 @@ fn the_mount_point_sets_the_host_paths() {
 }
 
 /// `out` is exit 1 with nothing on stdout and one line on stderr containing `what`.
+#[track_caller]
 fn assert_one_line_failure(out: &std::process::Output, what: &str) {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    common::assert_fails(out, 1, what);
     assert!(
         out.stdout.is_empty(),
         "{}",
         String::from_utf8_lossy(&out.stdout)
-    );
-    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
-    assert!(
-        stderr.starts_with("lxcfs-rs: ") && stderr.contains(what),
-        "{stderr}"
     );
 }
 

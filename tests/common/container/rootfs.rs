@@ -2,13 +2,13 @@
 
 use std::fs;
 use std::os::unix::fs::symlink;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, Weak};
 
 use super::open_to_all;
 use super::sysinfo_probe::SYSINFO_PROBE_C;
-use crate::common::{TestDir, describe};
+use crate::common::{TestDir, checked, describe};
 
 /// Where busybox-static installs the busybox the root filesystem is made of.
 pub(super) const BUSYBOX: &str = "/bin/busybox";
@@ -621,6 +621,14 @@ impl Rootfs {
     /// The root filesystem's directory.
     pub fn path(&self) -> PathBuf {
         self.dir.join("rootfs")
+    }
+
+    /// Writes the root filesystem as a tar archive to `tar`, what `docker import` and
+    /// `podman import` make an image of.
+    pub fn archive(&self, tar: &Path) {
+        let mut cmd = Command::new("tar");
+        cmd.arg("-C").arg(self.path()).arg("-cf").arg(tar).arg(".");
+        checked(cmd, &["tar", "-cf"]);
     }
 
     /// The probe, which is static and so runs on the host too (for host reference values).
