@@ -4,7 +4,7 @@
 //! What lxcfs-rs takes beyond the floor is its own work (node tables, handles, rendering the
 //! cgroup's view); what the floor takes beyond the kernel is FUSE's.
 //!
-//! `floor [--threads N] MOUNTPOINT` mounts `fuse.lxcfs-floor` read-only at MOUNTPOINT and
+//! `floor [--threads N] [--io-uring] MOUNTPOINT` mounts `fuse.lxcfs-floor` read-only at MOUNTPOINT and
 //! serves the files the benchmark reads by default (`proc/meminfo`, `proc/cpuinfo`,
 //! `proc/stat`, `proc/uptime`, `sys/devices/system/cpu/online`) and their directories.
 //! Every file holds the same fixed [`SIZE`] bytes, made once, so a read does no host I/O
@@ -196,7 +196,7 @@ impl Filesystem for Floor {
     fn releasedir(&self, _: u64, _: u64) {}
 }
 
-/// `floor [--threads N] MOUNTPOINT`.
+/// `floor [--threads N] [--io-uring] MOUNTPOINT`.
 #[derive(Parser)]
 #[command(
     about = "A FUSE filesystem of fixed 1400-byte files on lxcfs-rs's session layer: \
@@ -209,6 +209,9 @@ struct Args {
     /// at most 16].
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
     threads: Option<u16>,
+    /// Serve over FUSE-over-io_uring when the kernel offers it, as lxcfs-rs --io-uring.
+    #[arg(long)]
+    io_uring: bool,
 }
 
 impl Args {
@@ -247,6 +250,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
     let config = SessionConfig {
         threads,
         clones: Clones::Missing,
+        io_uring: args.io_uring,
     };
     let start = Start::Fresh {
         generation: 1,

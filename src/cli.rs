@@ -380,6 +380,14 @@ pub struct DaemonArgs {
     #[arg(long)]
     pub no_resend: bool,
 
+    /// Serve over FUSE-over-io_uring when the kernel offers it (Linux 6.14+ with
+    /// /sys/module/fuse/parameters/enable_uring set to 1, host-wide): requests stay on the
+    /// reader's CPU and cost one system call instead of two. Experimental: the kernel cannot
+    /// resend requests a crashed worker held on the ring, so a crash or a takeover can leave
+    /// readers waiting (see README).
+    #[arg(long)]
+    pub io_uring: bool,
+
     /// Serve as the worker of a supervisor (lxcfs-rs starts its workers itself).
     #[arg(long, hide = true)]
     pub worker: bool,

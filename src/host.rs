@@ -79,6 +79,10 @@ pub mod own {
     pub const FUSECTL: &str = "/sys/fs/fuse/connections";
     /// The FUSE sysctls (`default_request_timeout`, `max_request_timeout`).
     pub const FUSE_SYSCTLS: &str = "/proc/sys/fs/fuse";
+    /// Whether the kernel offers FUSE-over-io_uring to new connections (`Y`/`N`; host-wide).
+    pub const FUSE_ENABLE_URING: &str = "/sys/module/fuse/parameters/enable_uring";
+    /// The CPUs that may ever be online: the kernel makes one ring queue per possible CPU.
+    pub const CPU_POSSIBLE: &str = "/sys/devices/system/cpu/possible";
     /// Where the seccomp agent listens for runtimes by default (`linux.seccomp.listenerPath`).
     pub const SECCOMP_SOCKET: &str = "/run/lxcfs-rs/seccomp.sock";
     /// Our descriptors, to tell what a runtime sent us (`anon_inode:seccomp notify`).

@@ -183,6 +183,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
             takeover_if_running: cli.daemon.takeover_if_running,
             wait_after_handoff: cli.daemon.wait_after_handoff,
             no_resend: cli.daemon.no_resend,
+            io_uring: cli.daemon.io_uring,
             worker: cli.daemon.worker,
             host_mount_ns: cli.global.host_mount_ns,
         })?,

@@ -54,6 +54,8 @@ pub struct DaemonConfig {
     /// Never rely on the kernel resending requests a dead worker held (what kernels before
     /// 6.9 get): workers read from descriptors of their own.
     pub no_resend: bool,
+    /// Ask for FUSE-over-io_uring (`--io-uring`).
+    pub io_uring: bool,
     /// Run as the worker of a supervisor (internal: the supervisor starts it).
     pub worker: bool,
     /// Started with `--host-mount-ns`: the path we were started by names a file of another

@@ -647,8 +647,17 @@ impl Supervisor {
             "virtualized": s.virtualized.load(Ordering::Relaxed) != 0,
             "dev": dev,
             "threads": self.cfg.threads,
+            "transport": self.transport(),
             "systemd_store": self.in_systemd_store,
         })
+    }
+
+    /// How the kernel sends requests, as the INIT handshake kept on the board says.
+    fn transport(&self) -> crate::fuse::Transport {
+        match self.session_state().init {
+            Some(n) if n.uses_io_uring() => crate::fuse::Transport::IoUring,
+            _ => crate::fuse::Transport::DevFuse,
+        }
     }
 
     /// Requests waiting on the connection, from fusectl (read into a stack buffer: the

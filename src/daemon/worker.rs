@@ -221,6 +221,7 @@ pub(super) fn run(cfg: &DaemonConfig) -> Result<(), DaemonError> {
     let config = SessionConfig {
         threads: cfg.threads,
         clones: if resends { Clones::Given } else { Clones::Own },
+        io_uring: cfg.io_uring,
     };
     let session =
         Session::start(fs, fuse, start, config, journal).map_err(|source| DaemonError::Adopt {

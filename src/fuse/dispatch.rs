@@ -64,6 +64,8 @@ pub struct Dispatcher<'a, F: Filesystem> {
     pub observer: &'a dyn Observer,
     /// Scratch space for directory listings.
     pub scratch: &'a mut Vec<u8>,
+    /// Whether INIT asks for FUSE-over-io_uring when offered.
+    pub io_uring: bool,
 }
 
 /// Splits a duration into the seconds and nanoseconds FUSE carries.
@@ -163,7 +165,7 @@ impl<F: Filesystem> Dispatcher<'_, F> {
             return Ok(Outcome::Served);
         }
         match req.op {
-            Op::Init(offer) => match Negotiated::from_offer(offer) {
+            Op::Init(offer) => match Negotiated::from_offer(offer, self.io_uring) {
                 Ok(n) => {
                     debug!(
                         "INIT: kernel {}.{} flags {:#x}; answering 7.{} flags {:#x}",

@@ -17,9 +17,10 @@ pub mod reply;
 pub mod request;
 mod session;
 pub mod state;
+pub mod uring;
 
 pub use filesystem::{Attr, Ctx, Entry, FileKind, Filesystem, Opened, ReadData};
 pub use negotiate::Negotiated;
 pub use observer::{Observer, OnEnd, RESENT, Unobserved};
-pub use session::{Clones, Parked, Session, SessionConfig, Start, clone_device, resend};
+pub use session::{Clones, Parked, Session, SessionConfig, Start, Transport, clone_device, resend};
 pub use state::{SessionState, StateError};

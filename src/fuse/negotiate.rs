@@ -10,6 +10,7 @@ use fuse_abi::linux::{
 use serde::{Deserialize, Serialize};
 
 use super::request::InitIn;
+use super::uring::abi::FUSE_OVER_IO_URING;
 
 /// The oldest protocol minor served: 7.23 made `fuse_init_out` its present 64 bytes, and
 /// every kernel since Linux 3.15 speaks it.
@@ -62,8 +63,9 @@ pub enum NegotiateError {
 }
 
 impl Negotiated {
-    /// The answer to `offer`.
-    pub fn from_offer(offer: InitIn) -> Result<Self, NegotiateError> {
+    /// The answer to `offer`, asking for FUSE-over-io_uring when `io_uring` and the kernel
+    /// offers it.
+    pub fn from_offer(offer: InitIn, io_uring: bool) -> Result<Self, NegotiateError> {
         if offer.major != FUSE_KERNEL_VERSION || offer.minor < MIN_MINOR {
             return Err(NegotiateError::TooOld {
                 major: offer.major,
@@ -75,10 +77,15 @@ impl Negotiated {
             kernel_flags: offer.flags,
             max_readahead: offer.max_readahead,
             minor: offer.minor.min(FUSE_KERNEL_MINOR_VERSION),
-            flags: offer.flags & WANTED,
+            flags: offer.flags & (WANTED | if io_uring { FUSE_OVER_IO_URING } else { 0 }),
             max_write: MAX_WRITE,
             max_pages: MAX_PAGES,
         })
+    }
+
+    /// Whether requests come over io_uring once every queue has an entry.
+    pub fn uses_io_uring(&self) -> bool {
+        self.flags & FUSE_OVER_IO_URING != 0
     }
 
     /// Whether the kernel accepts `FUSE_NOTIFY_RESEND` (Linux 6.9 and later).
@@ -129,7 +136,7 @@ mod tests {
 
     #[test]
     fn answers_kernel_6_18_with_our_minor_and_the_old_flags() {
-        let n = Negotiated::from_offer(OFFER_618).unwrap();
+        let n = Negotiated::from_offer(OFFER_618, false).unwrap();
         assert_eq!(n.minor, 40);
         assert_eq!(
             n.flags,
@@ -144,12 +151,45 @@ mod tests {
     }
 
     #[test]
-    fn an_older_kernel_minor_is_spoken_and_resend_is_absent() {
-        let n = Negotiated::from_offer(InitIn {
-            minor: 31,
-            flags: 0x3fffffb,
+    fn io_uring_is_asked_for_only_when_wanted_and_offered() {
+        let offered = InitIn {
+            flags: 0x7fd73fffffb,
             ..OFFER_618
-        })
+        };
+        assert!(
+            Negotiated::from_offer(offered, true)
+                .unwrap()
+                .uses_io_uring()
+        );
+        assert_eq!(
+            Negotiated::from_offer(offered, true)
+                .unwrap()
+                .init_out()
+                .flags2,
+            1 << 9
+        );
+        assert!(
+            !Negotiated::from_offer(offered, false)
+                .unwrap()
+                .uses_io_uring()
+        );
+        assert!(
+            !Negotiated::from_offer(OFFER_618, true)
+                .unwrap()
+                .uses_io_uring()
+        );
+    }
+
+    #[test]
+    fn an_older_kernel_minor_is_spoken_and_resend_is_absent() {
+        let n = Negotiated::from_offer(
+            InitIn {
+                minor: 31,
+                flags: 0x3fffffb,
+                ..OFFER_618
+            },
+            false,
+        )
         .unwrap();
         assert_eq!(n.minor, 31);
         assert!(!n.has_resend());
@@ -159,11 +199,14 @@ mod tests {
     fn too_old_or_foreign_protocols_are_refused() {
         for (major, minor) in [(7, 22), (8, 45), (6, 40)] {
             assert_eq!(
-                Negotiated::from_offer(InitIn {
-                    major,
-                    minor,
-                    ..OFFER_618
-                }),
+                Negotiated::from_offer(
+                    InitIn {
+                        major,
+                        minor,
+                        ..OFFER_618
+                    },
+                    false
+                ),
                 Err(NegotiateError::TooOld { major, minor })
             );
         }

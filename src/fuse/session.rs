@@ -7,14 +7,15 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::thread::JoinHandleExt;
 use std::sync::Arc;
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use log::{debug, error, info, warn};
 use nix::errno::Errno;
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
 
 use super::dispatch::{Dispatcher, Outcome, Unsupported};
 use super::filesystem::Filesystem;
@@ -22,6 +23,7 @@ use super::negotiate::Negotiated;
 use super::observer::Observer;
 use super::reply::DevFuse;
 use super::state::{STATE_VERSION, SessionState};
+use super::uring::{self, queue::Event, queue::Queue};
 
 /// The signal that kicks a serving thread out of a blocking `read(2)` so it sees it must
 /// park. SIGURG: ignored by default, never sent by the kernel to a process without sockets
@@ -69,6 +71,20 @@ pub struct SessionConfig {
     pub threads: usize,
     /// Which struct files they read from.
     pub clones: Clones,
+    /// Ask the kernel for FUSE-over-io_uring and serve its queues when it agrees (see
+    /// [`uring`](super::uring)).
+    pub io_uring: bool,
+}
+
+/// How requests reach the serving threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Transport {
+    /// `read(2)` and `writev(2)` on `/dev/fuse`.
+    #[serde(rename = "/dev/fuse")]
+    DevFuse,
+    /// One io_uring queue per CPU (and `/dev/fuse` for FORGET and INTERRUPT).
+    #[serde(rename = "io_uring")]
+    IoUring,
 }
 
 struct Shared<F> {
@@ -78,6 +94,17 @@ struct Shared<F> {
     ended: AtomicBool,
     unsupported: Unsupported,
     observer: Arc<dyn Observer>,
+    /// Whether INIT asks for io_uring.
+    io_uring: bool,
+    /// Classic serving threads; ring threads are numbered after them for the observer.
+    classic: usize,
+    /// Ring threads, once INIT agreed on io_uring.
+    rings: Mutex<Vec<JoinHandle<()>>>,
+    rings_started: AtomicBool,
+    /// Ring queues registered without an error so far.
+    rings_registered: AtomicUsize,
+    /// Ring queues expected.
+    ring_queues: AtomicUsize,
 }
 
 /// A running session.
@@ -168,6 +195,12 @@ impl<F: Filesystem> Session<F> {
             ended: AtomicBool::new(false),
             unsupported: Unsupported::default(),
             observer,
+            io_uring: config.io_uring,
+            classic: config.threads.max(1),
+            rings: Mutex::new(Vec::new()),
+            rings_started: AtomicBool::new(false),
+            rings_registered: AtomicUsize::new(0),
+            ring_queues: AtomicUsize::new(0),
         });
         let fds: Vec<Arc<OwnedFd>> = fds.into_iter().map(Arc::new).collect();
         let threads = config.threads.max(1);
@@ -191,6 +224,11 @@ impl<F: Filesystem> Session<F> {
             } else {
                 session.fds[i % session.fds.len()].clone()
             });
+        }
+        // An adopted connection that already speaks io_uring sends its requests to the
+        // queues: they need entries at once.
+        if init.is_some_and(|n| n.uses_io_uring()) {
+            start_rings(&session.shared, &session.fds[0]);
         }
         for (i, fd) in thread_fds.into_iter().enumerate() {
             let shared = session.shared.clone();
@@ -224,6 +262,12 @@ impl<F: Filesystem> Session<F> {
         *self.shared.init.read()
     }
 
+    /// How requests reach the serving threads: io_uring once every queue registered its
+    /// entries.
+    pub fn transport(&self) -> Transport {
+        transport(&self.shared)
+    }
+
     /// Whether the connection has ended (unmounted or aborted).
     pub fn ended(&self) -> bool {
         self.shared.ended.load(Ordering::Acquire)
@@ -236,6 +280,7 @@ impl<F: Filesystem> Session<F> {
         let started = Instant::now();
         // A kick can land just before a thread enters read(2) and be lost, so kick until
         // every thread is out.
+        self.workers.append(&mut self.shared.rings.lock());
         while self.workers.iter().any(|w| !w.is_finished()) {
             for w in self.workers.iter().filter(|w| !w.is_finished()) {
                 let _ = nix::sys::pthread::pthread_kill(w.as_pthread_t(), KICK);
@@ -264,6 +309,7 @@ impl<F: Filesystem> Session<F> {
     /// Waits up to `timeout` for the serving threads to end (after an unmount); true if
     /// they did.
     pub fn wait(&mut self, timeout: Duration) -> bool {
+        self.workers.append(&mut self.shared.rings.lock());
         let deadline = Instant::now() + timeout;
         while self.workers.iter().any(|w| !w.is_finished()) {
             if Instant::now() >= deadline {
@@ -301,7 +347,7 @@ pub fn resend(fd: std::os::fd::BorrowedFd<'_>) -> io::Result<()> {
 }
 
 /// One serving thread: read a request, serve it, until parked or the connection ends.
-fn serve<F: Filesystem>(shared: &Shared<F>, thread: usize, fd: &OwnedFd, buffer: usize) {
+fn serve<F: Filesystem>(shared: &Arc<Shared<F>>, thread: usize, fd: &Arc<OwnedFd>, buffer: usize) {
     let mut unblock = SigSet::empty();
     unblock.add(KICK);
     let _ = unblock.thread_unblock();
@@ -333,12 +379,17 @@ fn serve<F: Filesystem>(shared: &Shared<F>, thread: usize, fd: &OwnedFd, buffer:
             unsupported: &shared.unsupported,
             observer: &*shared.observer,
             scratch: &mut scratch,
+            io_uring: shared.io_uring,
         };
         if let Some(unique) = unique_of(&buf[..n]) {
             shared.observer.taken(thread, unique);
         }
         let served = dispatcher.serve(&buf[..n], &mut DevFuse(fd.as_fd()));
         shared.observer.answered(thread);
+        // The INIT just answered agreed on io_uring: the kernel takes entries from now on.
+        if shared.io_uring && shared.init.read().is_some_and(|n| n.uses_io_uring()) {
+            start_rings(shared, fd);
+        }
         match served {
             Ok(Outcome::Served) => {}
             Ok(Outcome::Destroyed) => info!("the kernel sent DESTROY"),
@@ -349,6 +400,147 @@ fn serve<F: Filesystem>(shared: &Shared<F>, thread: usize, fd: &OwnedFd, buffer:
             Err(e) => warn!("writing a FUSE reply failed: {e}"),
         }
     }
+}
+
+/// Starts one ring thread per queue, once per session.
+fn start_rings<F: Filesystem>(shared: &Arc<Shared<F>>, fd: &Arc<OwnedFd>) {
+    if shared.rings_started.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    let Some(init) = *shared.init.read() else {
+        return;
+    };
+    let queues = match uring::queue_count() {
+        Ok(n) => n,
+        Err(e) => {
+            error!("io_uring: cannot count the possible CPUs ({e}); serving on /dev/fuse");
+            return;
+        }
+    };
+    shared.ring_queues.store(queues, Ordering::Release);
+    let payload = uring::payload_size(init.max_write, init.max_pages);
+    let mut rings = shared.rings.lock();
+    for qid in 0..queues {
+        let shared = shared.clone();
+        let fd = fd.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("fuse-ring-{qid}"))
+            .spawn(move || serve_ring(&shared, qid as u16, &fd, payload));
+        match spawned {
+            Ok(t) => rings.push(t),
+            Err(e) => error!("io_uring: cannot start the thread of queue {qid}: {e}"),
+        }
+    }
+    info!("serving over io_uring: {queues} queues");
+}
+
+/// The transport in use: io_uring once every queue registered.
+fn transport<F>(shared: &Shared<F>) -> Transport {
+    let queues = shared.ring_queues.load(Ordering::Acquire);
+    if queues > 0 && shared.rings_registered.load(Ordering::Acquire) == queues {
+        Transport::IoUring
+    } else {
+        Transport::DevFuse
+    }
+}
+
+/// One ring thread: on its queue's CPU, serve what the kernel puts into its entries and
+/// commit each reply, until parked or the connection ends.
+fn serve_ring<F: Filesystem>(shared: &Shared<F>, qid: u16, fd: &OwnedFd, payload: usize) {
+    let mut unblock = SigSet::empty();
+    unblock.add(KICK);
+    let _ = unblock.thread_unblock();
+    // The kernel queues a request on the reader's CPU; serving it there saves a wake-up on
+    // another CPU. A CPU that is offline now cannot be pinned to: serve from anywhere.
+    let mut cpus = nix::sched::CpuSet::new();
+    if cpus.set(usize::from(qid)).is_ok()
+        && let Err(e) = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus)
+    {
+        debug!("io_uring queue {qid}: not pinned to CPU {qid}: {e}");
+    }
+    let mut queue = match Queue::register(fd.as_fd(), qid, payload) {
+        Ok(q) => q,
+        Err(e) => {
+            error!("io_uring queue {qid}: cannot register its entries: {e}");
+            return;
+        }
+    };
+    shared.rings_registered.fetch_add(1, Ordering::AcqRel);
+    let thread = shared.classic + usize::from(qid);
+    let mut scratch = Vec::with_capacity(4096);
+    let mut stop: Option<Errno> = None;
+    let mut refused = false;
+    while stop.is_none() && !shared.parking.load(Ordering::Acquire) {
+        let turned = queue.turn(|queue, event| match event {
+            // The kernel refuses ring commands while `enable_uring` is off, even on a
+            // connection that began with it on. The reply is still in the entry: offer it
+            // again until the parameter is back (the reader waits meanwhile).
+            Event::Failed {
+                index,
+                errno: Errno::EOPNOTSUPP,
+            } => {
+                if !refused {
+                    error!(
+                        "io_uring queue {qid}: the kernel refuses the ring ({}: off?); readers \
+                         on CPU {qid} wait until it is back on",
+                        crate::host::own::FUSE_ENABLE_URING
+                    );
+                    refused = true;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+                if let Err(e) = queue.retry(index) {
+                    error!("io_uring queue {qid}: {e}");
+                }
+            }
+            Event::Failed { errno, .. } => stop = Some(errno),
+            Event::Request { index, bytes } => {
+                if std::mem::take(&mut refused) {
+                    info!("io_uring queue {qid}: the kernel takes the ring again");
+                }
+                let unique = unique_of(bytes).unwrap_or(0);
+                shared.observer.taken(thread, unique);
+                let mut sink = queue.sink(index);
+                let served = Dispatcher {
+                    fs: &*shared.fs,
+                    init: &shared.init,
+                    unsupported: &shared.unsupported,
+                    observer: &*shared.observer,
+                    scratch: &mut scratch,
+                    io_uring: shared.io_uring,
+                }
+                .serve(bytes, &mut sink);
+                // An entry is re-armed only by a commit, so every request gets an answer.
+                if !sink.written() {
+                    let _ = super::reply::error(&mut sink, unique, Errno::EIO);
+                }
+                shared.observer.answered(thread);
+                match served {
+                    Ok(Outcome::Destroyed) => info!("the kernel sent DESTROY"),
+                    Ok(Outcome::Served) => {}
+                    Err(e) => warn!("writing a FUSE reply into io_uring queue {qid} failed: {e}"),
+                }
+                if let Err(e) = queue.commit(index, unique) {
+                    error!("io_uring queue {qid}: {e}");
+                }
+            }
+        });
+        if let Err(e) = turned {
+            error!("io_uring queue {qid}: {e}");
+            stop = Some(Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)));
+        }
+    }
+    match stop {
+        // The connection was unmounted or aborted: the kernel ends every queue's commands.
+        Some(Errno::ENOTCONN | Errno::ECONNABORTED | Errno::ENODEV) => {
+            end(shared, "the filesystem was unmounted")
+        }
+        Some(errno) => {
+            shared.rings_registered.fetch_sub(1, Ordering::AcqRel);
+            error!("io_uring queue {qid} stopped: {errno}; its requests wait for /dev/fuse");
+        }
+        None => {}
+    }
+    let _ = queue.flush();
 }
 
 /// The `unique` of the request in `buf`, when it holds a whole header.

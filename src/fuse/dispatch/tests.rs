@@ -114,6 +114,7 @@ fn serve_observed(
         unsupported,
         observer,
         scratch: &mut scratch,
+        io_uring: false,
     }
     .serve(bytes, &mut out)
     .unwrap();
