@@ -14,7 +14,7 @@ use crate::cgroup::CgroupError;
 use crate::error_chain::Chain;
 use crate::fallback;
 use crate::files::{self, Entry, Reading, Sources, below_cpu_dir};
-use crate::fs::{Caller, Node, NodeKind, Provider};
+use crate::fs::{Caller, Group, Node, NodeKind, Provider, Rendered};
 use crate::host::HostPaths;
 
 pub use crate::files::{ViewOptions, generated_files};
@@ -49,7 +49,7 @@ impl View {
     /// The content of `path` for `caller`, and the fallbacks it took (why the reader got
     /// host values for some numbers).
     pub fn serve(&self, path: &str, caller: Caller) -> (io::Result<Vec<u8>>, Vec<String>) {
-        fallback::collect(|| self.make(path, caller.pid))
+        fallback::collect(|| self.make(path, &Reading::new(&self.src, caller.pid)))
     }
 
     /// What `sysinfo(2)` answers `pid` (the seccomp agent's numbers, made from the same
@@ -58,22 +58,69 @@ impl View {
         fallback::collect(|| files::sysinfo(&Reading::new(&self.src, pid)))
     }
 
-    /// The content of `path` for `pid`.
-    fn make(&self, path: &str, pid: u32) -> io::Result<Vec<u8>> {
+    /// The content of `path` for the reader of `reading`.
+    fn make(&self, path: &str, reading: &Reading<'_>) -> io::Result<Vec<u8>> {
         crate::stats::read();
         match files::lookup(path) {
             Some(Entry::File(_)) if !self.virtualized() => {
                 crate::kfile::read_bytes(&self.src.host.host_path(&Path::new("/").join(path)))
             }
-            Some(Entry::File(recipe)) => {
-                Ok(recipe.content(&Reading::new(&self.src, pid))?.into_bytes())
-            }
+            Some(Entry::File(recipe)) => Ok(recipe.content(reading)?.into_bytes()),
             Some(Entry::Dir) => Err(io::Error::from_raw_os_error(nix::libc::EISDIR)),
             None => {
                 let rest =
                     below_cpu_dir(path).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
                 files::cpu_dir::content(&self.src, rest)
             }
+        }
+    }
+}
+
+/// The group of readers in no cgroup the daemon can tell: the host (pid 0), and readers in a
+/// pid namespace it cannot see.
+const NO_PID: &str = "readers with no pid (the host, unseen pid namespaces)";
+/// The group of readers whose cgroups cannot be found (gone by now, or outside the mounted
+/// hierarchies).
+const UNKNOWN: &str = "readers whose cgroups are unknown";
+
+impl View {
+    /// The group of the reader of `reading`: its cgroup (see [`ReaderCgroups::identity`]),
+    /// from what rendering its file looked up, else looked up now (a file that needs no
+    /// cgroup, `proc/uptime`).
+    ///
+    /// [`ReaderCgroups::identity`]: crate::cgroup::ReaderCgroups::identity
+    fn group(&self, reading: &Reading<'_>) -> Group {
+        if reading.pid == 0 {
+            return Group::new(NO_PID);
+        }
+        let looked_up;
+        let cgroups = match reading.cgroups_if_known() {
+            Some(known) => known,
+            None => {
+                looked_up = self.src.hierarchies.of_pid(&self.src.host, reading.pid);
+                looked_up.as_ref().ok()
+            }
+        };
+        match cgroups.and_then(|cg| cg.identity()) {
+            Some(dir) => Group::new(dir.to_string_lossy()),
+            None => Group::new(UNKNOWN),
+        }
+    }
+
+    /// Logs one served read: who read what, and the fallbacks it took.
+    fn log_read(path: &str, caller: Caller, result: &io::Result<Vec<u8>>, fallbacks: &[String]) {
+        let Caller { pid, request } = caller;
+        match result {
+            Ok(bytes) => debug!(
+                "req={request} pid={pid} file={path} bytes={} fallbacks=[{}]",
+                bytes.len(),
+                fallbacks.join("; ")
+            ),
+            Err(e) => debug!(
+                "req={request} pid={pid} file={path} error=\"{}\" fallbacks=[{}]",
+                Chain(e),
+                fallbacks.join("; ")
+            ),
         }
     }
 }
@@ -127,20 +174,18 @@ impl Provider for View {
 
     fn content(&self, path: &str, caller: Caller) -> io::Result<Vec<u8>> {
         let (result, fallbacks) = self.serve(path, caller);
-        let Caller { pid, request } = caller;
-        match &result {
-            Ok(bytes) => debug!(
-                "req={request} pid={pid} file={path} bytes={} fallbacks=[{}]",
-                bytes.len(),
-                fallbacks.join("; ")
-            ),
-            Err(e) => debug!(
-                "req={request} pid={pid} file={path} error=\"{}\" fallbacks=[{}]",
-                Chain(e),
-                fallbacks.join("; ")
-            ),
-        }
+        View::log_read(path, caller, &result, &fallbacks);
         result
+    }
+
+    fn render(&self, path: &str, caller: Caller) -> io::Result<Rendered> {
+        let reading = Reading::new(&self.src, caller.pid);
+        let (result, fallbacks) = fallback::collect(|| self.make(path, &reading));
+        View::log_read(path, caller, &result, &fallbacks);
+        Ok(Rendered {
+            bytes: result?,
+            group: self.group(&reading),
+        })
     }
 
     fn readlink(&self, path: &str) -> io::Result<Vec<u8>> {
@@ -261,6 +306,30 @@ mod tests {
             s.loads,
             [32768, 16384, 0],
             "the host's loadavg file, without -l"
+        );
+    }
+
+    #[test]
+    fn a_reader_is_grouped_by_its_memory_cgroup_whether_or_not_its_file_needed_it() {
+        let fx = host();
+        fx.write("sys/devices/system/cpu/kernel_max", "8191\n");
+        let v = view(&fx);
+        let group = |path: &str, pid: u32| {
+            let reader = Caller { pid, request: 1 };
+            v.render(path, reader).expect(path).group.to_string()
+        };
+        let own = fx.host.host_path(Path::new("/sys/fs/cgroup/memory/box"));
+        assert_eq!(group("proc/meminfo", PID), own.to_string_lossy());
+        assert_eq!(
+            group("sys/devices/system/cpu/kernel_max", PID),
+            own.to_string_lossy(),
+            "looked up for a file made without it"
+        );
+        assert_eq!(group("proc/meminfo", 0), NO_PID);
+        assert_eq!(
+            group("proc/meminfo", 4242),
+            UNKNOWN,
+            "a reader that is gone"
         );
     }
 

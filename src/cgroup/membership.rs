@@ -141,6 +141,16 @@ impl ReaderCgroups {
     pub(crate) fn dir(&self, c: Controller) -> Option<&CgDir> {
         self.dirs[c.index()].as_ref()
     }
+
+    /// The directory that tells this reader's container from others: its memory cgroup's
+    /// (what bounds a container's memory), else its cgroup2 directory, else its first
+    /// controller's. A reader cannot leave it without write access to the hierarchy.
+    pub fn identity(&self) -> Option<&Path> {
+        self.dir(Controller::Memory)
+            .or(self.unified.as_ref())
+            .or_else(|| self.dirs.iter().flatten().next())
+            .map(|cg| cg.dir.as_path())
+    }
 }
 
 impl Hierarchies {

@@ -134,6 +134,12 @@ impl<'a> Reading<'a> {
             .as_ref()
     }
 
+    /// The reader's cgroups if a recipe looked them up (`Some(None)`: it did, and found
+    /// none), without looking them up.
+    pub(crate) fn cgroups_if_known(&self) -> Option<Option<&ReaderCgroups>> {
+        self.cgroups.get().map(Option::as_ref)
+    }
+
     /// The reader's CPU limits (all online CPUs, no quota, when its cgroups are unknown) and
     /// the host's online CPUs.
     pub(crate) fn cpu_limits(&self) -> (CpuLimits, Vec<u32>) {

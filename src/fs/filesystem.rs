@@ -1,5 +1,5 @@
 //! The FUSE requests answered over a [`Provider`]: node ids, attributes, opens, per-open
-//! snapshots and directory listings.
+//! snapshots (bounded per reader group) and directory listings.
 
 use std::io;
 use std::sync::Arc;
@@ -10,10 +10,12 @@ use log::{debug, error};
 use nix::errno::Errno;
 use parking_lot::Mutex;
 
-use super::handles::{Handle, Handles};
+use super::budget::{Accounts, Limits};
+use super::handles::{ENTRY_COST, Found, Handles, Kept};
 use super::inodes::{Collision, InodeInfo, Inodes, ROOT_INO, child_path};
 use super::ledger::SnapshotLedger;
-use super::provider::{Caller, Node, NodeKind, Provider};
+use super::provider::{Caller, Group, Node, NodeKind, Provider, Rendered};
+use super::snapshots;
 use crate::fuse::reply::DirBuf;
 use crate::fuse::{Attr, Ctx, Entry, FileKind, Filesystem, Opened, RESENT, ReadData};
 
@@ -33,6 +35,7 @@ pub struct LxcFs<P: Provider> {
     provider: Arc<P>,
     inodes: Inodes,
     handles: Handles,
+    accounts: Accounts,
     started: SystemTime,
     last_walk: Mutex<Instant>,
     ledger: Option<Arc<dyn SnapshotLedger>>,
@@ -55,6 +58,11 @@ impl From<NodeKind> for FileKind {
             NodeKind::Symlink => FileKind::Symlink,
         }
     }
+}
+
+/// An empty read: the reader is at the end of its file.
+fn end_of_file() -> ReadData {
+    ReadData::slice(Arc::from(&[][..]), 0, 0)
 }
 
 /// The errno for an I/O error from the provider.
@@ -86,12 +94,20 @@ impl<P: Provider> LxcFs<P> {
             provider,
             inodes: Inodes::default(),
             handles: Handles::new(generation),
+            accounts: Accounts::new(Limits::DEFAULT),
             started: SystemTime::now(),
             last_walk: Mutex::new(Instant::now()),
             ledger: None,
         };
         fs.walk()?;
         Ok(fs)
+    }
+
+    /// Bounds what each reader group, and all of them, make the filesystem keep by `limits`
+    /// rather than [`Limits::DEFAULT`].
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.accounts = Accounts::new(limits);
+        self
     }
 
     /// Notes each snapshot's length in `ledger`, and reads it there for handles adopted from
@@ -218,6 +234,67 @@ impl<P: Provider> LxcFs<P> {
         Ok(entries)
     }
 
+    /// A read of `size` bytes at `offset` from handle `fh` of `info` made afresh for the
+    /// reader, and kept for the reads after it as far as the reader's group may hold it.
+    fn read_afresh(
+        &self,
+        ctx: Ctx,
+        ino: u64,
+        info: &InodeInfo,
+        fh: u64,
+        offset: u64,
+        size: u32,
+    ) -> Result<ReadData, Errno> {
+        crate::failpoint::on_read(&info.path, ctx.unique & RESENT != 0);
+        let Rendered { bytes, group } = self
+            .provider
+            .render(&info.path, caller(ctx))
+            .map_err(|e| errno(&e))?;
+        info.served.fetch_max(bytes.len() as u64, Ordering::Relaxed);
+        if let Some(ledger) = &self.ledger {
+            ledger.note(fh, bytes.len());
+        }
+        // What the handle kept before goes first: a reader rereading from 0 (`top`) needs no
+        // room for two versions.
+        self.handles.forget(fh);
+        let reaches_end = offset.saturating_add(u64::from(size)) >= bytes.len() as u64;
+        let data = self.keep(fh, ino, group, bytes, reaches_end);
+        Ok(ReadData::slice(data, offset, size))
+    }
+
+    /// Keeps what handle `fh` of file `ino` was served: the bytes themselves while the reader
+    /// has more to read, only their length once this read `reaches_end`. Nothing when `group`
+    /// cannot pay for it: its reads past the start are then made afresh each time and sliced,
+    /// which costs it consistency between its own reads (the kernel's seq_file answers a read
+    /// after a seek that way) and costs the others nothing. Refusing its opens instead
+    /// (ENOMEM, EMFILE) would break every program in it that reads a file, not only the one
+    /// that hoards descriptors.
+    fn keep(
+        &self,
+        fh: u64,
+        ino: u64,
+        group: Group,
+        bytes: Vec<u8>,
+        reaches_end: bool,
+    ) -> Arc<[u8]> {
+        let account = self.accounts.of(group);
+        let Some(entry) = account.charge(ENTRY_COST) else {
+            return Arc::from(bytes);
+        };
+        if reaches_end {
+            self.handles.keep(fh, Kept::ended(bytes.len(), entry));
+            return Arc::from(bytes);
+        }
+        match snapshots::keep(&account, ino, bytes) {
+            Ok(snapshot) => {
+                let data = snapshot.bytes.clone();
+                self.handles.keep(fh, Kept::reading(snapshot, entry));
+                data
+            }
+            Err(bytes) => Arc::from(bytes),
+        }
+    }
+
     fn intern(&self, path: &str) -> Result<u64, Errno> {
         self.inodes.intern(path).map_err(|e| {
             error!("{e}");
@@ -267,8 +344,9 @@ impl<P: Provider> Filesystem for LxcFs<P> {
             return Err(Errno::EACCES);
         }
         match self.resolve(ino, caller(ctx))? {
-            (inode, node) if node.kind == NodeKind::File => Ok(Opened {
-                fh: self.handles.insert(Handle::new(inode, Vec::new())),
+            // Nothing is kept until the first read.
+            (_, node) if node.kind == NodeKind::File => Ok(Opened {
+                fh: self.handles.number(),
                 // Direct I/O: every read(2) comes to us with its reader, nothing is cached.
                 direct_io: true,
             }),
@@ -296,84 +374,54 @@ impl<P: Provider> Filesystem for LxcFs<P> {
             debug!("refusing page-cache read of fh {fh} by pid {}", ctx.pid);
             return Err(Errno::EINVAL);
         }
-        // A handle from before a takeover or a crash is adopted: rendered afresh at offset 0;
-        // at a later offset, EOF where the predecessor's snapshot ended (the ledger), else
-        // rendered and sliced (a read torn by the switch beats an error).
-        let handle = self
-            .handles
-            .get_or_adopt(fh, || {
-                let info = self.inode(ino)?;
-                Some(Handle::new(info, Vec::new()))
-            })
-            .ok_or(Errno::EBADF)?;
-        let mut snapshot = handle.snapshot.lock();
-        let data = match &*snapshot {
-            Some(data) if offset != 0 => data.clone(),
-            // No snapshot here for a read past the start: the handle's snapshot was made by
-            // a predecessor. Where it ended, the reader's file ended.
-            None if offset != 0
-                && self
-                    .ledger
-                    .as_ref()
-                    .and_then(|l| l.noted(fh))
-                    .is_some_and(|len| offset >= len as u64) =>
-            {
-                return Ok(ReadData::slice(Arc::from(&[][..]), 0, 0));
-            }
-            _ => {
-                crate::failpoint::on_read(&handle.inode.path, ctx.unique & RESENT != 0);
-                let bytes = self
-                    .provider
-                    .content(&handle.inode.path, caller(ctx))
-                    .map_err(|e| errno(&e))?;
-                handle
-                    .inode
-                    .served
-                    .fetch_max(bytes.len() as u64, Ordering::Relaxed);
-                let data = handle.inode.recent.lock().share(bytes);
-                if let Some(ledger) = &self.ledger {
-                    ledger.note(fh, data.len());
+        let info = self.inode(ino).ok_or(Errno::EBADF)?;
+        if offset != 0 {
+            match self.handles.find(fh, offset, size) {
+                Found::Snapshot(data) => return Ok(ReadData::slice(data, offset, size)),
+                Found::Ended(len) if offset >= len as u64 => return Ok(end_of_file()),
+                // Read to its end, then short of it without a rewind: made afresh, as the
+                // kernel's seq_file does for a read after a seek.
+                Found::Ended(_) => {}
+                // Nothing kept: the first read of this open, a handle whose group could not
+                // pay for a snapshot, or one opened by a predecessor, whose snapshot died with
+                // it: where that ended, the ledger may know.
+                Found::Nothing => {
+                    let ended = self.ledger.as_ref().and_then(|l| l.noted(fh));
+                    if ended.is_some_and(|len| offset >= len as u64) {
+                        return Ok(end_of_file());
+                    }
                 }
-                *snapshot = Some(data.clone());
-                data
             }
-        };
-        drop(snapshot);
-        Ok(ReadData::slice(data, offset, size))
+        }
+        self.read_afresh(ctx, ino, &info, fh, offset, size)
     }
 
     fn release(&self, _ino: u64, fh: u64) {
-        self.handles.remove(fh);
+        self.handles.forget(fh);
     }
 
     fn opendir(&self, ctx: Ctx, ino: u64) -> Result<u64, Errno> {
-        let (inode, node) = self.resolve(ino, caller(ctx))?;
+        let (_, node) = self.resolve(ino, caller(ctx))?;
         if node.kind != NodeKind::Dir {
             return Err(Errno::ENOTDIR);
         }
-        let entries = self.listing(ino, &inode, caller(ctx))?;
-        Ok(self.handles.insert(Handle::new(inode, entries)))
+        // Nothing is kept for a directory (100,000 open directories would otherwise hold
+        // 100,000 listings): each READDIR lists it again, sorted, so that an offset means the
+        // same entry to every call, and to a successor daemon.
+        Ok(self.handles.number())
     }
 
     fn readdir(
         &self,
         ctx: Ctx,
         ino: u64,
-        fh: u64,
+        _fh: u64,
         offset: u64,
         out: &mut DirBuf<'_>,
     ) -> Result<(), Errno> {
-        // A directory opened before a takeover is listed again: sorted listings make the
-        // offset mean the same entry.
-        let handle = self
-            .handles
-            .get_or_adopt(fh, || {
-                let info = self.inode(ino)?;
-                let entries = self.listing(ino, &info, caller(ctx)).ok()?;
-                Some(Handle::new(info, entries))
-            })
-            .ok_or(Errno::EBADF)?;
-        for (i, (ino, kind, name)) in handle.entries.iter().enumerate().skip(offset as usize) {
+        let info = self.inode(ino).ok_or(Errno::EBADF)?;
+        let entries = self.listing(ino, &info, caller(ctx))?;
+        for (i, (ino, kind, name)) in entries.iter().enumerate().skip(offset as usize) {
             if !out.add(*ino, (i + 1) as u64, (*kind).into(), name.as_bytes()) {
                 break;
             }
@@ -381,9 +429,7 @@ impl<P: Provider> Filesystem for LxcFs<P> {
         Ok(())
     }
 
-    fn releasedir(&self, _ino: u64, fh: u64) {
-        self.handles.remove(fh);
-    }
+    fn releasedir(&self, _ino: u64, _fh: u64) {}
 }
 
 #[cfg(test)]

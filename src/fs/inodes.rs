@@ -7,9 +7,8 @@
 //! every live bind mount at the next upgrade, which the golden-value test guards against.
 //! Collisions are checked whenever paths are registered: at start-up the whole tree is walked.
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 
-use super::snapshots::Recent;
 use std::collections::HashMap;
 use std::hash::Hasher;
 use std::sync::Arc;
@@ -21,8 +20,6 @@ pub struct InodeInfo {
     pub path: Arc<str>,
     /// The largest content served from it so far, in bytes (its reported size).
     pub served: AtomicU64,
-    /// Its last few distinct renderings, which opens with equal content share.
-    pub recent: Mutex<Recent>,
 }
 
 impl InodeInfo {
@@ -31,7 +28,6 @@ impl InodeInfo {
         InodeInfo {
             path: Arc::from(path),
             served: AtomicU64::new(0),
-            recent: Mutex::new(Recent::default()),
         }
     }
 }

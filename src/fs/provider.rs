@@ -1,6 +1,8 @@
 //! The interface between the FUSE layer and whatever decides file contents.
 
+use std::fmt;
 use std::io;
+use std::sync::Arc;
 
 /// What kind of node a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +40,33 @@ impl Caller {
     pub const HOST: Caller = Caller { pid: 0, request: 0 };
 }
 
+/// Readers that share one bound on what the daemon keeps for their open files (for the
+/// daemon's own provider, a cgroup). Opaque here: compared, hashed and named in the log.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Group(Arc<str>);
+
+impl Group {
+    /// The group called `name`; equal names are one group.
+    pub fn new(name: impl Into<Arc<str>>) -> Self {
+        Group(name.into())
+    }
+}
+
+impl fmt::Display for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A file's content made for one reader, and the reader's [`Group`], which pays for it if it
+/// is kept.
+pub struct Rendered {
+    /// The whole content.
+    pub bytes: Vec<u8>,
+    /// Who the reader is for the daemon's bounds on what it keeps.
+    pub group: Group,
+}
+
 /// Decides what the tree holds for a reader. Paths are relative to the mount point with no
 /// leading slash (`""` is the root, `"proc/meminfo"` a file).
 ///
@@ -50,6 +79,9 @@ pub trait Provider: Send + Sync + 'static {
     fn list(&self, path: &str, caller: Caller) -> io::Result<Vec<(String, NodeKind)>>;
     /// The whole content of file `path` for `caller`.
     fn content(&self, path: &str, caller: Caller) -> io::Result<Vec<u8>>;
+    /// [`Provider::content`] and `caller`'s group: what a read from the start serves and may
+    /// keep. A provider finds the group from what it learnt making the content, if it can.
+    fn render(&self, path: &str, caller: Caller) -> io::Result<Rendered>;
     /// The target of symlink `path`.
     fn readlink(&self, path: &str) -> io::Result<Vec<u8>>;
 }

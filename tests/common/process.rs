@@ -311,6 +311,17 @@ pub fn descendants_of(root: u32) -> std::collections::BTreeSet<u32> {
         .collect()
 }
 
+/// The resident memory of process `pid` (`VmRSS`), in KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    let path = format!("/proc/{pid}/status");
+    let status = fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS line in {path}:\n{status}"))
+}
+
 /// The parent of process `pid`, from `/proc/PID/stat`; `None` when it is gone.
 pub fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;

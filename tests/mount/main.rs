@@ -12,6 +12,7 @@
 //! - [`filesystem`]: modes, owner, read-only;
 //! - [`size`]: `st_size` against what readers get;
 //! - [`host_ns`]: `--host-mount-ns` from a mount namespace of the daemon's own;
+//! - [`hostile`]: a container holding 100,000 open descriptors, and the daemon's memory;
 //! - [`lifecycle`]: signals, stale mounts, flags, help and version;
 //! - [`errors`]: refused starts;
 //! - [`namespaces`]: the daemon outside the host's namespaces, readers it cannot look up;
@@ -27,6 +28,7 @@ mod errors;
 mod files;
 mod filesystem;
 mod host_ns;
+mod hostile;
 mod lifecycle;
 mod load;
 mod memory;

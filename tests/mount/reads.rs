@@ -192,45 +192,40 @@ fn concurrent_readers_each_get_their_own_view() {
 }
 
 /// A reader that keeps the file open and rereads it from offset 0 (procps `top` does) gets
-/// fresh content, while reads at later offsets slice the snapshot made at offset 0.
+/// fresh content, while reads at later offsets slice the snapshot made at offset 0 until the
+/// reader has read to its end, where it gets end-of-file.
 #[test]
 fn rereading_from_offset_zero_regenerates() {
     use std::os::unix::fs::FileExt;
     require!(mount);
     let d = Daemon::start(&[]);
     let file = fs::File::open(d.path("proc/uptime")).expect("opening proc/uptime");
-    let read_at = |offset: u64| {
-        let mut buf = [0u8; 256];
-        let n = file.read_at(&mut buf, offset).expect("pread");
+    let read_at = |offset: usize, size: usize| {
+        let mut buf = vec![0u8; size];
+        let n = file.read_at(&mut buf, offset as u64).expect("pread");
         String::from_utf8_lossy(&buf[..n]).into_owned()
     };
-    let first = read_at(0);
+    let first = read_at(0, 256);
     assert_eq!(
-        read_at(3),
-        first[3..],
-        "a later offset slices the same snapshot"
+        read_at(first.len(), 256),
+        "",
+        "the end is where the first read ended"
     );
+    // Up to the hundredths of the first number, then those again 1.1 s later: the reader is
+    // still in the middle of its snapshot.
+    let dot = first.find('.').expect("a decimal point in uptime");
+    let head = read_at(0, dot + 3);
     std::thread::sleep(Duration::from_millis(1100));
     assert_eq!(
-        read_at(3),
-        first[3..],
-        "still the same snapshot without a rewind"
+        read_at(dot + 1, 2),
+        head[dot + 1..],
+        "a later offset slices the snapshot made at 0, without a rewind"
     );
-    let again = read_at(0);
+    let again = read_at(0, 256);
     assert_ne!(
         again, first,
         "uptime read again from offset 0 after 1.1 s is fresh"
     );
-}
-
-/// The daemon's resident memory, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).expect("daemon status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .expect("VmRSS line")
 }
 
 /// One container holding 15,000 open descriptors of `proc/cpuinfo`, each read one byte:

@@ -34,9 +34,20 @@ impl Provider for Sizes {
         v.resize(len, b'x');
         Ok(v)
     }
+    fn render(&self, path: &str, caller: Caller) -> io::Result<Rendered> {
+        Ok(Rendered {
+            bytes: self.content(path, caller)?,
+            group: by_pid(caller),
+        })
+    }
     fn readlink(&self, _path: &str) -> io::Result<Vec<u8>> {
         Err(io::Error::from_raw_os_error(nix::libc::EINVAL))
     }
+}
+
+/// Each reader pid a group of its own.
+fn by_pid(caller: Caller) -> Group {
+    Group::new(format!("pid {}", caller.pid))
 }
 
 fn pid(pid: u32) -> Caller {
@@ -93,6 +104,12 @@ fn size_grows_with_what_was_served_and_is_never_zero() {
         }
         fn content(&self, _: &str, _: Caller) -> io::Result<Vec<u8>> {
             Ok(Vec::new())
+        }
+        fn render(&self, _: &str, caller: Caller) -> io::Result<Rendered> {
+            Ok(Rendered {
+                bytes: Vec::new(),
+                group: by_pid(caller),
+            })
         }
         fn readlink(&self, _: &str) -> io::Result<Vec<u8>> {
             Ok(Vec::new())
@@ -254,4 +271,174 @@ fn opens_with_equal_content_share_one_snapshot() {
         "another reader's view is its own"
     );
     assert_eq!(&rc.data[..6], b"pid 8 ");
+}
+
+/// `proc/cpuinfo` as a file that changes at every read: the n-th rendering is `100 + n`
+/// copies of the n-th letter, so that a read tells which rendering it was sliced from. Each
+/// reader pid is a group of its own.
+#[derive(Default)]
+struct Ticking(std::sync::atomic::AtomicUsize);
+
+impl Provider for Ticking {
+    fn node(&self, path: &str, caller: Caller) -> Option<Node> {
+        Sizes.node(path, caller)
+    }
+    fn list(&self, path: &str, caller: Caller) -> io::Result<Vec<(String, NodeKind)>> {
+        Sizes.list(path, caller)
+    }
+    fn content(&self, _path: &str, _caller: Caller) -> io::Result<Vec<u8>> {
+        let n = self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(vec![b'a' + (n % 26) as u8; 100 + n])
+    }
+    fn render(&self, path: &str, caller: Caller) -> io::Result<Rendered> {
+        Ok(Rendered {
+            bytes: self.content(path, caller)?,
+            group: by_pid(caller),
+        })
+    }
+    fn readlink(&self, path: &str) -> io::Result<Vec<u8>> {
+        Sizes.readlink(path)
+    }
+}
+
+/// A filesystem over [`Ticking`] where a group may hold `snapshots` snapshots of up to 150
+/// bytes, each with its entry.
+fn ticking(snapshots: usize) -> LxcFs<Ticking> {
+    let per = 150 + crate::fs::snapshots::OVERHEAD + ENTRY_COST;
+    LxcFs::new(Arc::new(Ticking::default()), 1)
+        .unwrap()
+        .with_limits(Limits {
+            group: snapshots * per,
+            ..Limits::DEFAULT
+        })
+}
+
+/// The letter a read was sliced from.
+fn letter(fs: &LxcFs<Ticking>, pid: u32, fh: u64, offset: u64) -> u8 {
+    let id = crate::fs::inodes::node_id("proc/cpuinfo");
+    let r = fs.read(ctx(pid), id, fh, offset, 1, READ).unwrap();
+    assert_eq!(r.bytes().len(), 1, "a byte at {offset}");
+    r.bytes()[0]
+}
+
+#[test]
+fn a_group_over_its_bound_is_served_without_snapshots_and_others_keep_theirs() {
+    let fs = ticking(3);
+    let id = crate::fs::inodes::node_id("proc/cpuinfo");
+    let open = |pid| fs.open(ctx(pid), id, 0).unwrap().fh;
+    let hog: Vec<u64> = (0..5).map(|_| open(7)).collect();
+    let first: Vec<u8> = hog.iter().map(|&fh| letter(&fs, 7, fh, 0)).collect();
+    assert_eq!(fs.handles.len(), 3, "three snapshots fit the group");
+    for (i, &fh) in hog.iter().enumerate() {
+        let later = letter(&fs, 7, fh, 1);
+        if i < 3 {
+            assert_eq!(later, first[i], "open {i} slices its snapshot");
+        } else {
+            assert_ne!(later, first[i], "open {i} is made again: nothing was kept");
+        }
+    }
+    // Another group is not held back by the first.
+    let other = open(8);
+    let mine = letter(&fs, 8, other, 0);
+    assert_eq!(letter(&fs, 8, other, 50), mine, "kept for the other group");
+    // The hog gives its opens back: it may keep again.
+    for &fh in &hog {
+        fs.release(id, fh);
+    }
+    let again = open(7);
+    let fresh = letter(&fs, 7, again, 0);
+    assert_eq!(letter(&fs, 7, again, 1), fresh);
+    fs.release(id, again);
+    fs.release(id, other);
+    assert_eq!(
+        fs.accounts.held(),
+        0,
+        "every release gives its charges back"
+    );
+    assert_eq!(fs.handles.len(), 0);
+}
+
+#[test]
+fn a_file_read_to_its_end_keeps_only_its_length_and_ends_there() {
+    let fs = ticking(3);
+    let id = crate::fs::inodes::node_id("proc/cpuinfo");
+    let fh = fs.open(ctx(7), id, 0).unwrap().fh;
+    let whole = fs.read(ctx(7), id, fh, 0, 4096, READ).unwrap();
+    assert_eq!(whole.bytes().len(), 100);
+    assert_eq!(
+        fs.accounts.held(),
+        ENTRY_COST,
+        "no snapshot kept for a file read whole"
+    );
+    // A newer rendering is longer: its tail must not follow.
+    assert!(
+        fs.read(ctx(7), id, fh, 100, 4096, READ)
+            .unwrap()
+            .bytes()
+            .is_empty()
+    );
+    // Read in pieces: the snapshot goes once the last piece is read.
+    let fh = fs.open(ctx(7), id, 0).unwrap().fh;
+    let head = fs.read(ctx(7), id, fh, 0, 60, READ).unwrap();
+    let len = head.data.len() as u64;
+    assert!(fs.accounts.held() > 2 * ENTRY_COST, "kept while being read");
+    let tail = fs.read(ctx(7), id, fh, 60, 4096, READ).unwrap();
+    assert_eq!(tail.bytes().len() as u64, len - 60);
+    assert_eq!(tail.bytes()[0], head.bytes()[0], "one rendering");
+    assert_eq!(fs.accounts.held(), 2 * ENTRY_COST, "only lengths are left");
+    assert!(
+        fs.read(ctx(7), id, fh, len, 4096, READ)
+            .unwrap()
+            .bytes()
+            .is_empty()
+    );
+}
+
+#[test]
+fn rereading_from_the_start_needs_no_room_for_two_versions() {
+    let fs = ticking(1);
+    let id = crate::fs::inodes::node_id("proc/cpuinfo");
+    let fh = fs.open(ctx(7), id, 0).unwrap().fh;
+    for _ in 0..5 {
+        let now = letter(&fs, 7, fh, 0);
+        assert_eq!(
+            letter(&fs, 7, fh, 1),
+            now,
+            "kept: the old version went first"
+        );
+    }
+}
+
+#[test]
+fn opens_and_directories_hold_nothing_until_a_file_is_read() {
+    let fs = fs(1);
+    let id = crate::fs::inodes::node_id("proc/cpuinfo");
+    for _ in 0..100 {
+        fs.open(ctx(7), id, 0).unwrap();
+    }
+    let cpu = crate::fs::inodes::node_id("cpu");
+    let dir = fs.opendir(ctx(7), cpu).unwrap();
+    assert_eq!(fs.handles.len(), 0);
+    let mut buf = Vec::new();
+    let mut out = DirBuf::new(&mut buf, 4096);
+    fs.readdir(ctx(7), cpu, dir, 3, &mut out).unwrap();
+    assert_eq!(dirent_names(out.bytes()), [b"b".as_slice()], "listed again");
+    assert_eq!(fs.accounts.held(), 0);
+}
+
+#[test]
+fn the_first_read_of_an_open_keeps_a_snapshot_whatever_its_offset() {
+    let fs = ticking(3);
+    let id = crate::fs::inodes::node_id("proc/cpuinfo");
+    let fh = fs.open(ctx(7), id, 0).unwrap().fh;
+    let first = letter(&fs, 7, fh, 5);
+    assert_eq!(
+        letter(&fs, 7, fh, 6),
+        first,
+        "sliced from the same rendering"
+    );
+    // Read to the end, then short of it without a rewind: made afresh, as seq_file does.
+    let len = fs.read(ctx(7), id, fh, 7, 4096, READ).unwrap().data.len() as u64;
+    assert_ne!(letter(&fs, 7, fh, 1), first);
+    assert!(len > 7);
 }
