@@ -11,6 +11,7 @@
 //! - [`load`]: loadavg values as the load tracker's ticks make them;
 //! - [`filesystem`]: modes, owner, read-only;
 //! - [`size`]: `st_size` against what readers get;
+//! - [`attributes`]: attributes the kernel caches, and reads past a cached size;
 //! - [`host_ns`]: `--host-mount-ns` from a mount namespace of the daemon's own;
 //! - [`lifecycle`]: signals, stale mounts, flags, help and version;
 //! - [`errors`]: refused starts;
@@ -22,6 +23,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod attributes;
 mod cpu;
 mod errors;
 mod files;
