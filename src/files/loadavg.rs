@@ -4,7 +4,7 @@
 use std::io;
 
 use super::context::{Reading, Recipe};
-use crate::cgroup::{ReaderCgroups, count_tasks};
+use crate::cgroup::ReaderCgroups;
 use crate::render;
 
 /// `proc/loadavg`.
@@ -19,7 +19,7 @@ impl Recipe for Loadavg {
         let (Some(loads), Some(dir)) = (loads, dir) else {
             return r.host_file("loadavg");
         };
-        let (tasks, newest) = count_tasks(&r.src.host, &dir);
+        let (tasks, newest) = r.src.tasks.count(&dir);
         let load = loads.load(&dir, tasks.running + tasks.blocked);
         let last_pid = newest
             .and_then(|task| r.src.pidns.pid_as_seen_by(r.pid, task))

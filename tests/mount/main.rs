@@ -9,6 +9,7 @@
 //! - [`splice`]: sendfile and splice readers, the race against our daemon and the C lxcfs;
 //! - [`files`]: loadavg, pressure, diskstats and slabinfo;
 //! - [`load`]: loadavg values as the load tracker's ticks make them;
+//! - [`tasks`]: running and blocked threads in proc/stat and loadavg, a thousand of them;
 //! - [`filesystem`]: modes, owner, read-only;
 //! - [`size`]: `st_size` against what readers get;
 //! - [`attributes`]: attributes the kernel caches, and reads past a cached size;
@@ -38,6 +39,7 @@ mod reads;
 mod size;
 mod splice;
 mod takeover;
+mod tasks;
 
 use std::fs;
 
