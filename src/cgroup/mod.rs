@@ -33,4 +33,4 @@ pub use membership::ReaderCgroups;
 pub use mountinfo::Hierarchies;
 pub use pressure::Psi;
 pub use task_cache::{FRESH_FOR, TaskCache};
-pub use tasks::count_tasks;
+pub use tasks::{Newest, count_tasks};

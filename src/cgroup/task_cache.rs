@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use super::tasks::count_tasks;
+use super::tasks::{Newest, count_tasks};
 use crate::host::HostPaths;
 use crate::model::TaskCounts;
 
@@ -38,7 +38,7 @@ struct Sample {
     /// The directory's inode when counted, which tells a cgroup made again at the same path.
     ino: u64,
     counts: TaskCounts,
-    newest: Option<u32>,
+    newest: Option<Newest>,
 }
 
 /// The latest count of one cgroup, behind a lock that a count holds: readers of a cgroup
@@ -66,7 +66,7 @@ impl TaskCache {
 
     /// The task counts of cgroup directory `dir` and its newest thread, as [`count_tasks`]
     /// gives them, counted at most [`TaskCache::new`]'s `fresh_for` ago.
-    pub fn count(&self, dir: &Path) -> (TaskCounts, Option<u32>) {
+    pub fn count(&self, dir: &Path) -> (TaskCounts, Option<Newest>) {
         let Ok(ino) = std::fs::metadata(dir).map(|m| m.ino()) else {
             // Removed: its entry goes, and the count says what a vanished cgroup has.
             self.slots.lock().pop(dir);
@@ -122,6 +122,12 @@ mod tests {
         fx.path(&rel)
     }
 
+    /// The counts and the newest thread's tid, as `cache` gives them for `dir`.
+    fn seen(cache: &TaskCache, dir: &Path) -> (TaskCounts, Option<u32>) {
+        let (counts, newest) = cache.count(dir);
+        (counts, newest.map(|n| n.tid))
+    }
+
     fn running(n: u64, total: u64) -> TaskCounts {
         TaskCounts {
             running: n,
@@ -135,18 +141,18 @@ mod tests {
         let fx = Fixture::new();
         let dir = cgroup(&fx, "ctr", &[(10, 'R'), (11, 'S')]);
         let kept = TaskCache::new(fx.host.clone(), Duration::from_secs(3600));
-        assert_eq!(kept.count(&dir), (running(1, 2), Some(11)));
+        assert_eq!(seen(&kept, &dir), (running(1, 2), Some(11)));
         cgroup(&fx, "ctr", &[(10, 'R'), (11, 'R'), (12, 'R')]);
         assert_eq!(
-            kept.count(&dir),
+            seen(&kept, &dir),
             (running(1, 2), Some(11)),
             "within the fresh time: the first count"
         );
         let expiring = TaskCache::new(fx.host.clone(), Duration::ZERO);
-        assert_eq!(expiring.count(&dir), (running(3, 3), Some(12)));
+        assert_eq!(seen(&expiring, &dir), (running(3, 3), Some(12)));
         cgroup(&fx, "ctr", &[(10, 'S')]);
         assert_eq!(
-            expiring.count(&dir),
+            seen(&expiring, &dir),
             (running(0, 1), Some(10)),
             "past the fresh time: counted again"
         );
