@@ -10,6 +10,8 @@
 //! - [`files`]: loadavg, pressure, diskstats and slabinfo;
 //! - [`load`]: loadavg values as the load tracker's ticks make them;
 //! - [`tasks`]: running and blocked threads in proc/stat and loadavg, a thousand of them;
+//! - [`kept_fds`]: host files kept open: fresh values, moved readers, reused pids, removed
+//!   cgroups let go;
 //! - [`filesystem`]: modes, owner, read-only;
 //! - [`size`]: `st_size` against what readers get;
 //! - [`attributes`]: attributes the kernel caches, and reads past a cached size;
@@ -30,6 +32,7 @@ mod errors;
 mod files;
 mod filesystem;
 mod host_ns;
+mod kept_fds;
 mod lifecycle;
 mod load;
 mod memory;
