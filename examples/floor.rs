@@ -10,8 +10,8 @@
 //! Every file holds the same fixed [`SIZE`] bytes, made once, so a read does no host I/O
 //! and no allocation beyond the session layer's. Everything else is as lxcfs-rs serves:
 //! the mount flags, the thread count, cloned `/dev/fuse` descriptors, direct-I/O opens and
-//! the TTLs (1 s for names, 0 for file attributes, 1 s for directory attributes). It
-//! unmounts on SIGTERM, SIGINT or SIGHUP.
+//! the TTLs (1 s for names and attributes, as lxcfs-rs gives every node that is the same for
+//! all readers). It unmounts on SIGTERM, SIGINT or SIGHUP.
 
 use std::error::Error;
 use std::path::PathBuf;
@@ -35,11 +35,9 @@ use nix::unistd::getpid;
 /// The benchmark checks a floor target by it (`-T floor=ROOT,pid=PID,fixed=1400`).
 const SIZE: usize = 1400;
 
-/// How long the kernel may keep a name, or a directory's attributes: lxcfs-rs's
-/// `STABLE_TTL` for the files every reader sees alike (all of these).
+/// How long the kernel may keep a name and its attributes: lxcfs-rs's `STABLE_TTL` for the
+/// nodes every reader sees alike (all of these).
 const STABLE_TTL: Duration = Duration::from_secs(1);
-/// File attributes are not cached, as lxcfs-rs's are not (their size depends on the reader).
-const FILE_ATTR_TTL: Duration = Duration::ZERO;
 
 /// One node of the tree; its node id is its index in [`TREE`] plus 1 (FUSE's root is 1).
 struct Node {
@@ -92,9 +90,9 @@ impl Floor {
 
     fn attr(&self, ino: u64) -> Result<(Attr, Duration), Errno> {
         let node = Self::node(ino)?;
-        let (perm, nlink, size, ttl) = match node.kind {
-            FileKind::File => (0o444, 1, SIZE as u64, FILE_ATTR_TTL),
-            _ => (0o555, 2, 0, STABLE_TTL),
+        let (perm, nlink, size) = match node.kind {
+            FileKind::File => (0o444, 1, SIZE as u64),
+            _ => (0o555, 2, 0),
         };
         let attr = Attr {
             ino,
@@ -104,7 +102,7 @@ impl Floor {
             size,
             time: self.started,
         };
-        Ok((attr, ttl))
+        Ok((attr, STABLE_TTL))
     }
 }
 

@@ -55,6 +55,10 @@ pub struct Args {
     /// CFS quota of the readers' cgroup, in CPUs (over a 100 ms period).
     #[arg(long, default_value_t = 0.5)]
     pub quota: f64,
+    /// Sleeping threads held in the readers' cgroup for the whole benchmark (one process),
+    /// as a container's idle threads: what `proc/stat`'s `procs_running` and `loadavg` count.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Set by `cargo bench`; without it the program runs its smoke test instead.
     #[arg(long, hide = true)]
     pub bench: bool,

@@ -10,6 +10,7 @@ use crate::cgroup::{BenchCgroup, Limits};
 use crate::check::{self, Expected};
 use crate::readers::{self, Outcome, Spec};
 use crate::report::{self, Row};
+use crate::sleepers::Sleepers;
 
 /// Set by SIGINT, SIGTERM or SIGHUP: the benchmark stops at its next wait and unwinds, so
 /// the cgroup and the readers are removed.
@@ -52,6 +53,11 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Vec<Row>, String> {
     };
     let name = format!("lxcfs-rs-bench-{}", std::process::id());
     let cg = BenchCgroup::create(&name, &limits)?;
+    // Dropped before the cgroup, which cannot go while they are in it.
+    let _sleepers = match args.threads {
+        0 => None,
+        n => Some(Sleepers::start(&cg, n)?),
+    };
     let expected = Expected::new(cg.memory_limit()?, &cg.cpus()?, limits.quota)?;
     for t in &args.targets {
         preflight(&cg, &expected, t, &args.files)?;

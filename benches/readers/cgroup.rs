@@ -100,6 +100,13 @@ impl BenchCgroup {
             .map_err(|_| format!("{}: not a number: {text:?}", path.display()))
     }
 
+    /// How many threads the cgroup holds (the cpu hierarchy's `tasks`).
+    pub fn tasks(&self) -> Result<usize, String> {
+        Ok(read(&self.by_controller["cpu"].join("tasks"))?
+            .lines()
+            .count())
+    }
+
     /// The CPUs the cgroup's cpuset grants, as the kernel reports them.
     pub fn cpus(&self) -> Result<String, String> {
         read(&self.by_controller["cpuset"].join("cpuset.cpus"))

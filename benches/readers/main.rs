@@ -32,6 +32,7 @@ mod reader;
 mod readers;
 mod report;
 mod sample;
+mod sleepers;
 mod smoke;
 
 use std::process::ExitCode;

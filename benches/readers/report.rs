@@ -45,6 +45,13 @@ pub fn header(out: &mut dyn Write, args: &Args, cgroup: &str, limits: &Limits) -
         })
         .collect();
     writeln!(out, "# targets: {}", targets.join(", "))?;
+    if args.threads > 0 {
+        writeln!(
+            out,
+            "# {} sleeping threads held in the readers' cgroup",
+            args.threads
+        )?;
+    }
     writeln!(
         out,
         "# readers: processes, each the init of its own pid namespace, in cgroup {cgroup} \

@@ -38,6 +38,10 @@ const TESTS: &[(&str, fn())] = &[
         "bench_refuses_targets_that_show_the_host",
         bench_refuses_targets_that_show_the_host,
     ),
+    (
+        "bench_holds_sleeping_threads_in_the_readers_cgroup",
+        bench_holds_sleeping_threads_in_the_readers_cgroup,
+    ),
 ];
 
 /// Runs the tests whose names contain one of the non-flag `args` (all without one).
@@ -407,4 +411,48 @@ fn bench_refuses_targets_that_show_the_host() {
         err.contains("proc/cpuinfo") && err.contains("CPUs, expected 1"),
         "refused for the wrong reason: {err}"
     );
+}
+
+/// `--threads N`: the benchmark starts only once N sleeping threads have joined the
+/// readers' cgroup (`Sleepers::start` waits for them), says so above the table, and leaves
+/// neither the threads nor the cgroup behind.
+fn bench_holds_sleeping_threads_in_the_readers_cgroup() {
+    require!(mount);
+    let ours = Daemon::start(&["-l"]);
+    let mut flags = target("ours", &ours).to_vec();
+    flags.extend(
+        [
+            "-f",
+            "proc/stat",
+            "-n",
+            "1",
+            "-d",
+            "0.3",
+            "-w",
+            "0.1",
+            "-r",
+            "1",
+            "--threads",
+            "100",
+        ]
+        .map(String::from),
+    );
+    let (rows, table) = bench_with(&flags);
+    let rows = rows.unwrap_or_else(|e| panic!("the benchmark failed: {e}"));
+    assert_eq!(
+        rows.len(),
+        1,
+        "one file, one reader count, one target:\n{table}"
+    );
+    assert!(
+        table.contains("# 100 sleeping threads held in the readers' cgroup"),
+        "the header says so:\n{table}"
+    );
+    let cgroup = format!("lxcfs-rs-bench-{}", std::process::id());
+    let left: Vec<PathBuf> = crate::common::v1_mounts()
+        .values()
+        .map(|mount| mount.join(&cgroup))
+        .filter(|d| d.exists())
+        .collect();
+    assert!(left.is_empty(), "the readers' cgroup is left: {left:?}");
 }

@@ -9,7 +9,8 @@
 //!
 //! One module per concern: `mountinfo` (where hierarchies are), `membership` (which cgroup a
 //! reader is in), `value` (number formats), then one per controller family (`memory`, `cpu`,
-//! `cpuacct`, `io`, `pressure`, `tasks`). All file reads go through `crate::kfile`.
+//! `cpuacct`, `io`, `pressure`, `tasks`, with `task_cache` keeping recent task counts). All
+//! file reads go through `crate::kfile`.
 
 mod controller;
 mod cpu;
@@ -20,6 +21,7 @@ mod membership;
 mod memory;
 mod mountinfo;
 mod pressure;
+mod task_cache;
 mod tasks;
 mod value;
 
@@ -30,4 +32,5 @@ pub use error::CgroupError;
 pub use membership::ReaderCgroups;
 pub use mountinfo::Hierarchies;
 pub use pressure::Psi;
-pub use tasks::count_tasks;
+pub use task_cache::{FRESH_FOR, TaskCache};
+pub use tasks::{Newest, count_tasks};

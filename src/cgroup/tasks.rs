@@ -23,12 +23,27 @@ impl ReaderCgroups {
     }
 }
 
+/// A thread and when it started, ordered by start time (then tid): the largest is the
+/// newest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Newest {
+    /// Start time, clock ticks since boot (field 22 of its `stat`).
+    pub start_ticks: u64,
+    /// Its host thread id.
+    pub tid: u32,
+}
+
 /// Counts the threads of `dir` and all its descendant cgroup dirs (v1 file `tasks`, v2
-/// `cgroup.threads`) by state from `<proc>/<tid>/stat` (R running, D blocked), and returns also
-/// the newest thread (largest start time, field 22; the kernel's own "last pid" counts threads
-/// too) as a host pid. A tid that vanished mid-walk is skipped, as is a child cgroup removed
-/// mid-walk: the counts are a sample, not a transaction.
-pub fn count_tasks(host: &HostPaths, dir: &Path) -> (TaskCounts, Option<u32>) {
+/// `cgroup.threads`) by state from `<proc>/<tid>/task/<tid>/stat` (R running, D blocked), and
+/// returns also the newest thread (largest start time, field 22; the kernel's own "last pid"
+/// counts threads too). A tid that vanished mid-walk is skipped, as is a child
+/// cgroup removed mid-walk: the counts are a sample, not a transaction.
+///
+/// The thread's own `stat` under `task/`, not `<proc>/<tid>/stat`: that one is the whole
+/// process's, and sums the times and faults of all its threads, so reading it once per thread
+/// costs threads² (a 1,000-thread process: 44 against 24 µs a thread on the development
+/// machine). State and start time are the thread's own in both.
+pub fn count_tasks(host: &HostPaths, dir: &Path) -> (TaskCounts, Option<Newest>) {
     // One stat of the top dir decides the version for the whole subtree.
     let list_name = if dir.join("cgroup.threads").exists() {
         "cgroup.threads"
@@ -36,9 +51,10 @@ pub fn count_tasks(host: &HostPaths, dir: &Path) -> (TaskCounts, Option<u32>) {
         "tasks"
     };
     let mut counts = TaskCounts::default();
-    let mut newest: Option<(u64, u32)> = None;
+    let mut newest: Option<Newest> = None;
     let mut tids = Vec::new();
-    // Reused for every tid: `<proc>/<tid>/stat` is built by push/pop, not allocated anew.
+    // Reused for every tid: `<proc>/<tid>/task/<tid>/stat` is built by push/pop, not
+    // allocated anew.
     let mut stat_path = host.proc.clone();
     let mut pending = vec![dir.to_path_buf()];
     while let Some(cgroup) = pending.pop() {
@@ -50,11 +66,12 @@ pub fn count_tasks(host: &HostPaths, dir: &Path) -> (TaskCounts, Option<u32>) {
             fallback::note(format_args!("{}: {e}", list.display()));
         }
         for &tid in &tids {
-            stat_path.push(tid.to_string());
-            stat_path.push("stat");
+            let tid_name = tid.to_string();
+            stat_path.extend([&*tid_name, "task", &*tid_name, "stat"]);
             let fields = read_with(&stat_path, parse_stat).ok().flatten();
-            stat_path.pop();
-            stat_path.pop();
+            for _ in 0..4 {
+                stat_path.pop();
+            }
             let Some(fields) = fields else { continue };
             counts.total += 1;
             match fields.state {
@@ -62,10 +79,11 @@ pub fn count_tasks(host: &HostPaths, dir: &Path) -> (TaskCounts, Option<u32>) {
                 'D' => counts.blocked += 1,
                 _ => {}
             }
-            let key = (fields.start_ticks, tid);
-            if newest.is_none_or(|n| key > n) {
-                newest = Some(key);
-            }
+            let this = Newest {
+                start_ticks: fields.start_ticks,
+                tid,
+            };
+            newest = newest.max(Some(this));
         }
         match std::fs::read_dir(&cgroup) {
             Ok(entries) => pending.extend(
@@ -77,5 +95,5 @@ pub fn count_tasks(host: &HostPaths, dir: &Path) -> (TaskCounts, Option<u32>) {
             Err(e) => fallback::note(format_args!("{}: {e}", cgroup.display())),
         }
     }
-    (counts, newest.map(|(_, tid)| tid))
+    (counts, newest)
 }

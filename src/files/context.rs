@@ -6,7 +6,7 @@ use std::cell::OnceCell;
 use std::io;
 use std::sync::Arc;
 
-use crate::cgroup::{CgroupError, Hierarchies, ReaderCgroups};
+use crate::cgroup::{self, CgroupError, Hierarchies, ReaderCgroups, TaskCache};
 use crate::error_chain::Chain;
 use crate::fallback;
 use crate::host::HostPaths;
@@ -28,7 +28,7 @@ pub struct ViewOptions {
 }
 
 /// Everything a recipe may read from, shared by all reads: the host's files and cgroup
-/// hierarchies, the pid-namespace cache, the load tracker, and the flags.
+/// hierarchies, the pid-namespace cache, recent task counts, the load tracker, and the flags.
 pub struct Sources {
     /// Where the host's files are.
     pub(crate) host: HostPaths,
@@ -36,6 +36,8 @@ pub struct Sources {
     pub(crate) hierarchies: Hierarchies,
     /// Inits of the readers' pid namespaces.
     pub(crate) pidns: PidNsCache,
+    /// Recent task counts of the readers' cgroups.
+    pub(crate) tasks: TaskCache,
     /// The flags.
     pub(crate) opts: ViewOptions,
     /// Per-cgroup load averages, with `-l`.
@@ -59,6 +61,7 @@ impl Sources {
             .map_or(100, |hz| hz as u64);
         Ok(Sources {
             pidns: PidNsCache::new(host.clone()),
+            tasks: TaskCache::new(host.clone(), cgroup::FRESH_FOR),
             host,
             hierarchies,
             opts,

@@ -4,7 +4,8 @@
 use std::io;
 
 use super::context::{Reading, Recipe};
-use crate::cgroup::{ReaderCgroups, count_tasks};
+use crate::cgroup::{Newest, ReaderCgroups};
+use crate::reader::start_ticks;
 use crate::render;
 
 /// `proc/loadavg`.
@@ -19,10 +20,19 @@ impl Recipe for Loadavg {
         let (Some(loads), Some(dir)) = (loads, dir) else {
             return r.host_file("loadavg");
         };
-        let (tasks, newest) = count_tasks(&r.src.host, &dir);
+        let (tasks, newest) = r.src.tasks.count(&dir);
         let load = loads.load(&dir, tasks.running + tasks.blocked);
+        // The count may be a kept one, made before the reader started; a reader is often its
+        // cgroup's newest thread (a `cat`), as the kernel's last pid would be.
+        let reader = start_ticks(&r.src.host, r.pid)
+            .ok()
+            .map(|start_ticks| Newest {
+                start_ticks,
+                tid: r.pid,
+            });
         let last_pid = newest
-            .and_then(|task| r.src.pidns.pid_as_seen_by(r.pid, task))
+            .max(reader)
+            .and_then(|task| r.src.pidns.pid_as_seen_by(r.pid, task.tid))
             .unwrap_or(0);
         Ok(render::loadavg::render(
             &load,

@@ -5,7 +5,7 @@
 use std::io;
 
 use super::context::{Reading, Recipe, nonempty};
-use crate::cgroup::{ReaderCgroups, count_tasks};
+use crate::cgroup::ReaderCgroups;
 use crate::model::CpuUsage;
 use crate::render;
 
@@ -23,7 +23,7 @@ impl Recipe for Stat {
         }
         let tasks = cg
             .and_then(ReaderCgroups::task_dir)
-            .map(|dir| count_tasks(&r.src.host, &dir).0);
+            .map(|dir| r.src.tasks.count(&dir).0);
         let rendered = render::stat::render(&host, &shown, &usage, tasks, r.src.user_hz);
         Ok(nonempty(rendered, host))
     }

@@ -6,7 +6,7 @@ use std::io;
 
 use super::context::{Reading, Recipe};
 use super::{loadavg::Loadavg, meminfo::Meminfo, uptime::Uptime};
-use crate::cgroup::{ReaderCgroups, count_tasks};
+use crate::cgroup::ReaderCgroups;
 use crate::model::Sysinfo;
 use crate::render;
 
@@ -20,7 +20,7 @@ pub(crate) fn sysinfo(r: &Reading<'_>) -> io::Result<Sysinfo> {
     let procs = r
         .cgroups()
         .and_then(ReaderCgroups::task_dir)
-        .map(|dir| count_tasks(&r.src.host, &dir).0.total);
+        .map(|dir| r.src.tasks.count(&dir).0.total);
     Ok(render::sysinfo::from_files(
         &host, &meminfo, &uptime, &loadavg, procs,
     ))

@@ -19,11 +19,13 @@ use super::snapshots;
 use crate::fuse::reply::DirBuf;
 use crate::fuse::{Attr, Ctx, Entry, FileKind, Filesystem, Opened, RESENT, ReadData};
 
-/// How long the kernel may keep a name, or a directory's attributes, that are the same for
-/// every reader. Short, so a tree change (CPU hotplug) shows quickly, but long enough that a
-/// loop reopening the same file does not pay for a lookup each time.
+/// How long the kernel may keep a name and its attributes when both are the same for every
+/// reader. Short, so a tree change (CPU hotplug) shows quickly, but long enough that a loop
+/// reopening the same file pays for neither a LOOKUP nor, at each `fstat` (`cat`, stdio,
+/// Python twice, Go's `os.ReadFile`), a GETATTR round trip.
 const STABLE_TTL: Duration = Duration::from_secs(1);
-/// Per-reader names and file attributes are not cached: their truth depends on who asks.
+/// Per-reader names and attributes (a `cpuN` entry a cpuset hides) are not cached: their
+/// truth depends on who asks, and the kernel's cache is shared by every reader.
 const NO_TTL: Duration = Duration::ZERO;
 /// Sizes are reported in whole pages.
 const PAGE: u64 = 4096;
@@ -70,19 +72,18 @@ fn errno(e: &io::Error) -> Errno {
     e.raw_os_error().map_or(Errno::EIO, Errno::from_raw)
 }
 
-/// How long the kernel may cache a node's name and its attributes.
-fn ttls(node: Node) -> (Duration, Duration) {
-    let entry = if node.same_for_all {
+/// How long the kernel may cache a node's name and its attributes: the same time for both.
+///
+/// A file's attributes are the same for every reader too: fixed mode, owner and times, and a
+/// size that is the largest content served so far (see `file_size`), not the asker's. A stale
+/// size cuts no read: files are opened direct-I/O, whose `read(2)` goes to the daemon until it
+/// answers short (fs/fuse/file.c `fuse_direct_read_iter`, which never looks at `i_size`).
+fn ttl(node: Node) -> Duration {
+    if node.same_for_all {
         STABLE_TTL
     } else {
         NO_TTL
-    };
-    let attr = if node.kind == NodeKind::Dir {
-        entry
-    } else {
-        NO_TTL
-    };
-    (entry, attr)
+    }
 }
 
 impl<P: Provider> LxcFs<P> {
@@ -317,17 +318,16 @@ impl<P: Provider> Filesystem for LxcFs<P> {
             .ok_or(Errno::ENOENT)?;
         let ino = self.intern(&path)?;
         let info = self.inodes.get(ino).ok_or(Errno::ENOENT)?;
-        let (entry_ttl, attr_ttl) = ttls(node);
         Ok(Entry {
             attr: self.attr(ino, &info, node, caller(ctx)),
-            entry_ttl,
-            attr_ttl,
+            entry_ttl: ttl(node),
+            attr_ttl: ttl(node),
         })
     }
 
     fn getattr(&self, ctx: Ctx, ino: u64) -> Result<(Attr, Duration), Errno> {
         let (info, node) = self.resolve(ino, caller(ctx))?;
-        Ok((self.attr(ino, &info, node, caller(ctx)), ttls(node).1))
+        Ok((self.attr(ino, &info, node, caller(ctx)), ttl(node)))
     }
 
     fn readlink(&self, ctx: Ctx, ino: u64) -> Result<Vec<u8>, Errno> {

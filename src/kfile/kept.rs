@@ -17,14 +17,18 @@
 //! - per thread, so no two reads share a descriptor's position, and bounded (least recently
 //!   used dropped first);
 //! - let go of once unused for [`IDLE`]: an open file of a removed cgroup keeps the dying
-//!   cgroup in kernel memory, and containers come and go.
+//!   cgroup in kernel memory, and containers come and go. A thread drops its idle
+//!   descriptors when it next reads, and a sweeper thread every [`SWEEP_EVERY`] drops those
+//!   of threads that do not read (a daemon nobody reads from, or a serving thread the
+//!   kernel gives no request), so a removed cgroup is let go within `IDLE + SWEEP_EVERY` of
+//!   its last read whatever the load.
 
-use std::cell::RefCell;
 use std::fs::File;
 use std::io::{self, Read};
 use std::num::NonZeroUsize;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once, Weak};
 use std::time::{Duration, Instant};
 
 use lru::LruCache;
@@ -32,6 +36,7 @@ use nix::errno::Errno;
 use nix::sys::statfs::{
     CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC, PROC_SUPER_MAGIC, SYSFS_MAGIC, fstatfs,
 };
+use parking_lot::Mutex;
 
 /// Descriptors kept per thread: a reader's files take about 6, so this covers a few dozen
 /// busy containers per thread; the daemon raises its descriptor limit to match.
@@ -44,9 +49,70 @@ const MEMBER_LISTS: [&str; 3] = ["tasks", "cgroup.procs", "cgroup.threads"];
 /// How long a descriptor is kept without being read.
 pub const IDLE: Duration = Duration::from_secs(10);
 
+/// How often the sweeper looks for idle descriptors of every thread.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// One thread's kept descriptors, by path, with when each was last read. Locked by its
+/// thread for each read, and by the sweeper for a moment every [`SWEEP_EVERY`].
+type Shelf = Mutex<LruCache<PathBuf, (File, Instant)>>;
+
+/// Every thread's shelf, for the sweeper; a thread that ended leaves a dead entry, dropped
+/// at the next sweep.
+static SHELVES: Mutex<Vec<Weak<Shelf>>> = Mutex::new(Vec::new());
+
 thread_local! {
-    static KEPT: RefCell<LruCache<PathBuf, (File, Instant)>> =
-        RefCell::new(LruCache::new(NonZeroUsize::new(PER_THREAD).unwrap_or(NonZeroUsize::MIN)));
+    static KEPT: Arc<Shelf> = {
+        let shelf = Arc::new(Mutex::new(LruCache::new(
+            NonZeroUsize::new(PER_THREAD).unwrap_or(NonZeroUsize::MIN),
+        )));
+        SHELVES.lock().push(Arc::downgrade(&shelf));
+        start_sweeper();
+        shelf
+    };
+}
+
+/// Starts the sweeper, once per process: the first thread to keep a descriptor does.
+fn start_sweeper() {
+    static STARTED: Once = Once::new();
+    STARTED.call_once(|| {
+        let spawned = std::thread::Builder::new()
+            .name("kept-sweeper".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(SWEEP_EVERY);
+                    sweep(Instant::now());
+                }
+            });
+        if let Err(e) = spawned {
+            log::warn!(
+                "cannot start the sweeper of kept descriptors; an idle thread keeps its \
+                 descriptors (and removed cgroups) until it reads again: {e}"
+            );
+        }
+    });
+}
+
+/// Drops the descriptors of `shelf` unused for longer than [`IDLE`] at `now`.
+fn drop_idle(shelf: &mut LruCache<PathBuf, (File, Instant)>, now: Instant) {
+    while shelf
+        .peek_lru()
+        .is_some_and(|(_, (_, used))| now.saturating_duration_since(*used) > IDLE)
+    {
+        shelf.pop_lru();
+    }
+}
+
+/// Drops every thread's descriptors that are idle at `now`, and the shelves of threads that
+/// ended.
+fn sweep(now: Instant) {
+    let live: Vec<Arc<Shelf>> = {
+        let mut shelves = SHELVES.lock();
+        shelves.retain(|w| w.strong_count() > 0);
+        shelves.iter().filter_map(Weak::upgrade).collect()
+    };
+    for shelf in live {
+        drop_idle(&mut shelf.lock(), now);
+    }
 }
 
 /// Whether an open file may be kept: a kernel file that is not about one process.
@@ -132,13 +198,8 @@ pub fn read<T>(path: &Path, stack: &mut [u8], f: impl FnOnce(&[u8]) -> T) -> io:
     let now = Instant::now();
     // A kept descriptor is read in place: no key to allocate, nothing to move.
     let kept = KEPT.with(|k| {
-        let mut k = k.borrow_mut();
-        while k
-            .peek_lru()
-            .is_some_and(|(_, (_, used))| now.duration_since(*used) > IDLE)
-        {
-            k.pop_lru();
-        }
+        let mut k = k.lock();
+        drop_idle(&mut k, now);
         let (file, used) = k.get_mut(path)?;
         let result = fill(file, stack, true);
         match &result {
@@ -158,7 +219,7 @@ pub fn read<T>(path: &Path, stack: &mut [u8], f: impl FnOnce(&[u8]) -> T) -> io:
             let keep = keepable(path, &file);
             let bytes = fill(&file, stack, keep)?;
             if keep {
-                KEPT.with(|k| k.borrow_mut().put(path.to_path_buf(), (file, now)));
+                KEPT.with(|k| k.lock().put(path.to_path_buf(), (file, now)));
             }
             bytes
         }
@@ -172,7 +233,17 @@ pub fn read<T>(path: &Path, stack: &mut [u8], f: impl FnOnce(&[u8]) -> T) -> io:
 /// How many descriptors this thread keeps.
 #[cfg(test)]
 pub fn count() -> usize {
-    KEPT.with(|k| k.borrow().len())
+    KEPT.with(|k| k.lock().len())
+}
+
+/// Whether any thread keeps a descriptor of `path`.
+#[cfg(test)]
+fn kept_anywhere(path: &Path) -> bool {
+    SHELVES
+        .lock()
+        .iter()
+        .filter_map(Weak::upgrade)
+        .any(|shelf| shelf.lock().contains(path))
 }
 
 #[cfg(test)]
@@ -180,18 +251,57 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_sweeper_lets_go_of_the_descriptors_of_a_thread_that_reads_no_more() {
+        // A file no other test reads.
+        let path = Path::new("/proc/sys/kernel/random/boot_id");
+        let (read_tx, read_rx) = std::sync::mpsc::channel();
+        let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
+        let idle = std::thread::spawn(move || {
+            text(path).unwrap();
+            read_tx.send(count()).unwrap();
+            // Idle: no read, so nothing here drops the descriptor.
+            end_rx.recv().unwrap();
+            count()
+        });
+        assert!(read_rx.recv().unwrap() >= 1);
+        assert!(kept_anywhere(path), "kept by the thread that read it");
+        sweep(Instant::now());
+        assert!(kept_anywhere(path), "used just now: kept");
+        // Ages that thread's descriptors past IDLE (only its own: other tests' stay fresh).
+        for shelf in SHELVES.lock().iter().filter_map(Weak::upgrade) {
+            let mut shelf = shelf.lock();
+            if shelf.contains(path) {
+                for (_, (_, used)) in shelf.iter_mut() {
+                    *used -= IDLE + Duration::from_secs(1);
+                }
+            }
+        }
+        sweep(Instant::now());
+        assert!(
+            !kept_anywhere(path),
+            "idle past IDLE: closed while its thread sleeps"
+        );
+        end_tx.send(()).unwrap();
+        assert_eq!(
+            idle.join().unwrap(),
+            0,
+            "the thread's own count agrees (its other files were idle too)"
+        );
+    }
+
+    #[test]
     fn descriptors_unused_for_a_while_are_let_go() {
         let meminfo = Path::new("/proc/meminfo");
         text(meminfo).unwrap();
-        assert!(KEPT.with(|k| k.borrow().contains(meminfo)));
+        assert!(KEPT.with(|k| k.lock().contains(meminfo)));
         // Age every entry past IDLE, then read something else.
         KEPT.with(|k| {
-            for (_, (_, used)) in k.borrow_mut().iter_mut() {
+            for (_, (_, used)) in k.lock().iter_mut() {
                 *used -= IDLE + Duration::from_secs(1);
             }
         });
         text(Path::new("/proc/uptime")).unwrap();
-        assert!(!KEPT.with(|k| k.borrow().contains(meminfo)));
+        assert!(!KEPT.with(|k| k.lock().contains(meminfo)));
         assert_eq!(count(), 1, "only the file just read");
     }
 

@@ -88,12 +88,12 @@ impl Fixture {
         self.write(&format!("proc/{pid}/cgroup"), text)
     }
 
-    /// Writes `proc/<pid>/stat` with the given state and start time (see [`stat_line`]).
+    /// Writes `proc/<pid>/stat` with the given state and start time (see [`stat_line`]), and
+    /// the same line as the thread's own `proc/<pid>/task/<pid>/stat`.
     pub fn stat(&self, pid: u32, ppid: u32, state: char, start: u64) {
-        self.write(
-            &format!("proc/{pid}/stat"),
-            &stat_line(pid, "a (b) c", state, ppid, start),
-        );
+        let line = stat_line(pid, "a (b) c", state, ppid, start);
+        self.write(&format!("proc/{pid}/stat"), &line);
+        self.write(&format!("proc/{pid}/task/{pid}/stat"), &line);
     }
 
     /// Writes `proc/<pid>/status` with the given `State:`, `PPid:` and `NSpid:` (see

@@ -9,8 +9,12 @@
 //! - [`splice`]: sendfile and splice readers, the race against our daemon and the C lxcfs;
 //! - [`files`]: loadavg, pressure, diskstats and slabinfo;
 //! - [`load`]: loadavg values as the load tracker's ticks make them;
+//! - [`tasks`]: running and blocked threads in proc/stat and loadavg, a thousand of them;
+//! - [`kept_fds`]: host files kept open: fresh values, moved readers, reused pids, removed
+//!   cgroups let go;
 //! - [`filesystem`]: modes, owner, read-only;
 //! - [`size`]: `st_size` against what readers get;
+//! - [`attributes`]: attributes the kernel caches, and reads past a cached size;
 //! - [`host_ns`]: `--host-mount-ns` from a mount namespace of the daemon's own;
 //! - [`hostile`]: a container holding 100,000 open descriptors, and the daemon's memory;
 //! - [`lifecycle`]: signals, stale mounts, flags, help and version;
@@ -23,12 +27,14 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod attributes;
 mod cpu;
 mod errors;
 mod files;
 mod filesystem;
 mod host_ns;
 mod hostile;
+mod kept_fds;
 mod lifecycle;
 mod load;
 mod memory;
@@ -38,6 +44,7 @@ mod reads;
 mod size;
 mod splice;
 mod takeover;
+mod tasks;
 
 use std::fs;
 

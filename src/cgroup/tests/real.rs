@@ -150,7 +150,7 @@ fn real_machine_discover_and_of_pid() {
     assert_eq!(counts.total, 1, "one task, the sleeper: {counts:?}");
     assert!(counts.running <= 1, "{counts:?}");
     assert_eq!(
-        newest,
+        newest.map(|n| n.tid),
         Some(sleeper.pid()),
         "the newest task is the sleeper"
     );

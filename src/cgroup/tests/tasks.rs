@@ -27,7 +27,7 @@ fn counts_states_over_descendants_and_skips_vanished_tids() {
             total: 5
         }
     );
-    assert_eq!(newest, Some(11));
+    assert_eq!(newest.map(|n| n.tid), Some(11));
 }
 
 #[test]
@@ -50,7 +50,7 @@ fn v2_uses_cgroup_threads() {
         }
     );
     assert_eq!(
-        newest,
+        newest.map(|n| n.tid),
         Some(7),
         "equal start times: the larger tid is the newer"
     );

@@ -442,3 +442,69 @@ fn the_first_read_of_an_open_keeps_a_snapshot_whatever_its_offset() {
     assert_ne!(letter(&fs, 7, fh, 1), first);
     assert!(len > 7);
 }
+
+/// A tree with one file every reader has and one (`cpu1`, as a cpuset hides it) that only
+/// pid 7 has.
+struct PerReader;
+
+impl Provider for PerReader {
+    fn node(&self, path: &str, caller: Caller) -> Option<Node> {
+        let (kind, same_for_all) = match path {
+            "" => (NodeKind::Dir, true),
+            "meminfo" => (NodeKind::File, true),
+            "cpu1" if caller.pid == 7 => (NodeKind::Dir, false),
+            "cpu1/online" if caller.pid == 7 => (NodeKind::File, false),
+            _ => return None,
+        };
+        Some(Node { kind, same_for_all })
+    }
+    fn list(&self, path: &str, _caller: Caller) -> io::Result<Vec<(String, NodeKind)>> {
+        Ok(match path {
+            "" => vec![("meminfo".into(), NodeKind::File)],
+            _ => vec![],
+        })
+    }
+    fn content(&self, _path: &str, caller: Caller) -> io::Result<Vec<u8>> {
+        Ok(format!("pid {}\n", caller.pid).into_bytes())
+    }
+    fn render(&self, path: &str, caller: Caller) -> io::Result<Rendered> {
+        Ok(Rendered {
+            bytes: self.content(path, caller)?,
+            group: by_pid(caller),
+        })
+    }
+    fn readlink(&self, _path: &str) -> io::Result<Vec<u8>> {
+        Err(io::Error::from_raw_os_error(nix::libc::EINVAL))
+    }
+}
+
+#[test]
+fn attributes_the_same_for_every_reader_are_cached_and_per_reader_ones_are_not() {
+    let fs = LxcFs::new(Arc::new(PerReader), 1).unwrap();
+    let meminfo = fs.lookup(ctx(8), ROOT_INO, b"meminfo").unwrap();
+    assert_eq!(
+        (meminfo.entry_ttl, meminfo.attr_ttl),
+        (STABLE_TTL, STABLE_TTL),
+        "a file every reader has, with a size that is not the asker's"
+    );
+    assert!(STABLE_TTL > Duration::ZERO);
+    let (attr, ttl) = fs.getattr(ctx(8), meminfo.attr.ino).unwrap();
+    assert_eq!(ttl, STABLE_TTL, "fstat of an open file");
+    assert_eq!(
+        fs.getattr(ctx(9), meminfo.attr.ino).unwrap().0.size,
+        attr.size,
+        "another reader is told the same size"
+    );
+    assert_eq!(fs.getattr(ctx(8), ROOT_INO).unwrap().1, STABLE_TTL);
+
+    let cpu = fs.lookup(ctx(7), ROOT_INO, b"cpu1").unwrap();
+    assert_eq!((cpu.entry_ttl, cpu.attr_ttl), (NO_TTL, NO_TTL));
+    let online = fs.lookup(ctx(7), cpu.attr.ino, b"online").unwrap();
+    assert_eq!((online.entry_ttl, online.attr_ttl), (NO_TTL, NO_TTL));
+    assert_eq!(fs.getattr(ctx(7), online.attr.ino).unwrap().1, NO_TTL);
+    assert_eq!(
+        fs.getattr(ctx(8), online.attr.ino),
+        Err(Errno::ENOENT),
+        "hidden from pid 8, which is why nothing about it may be cached"
+    );
+}
