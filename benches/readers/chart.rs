@@ -44,6 +44,7 @@ struct Series {
     phase: String,
     target: String,
     label: String,
+    color: RGBColor,
 }
 
 /// Draws the chart of `r`'s rows to `path` (PNG).
@@ -98,7 +99,7 @@ pub fn draw(r: &Results, path: &Path) -> Result<(), String> {
         .map_err(err)?;
     let width_of = 0.8 / series.len() as f64;
     for (i, s) in series.iter().enumerate() {
-        let color = Palette99::pick(i).to_rgba();
+        let color = s.color;
         let rects = (groups.iter().enumerate()).filter_map(|(g, key)| {
             let x0 = g as f64 + 0.1 + i as f64 * width_of;
             let v = value(key, s)?;
@@ -135,8 +136,7 @@ fn draw_legend(
     ))?;
     for (i, s) in series.iter().enumerate() {
         let y = 80 + i as i32 * 24;
-        let color = Palette99::pick(i).to_rgba();
-        area.draw(&Rectangle::new([(10, y), (28, y + 14)], color.filled()))?;
+        area.draw(&Rectangle::new([(10, y), (28, y + 14)], s.color.filled()))?;
         area.draw(&Text::new(s.label.clone(), (36, y), style.clone()))?;
     }
     let foot = "×N: N readers at once";
@@ -162,25 +162,57 @@ fn groups(r: &Results) -> Vec<(String, usize)> {
     out
 }
 
-/// The series: each target of each phase, in the order the rows came.
+/// The series: each target of each phase, a target's phases side by side (in the order
+/// they came), the targets in the order they came.
 fn series(rows: &[Row]) -> Vec<Series> {
-    let mut out: Vec<Series> = Vec::new();
+    let mut targets: Vec<&str> = Vec::new();
+    let mut phases: Vec<&str> = Vec::new();
     for row in rows {
-        if out
-            .iter()
-            .any(|s| s.phase == row.phase && s.target == row.target)
-        {
-            continue;
+        if !targets.contains(&row.target.as_str()) {
+            targets.push(&row.target);
         }
-        let via = match row.transport.as_str() {
-            "kernel" => String::new(),
-            t => format!(", {t}"),
-        };
-        out.push(Series {
-            phase: row.phase.clone(),
-            target: row.target.clone(),
-            label: format!("{}{via} ({})", row.target, row.phase),
-        });
+        if !phases.contains(&row.phase.as_str()) {
+            phases.push(&row.phase);
+        }
+    }
+    let mut out = Vec::new();
+    for (ti, target) in targets.iter().enumerate() {
+        let mut shade = 0;
+        for phase in &phases {
+            let Some(row) = (rows.iter()).find(|r| r.target == *target && r.phase == *phase) else {
+                continue;
+            };
+            let via = match row.transport.as_str() {
+                "kernel" => String::new(),
+                t => format!(", {t}"),
+            };
+            out.push(Series {
+                phase: row.phase.clone(),
+                target: row.target.clone(),
+                label: format!("{target}{via} ({phase})"),
+                color: color(ti, shade),
+            });
+            shade += 1;
+        }
     }
     out
+}
+
+/// Target `t`'s colour (kernel grey, lxcfs red, lxcfs-rs blue, the floor green, in the order
+/// scripts/bench passes them), lighter for each later phase, so that a target's bars read as
+/// one family.
+fn color(t: usize, shade: usize) -> RGBColor {
+    const BASE: [(u8, u8, u8); 4] = [
+        (100, 100, 100),
+        (214, 39, 40),
+        (31, 100, 180),
+        (40, 150, 40),
+    ];
+    let (r, g, b) = BASE
+        .get(t)
+        .copied()
+        .unwrap_or_else(|| Palette99::pick(t).rgb());
+    let towards_white = [0.0, 0.45, 0.7, 0.85][shade.min(3)];
+    let mix = |c: u8| (c as f64 + (255.0 - c as f64) * towards_white).round() as u8;
+    RGBColor(mix(r), mix(g), mix(b))
 }

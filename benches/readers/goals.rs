@@ -382,7 +382,7 @@ pub fn print(out: &mut dyn Write, goals: &[Goal]) -> io::Result<()> {
          files and reader counts"
     )?;
     let line = format!(
-        "{:<62}{:<26}{:<8}{:<28}{:<28}{}",
+        "{:<62}{:<28}{:<8}{:<28}{:<28}{}",
         "goal", "scope", "want", "worst", "best", "result"
     );
     writeln!(out, "{line}")?;
@@ -404,7 +404,7 @@ pub fn print(out: &mut dyn Write, goals: &[Goal]) -> io::Result<()> {
         };
         writeln!(
             out,
-            "{:<62}{:<26}{:<8}{:<28}{:<28}{result}",
+            "{:<62}{:<28}{:<8}{:<28}{:<28}{result}",
             g.goal,
             g.scope,
             g.want,

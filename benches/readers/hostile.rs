@@ -1,6 +1,9 @@
-//! The hostile reader: one process, in a cgroup of its own, opens `--hostile-fds`
+//! The hostile reader: one container (a cgroup of its own) opens `--hostile-fds`
 //! descriptors of proc/cpuinfo on a daemon's mount, reads 1 byte from each and keeps them
-//! open, as a container bent on the daemon's memory would. Measured for each daemon that
+//! open, as a container bent on the daemon's memory would. One process holds them all when
+//! it may raise its descriptor limit that far (root with CAP_SYS_RESOURCE, up to
+//! fs.nr_open); otherwise, as many processes in the cgroup as the hard limit takes, since to
+//! the daemon it is the same: open files of one container. Measured for each daemon that
 //! gives readers a view of their own (lxcfs and lxcfs-rs): its RSS while they are held against
 //! its idle RSS, and whether another container's reads stay whole and its own meanwhile (a
 //! reader in the benchmark's cgroup reads proc/cpuinfo and proc/meminfo to EOF: its view,
@@ -14,7 +17,7 @@ use std::thread::sleep;
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
-use nix::sys::resource::{Resource, setrlimit};
+use nix::sys::resource::{Resource, getrlimit, setrlimit};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{ForkResult, Pid, fork};
 use serde::{Deserialize, Serialize};
@@ -28,6 +31,9 @@ use crate::sample;
 
 /// The file the hostile reader holds open.
 const HELD: &str = "proc/cpuinfo";
+
+/// Descriptors a hostile process keeps free of the held ones: its standard streams, pipes.
+const SPARE_FDS: u64 = 64;
 
 /// What the other container reads while they are held.
 const VICTIM_FILES: [&str; 2] = ["proc/cpuinfo", "proc/meminfo"];
@@ -53,6 +59,8 @@ pub struct HostileResult {
     pub fds_wanted: usize,
     /// Descriptors it held (each opened, 1 byte read).
     pub fds_held: usize,
+    /// The processes that held them.
+    pub processes: usize,
     /// Why it held fewer, if it did.
     pub open_error: Option<String>,
     /// Seconds the opens and reads took.
@@ -92,9 +100,9 @@ pub fn run(bench: &Bench, name: &str, out: &mut dyn Write) -> Result<Vec<Hostile
     let cg = BenchCgroup::create(&format!("{name}-hostile"), &cgroup::unlimited()?)?;
     writeln!(
         out,
-        "# hostile: one process in {name}-hostile opens {n} descriptors of {HELD} on each \
-         daemon, reads 1 byte from each and holds them; meanwhile one reader in {name} reads \
-         {} (reads/s before → during)",
+        "# hostile: cgroup {name}-hostile opens {n} descriptors of {HELD} on each daemon, \
+         reads 1 byte from each and holds them; meanwhile one reader in {name} reads {} \
+         (reads/s before → during)",
         VICTIM_FILES.join(" and ")
     )
     .map_err(io)?;
@@ -116,10 +124,11 @@ pub fn run(bench: &Bench, name: &str, out: &mut dyn Write) -> Result<Vec<Hostile
             .collect();
         writeln!(
             out,
-            "# hostile: {}: {} of {n} held{} in {:.1} s; RSS {:.1} → {:.1} MiB (+{:.1}), {:.1} \
-             after closing; {}",
+            "# hostile: {}: {} of {n} held by {} process(es){} in {:.1} s; RSS {:.1} → {:.1} MiB \
+             (+{:.1}), {:.1} after closing; {}",
             t.name,
             r.fds_held,
+            r.processes,
             r.open_error
                 .as_ref()
                 .map_or(String::new(), |e| format!(" (then: {e})")),
@@ -145,15 +154,27 @@ fn one(bench: &Bench, cg: &BenchCgroup, t: &Target, n: usize) -> Result<HostileR
     }
     let idle = sample::rss(pid)?;
     let t0 = Instant::now();
-    let mut hostile = Hostile::start(cg, &t.path(HELD), n)?;
-    let (held, open_error) = hostile.wait_held()?;
+    let mut holders: Vec<Hostile> = Vec::new();
+    let (mut held, mut open_error) = (0, None);
+    // Another process while the last one held all it could, until all are held.
+    while held < n && open_error.is_none() {
+        let want = n - held;
+        holders.push(Hostile::start(cg, &t.path(HELD), want)?);
+        let (got, error) = holders.last_mut().expect("one").wait_held()?;
+        held += got;
+        open_error = error.or_else(|| (got == 0).then(|| "a process could hold none".into()));
+    }
     let open_s = t0.elapsed().as_secs_f64();
     let held_rss = sample::rss(pid)?;
     let mut victim = Vec::new();
     for (file, before) in VICTIM_FILES.into_iter().zip(before) {
         victim.push(victim_read(bench, t, file, before)?);
     }
-    hostile.release();
+    for h in &mut holders {
+        h.release();
+    }
+    let processes = holders.len();
+    drop(holders);
     let released = settle(pid)?;
     Ok(HostileResult {
         target: t.name.clone(),
@@ -161,6 +182,7 @@ fn one(bench: &Bench, cg: &BenchCgroup, t: &Target, n: usize) -> Result<HostileR
         file: HELD.into(),
         fds_wanted: n,
         fds_held: held,
+        processes,
         open_error,
         open_s,
         idle_rss_mib: mib(idle),
@@ -312,8 +334,9 @@ impl Drop for Hostile {
     }
 }
 
-/// The hostile process: joins `cg`, raises its descriptor limit, opens `path` `n` times
-/// reading 1 byte from each, reports `HELD [ERROR]` and holds them until released.
+/// A hostile process: joins `cg`, raises its descriptor limit as far as it may, opens `path`
+/// up to `n` times reading 1 byte from each (fewer when its limit stops it, which is no
+/// error: the next process goes on), reports `HELD [ERROR]` and holds them until released.
 fn hold(
     cg: &BenchCgroup,
     path: &Path,
@@ -334,15 +357,22 @@ fn hold(
             return 2;
         }
     }
-    // Room for the held ones and the few every process has; root may raise the hard limit
-    // up to fs.nr_open.
-    let limit = n as u64 + 64;
-    let mut error = setrlimit(Resource::RLIMIT_NOFILE, limit, limit)
-        .err()
-        .map(|e| format!("setrlimit(RLIMIT_NOFILE, {limit}): {e}"));
-    let mut held = Vec::with_capacity(n);
+    // Room for the held ones and the few every process has: root with CAP_SYS_RESOURCE may
+    // raise the hard limit up to fs.nr_open; without it, the soft limit goes up to the hard.
+    let want = n as u64 + SPARE_FDS;
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((0, 0));
+    let limit = if setrlimit(Resource::RLIMIT_NOFILE, want, want).is_ok() {
+        want
+    } else if setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        0
+    };
+    let room = (limit.saturating_sub(SPARE_FDS) as usize).min(n);
+    let mut error = (room == 0).then(|| format!("RLIMIT_NOFILE: cannot raise it to {want}"));
+    let mut held = Vec::with_capacity(room);
     let mut byte = [0u8; 1];
-    while error.is_none() && held.len() < n && !interrupted() {
+    while error.is_none() && held.len() < room && !interrupted() {
         match File::open(path).and_then(|mut f| f.read(&mut byte).map(|_| f)) {
             Ok(f) => held.push(f),
             Err(e) => error = Some(format!("descriptor {}: {e}", held.len() + 1)),
