@@ -201,8 +201,8 @@ pub fn evaluate(r: &Results) -> Vec<Goal> {
 fn scale_goals(r: &Results) -> Vec<Goal> {
     let why = "not measured: give --scale 1000";
     let (scope, n) = match &r.scale {
-        Some(s) => (format!("{} cgroups", s.cgroups), s.cgroups),
-        None => ("scale mode".to_string(), 0),
+        Some(s) => (format!("{} cgroups", s.cgroups), s.cgroups.to_string()),
+        None => ("scale mode".to_string(), "N".to_string()),
     };
     let rows = &r.rows;
     let v = ratios(rows, "scaled", OURS, URING_OFF, OURS, None, cpu);
