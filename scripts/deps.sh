@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs what lxcfs-rs needs on Debian/Ubuntu, as root.
 #   scripts/deps.sh build   a C linker and a Rust toolchain (rustup when cargo is missing or too old)
+#   scripts/deps.sh bench   the above, plus what scripts/bench uses: the C lxcfs (the yardstick,
+#                           its service kept from starting) and fonts-dejavu-core (the font of
+#                           the benchmark's PNG chart)
 #   scripts/deps.sh test    the above, plus what the tests use: the C lxcfs (as a yardstick, its
 #                           service kept from starting so it cannot take /var/lib/lxcfs),
 #                           busybox-static (splice readers, container root filesystems),
@@ -11,7 +14,8 @@
 #                           heap through sysinfo(2), answered by the agent), docker.io (a real
 #                           Docker engine, started by the tests themselves), catatonit (the
 #                           pause process of `podman kube play` pods), python3-venv (the
-#                           kubernetes-validate schema checker, installed under target/)
+#                           kubernetes-validate schema checker, installed under target/),
+#                           fonts-dejavu-core (the benchmark's smoke test draws its chart)
 set -euo pipefail
 mode=${1:-build}
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -20,7 +24,12 @@ min_rust=1.85
 [ "$(id -u)" = 0 ] || { echo "deps.sh: run as root (it installs packages)" >&2; exit 1; }
 
 pkgs=(gcc libc6-dev ca-certificates curl)
-[ "$mode" = test ] && pkgs+=(lxcfs busybox-static util-linux procps runc podman lxc systemd python3 debootstrap openjdk-17-jre-headless docker.io catatonit python3-venv)
+case $mode in
+  build) ;;
+  bench) pkgs+=(lxcfs fonts-dejavu-core) ;;
+  test) pkgs+=(lxcfs busybox-static util-linux procps runc podman lxc systemd python3 debootstrap openjdk-17-jre-headless docker.io catatonit python3-venv fonts-dejavu-core) ;;
+  *) echo "deps.sh: unknown mode $mode (build, bench or test)" >&2; exit 1 ;;
+esac
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

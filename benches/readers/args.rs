@@ -22,7 +22,10 @@ pub struct Args {
     /// /sys; any other ROOT is a mount served by the daemon PID (whose CPU time and RSS are
     /// reported), which must show the cgroup's limits. fixed=BYTES marks a daemon that serves
     /// every file as the same BYTES bytes (the floor, examples/floor.rs: fixed=1400), checked
-    /// by that size instead. The first target that is a daemon is the baseline of the ratios.
+    /// by that size instead. transport=/dev/fuse|io_uring names how requests reach a daemon
+    /// (as `lxcfs-rs status --json` reports it); without it, a daemon holding an io_uring
+    /// descriptor is taken to serve over io_uring. The first target that is a daemon is the
+    /// baseline of the ratios.
     #[arg(short = 'T', long = "target", required = true, value_parser = Target::parse)]
     pub targets: Vec<Target>,
     /// Files to read, relative to each target's ROOT (comma-separated).
@@ -59,6 +62,41 @@ pub struct Args {
     /// as a container's idle threads: what `proc/stat`'s `procs_running` and `loadavg` count.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Where the results go as JSON: every row, the scale and hostile measurements and the
+    /// goals (default: <cargo target dir>/bench/bench-<UTC start>.json).
+    #[arg(long, value_name = "PATH")]
+    pub json: Option<PathBuf>,
+    /// Where the chart of reads/s per configuration goes (default: beside the JSON, as .png).
+    #[arg(long, value_name = "PATH")]
+    pub png: Option<PathBuf>,
+    /// Scale mode: after the table, create N cgroups, each with a live task and limits of its
+    /// own; read every file once through each daemon from a reader in each of them (the
+    /// daemons' RSS after), then measure the daemons again (cost per read with N cgroups
+    /// against the table's, without). 0: off.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub scale: usize,
+    /// Skip the hostile reader: one process in a cgroup of its own holding --hostile-fds
+    /// descriptors of proc/cpuinfo on each daemon, 1 byte read from each.
+    #[arg(long)]
+    pub no_hostile: bool,
+    /// How many descriptors the hostile reader holds.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub hostile_fds: usize,
+    /// scripts/bench: skip the phase with FUSE-over-io_uring enabled (enable_uring=1). The
+    /// script acts on it; here it only means the run has one phase.
+    #[arg(long)]
+    pub no_uring: bool,
+    /// The phase these rows belong to (scripts/bench: uring-off, then uring-on). The scale
+    /// and hostile measurements run in a run's first phase only.
+    #[arg(long, hide = true, default_value = "uring-off")]
+    pub phase: String,
+    /// The results of the run's earlier phases, read if present and rewritten with this
+    /// phase's (scripts/bench passes one file to every phase of a run).
+    #[arg(long, hide = true, value_name = "PATH")]
+    pub store: Option<PathBuf>,
+    /// A later phase follows: the goals table waits for it.
+    #[arg(long, hide = true)]
+    pub more: bool,
     /// Set by `cargo bench`; without it the program runs its smoke test instead.
     #[arg(long, hide = true)]
     pub bench: bool,
@@ -85,6 +123,9 @@ impl Args {
                 "--quota {}: must be a positive number of CPUs",
                 self.quota
             ));
+        }
+        if self.hostile_fds == 0 {
+            return Err("--hostile-fds 0: use --no-hostile".into());
         }
         if self
             .files
@@ -122,25 +163,36 @@ pub struct Target {
     /// The size of every file of a daemon that serves fixed content rather than a view of
     /// the cgroup (the floor): what its files are checked by.
     pub fixed: Option<usize>,
+    /// How requests reach the daemon: `kernel` for the kernel, else `/dev/fuse` or
+    /// `io_uring`, as given (`transport=`) or seen ([`crate::transport`]).
+    pub transport: String,
+    /// Where [`Target::transport`] comes from, for the header.
+    pub transport_source: String,
 }
 
 impl Target {
-    /// `NAME=ROOT[,pid=PID][,fixed=BYTES]`: a pid is required for anything but the kernel
-    /// (`ROOT` = `/`), since a daemon's CPU time is half of what is measured, and must be a
-    /// live process; `fixed` only for a daemon.
+    /// `NAME=ROOT[,pid=PID][,fixed=BYTES][,transport=T]`: a pid is required for anything but
+    /// the kernel (`ROOT` = `/`), since a daemon's CPU time is half of what is measured, and
+    /// must be a live process; `fixed` and `transport` only for a daemon. Without
+    /// `transport`, a daemon's is seen from its descriptors.
     pub fn parse(spec: &str) -> Result<Target, String> {
-        let usage = "NAME=ROOT[,pid=PID][,fixed=BYTES]";
+        let usage = "NAME=ROOT[,pid=PID][,fixed=BYTES][,transport=/dev/fuse|io_uring]";
         let (name, rest) = spec
             .split_once('=')
             .filter(|(n, r)| !n.is_empty() && !r.is_empty())
             .ok_or_else(|| format!("{spec:?}: expected {usage}"))?;
         let mut parts = rest.split(',');
         let root = PathBuf::from(parts.next().unwrap_or_default());
-        let (mut daemon, mut fixed) = (None, None);
+        let (mut daemon, mut fixed, mut transport) = (None, None, None);
         for opt in parts {
             let bad =
                 || format!("{spec:?}: unknown or malformed option {opt:?} (expected {usage})");
             let (key, value) = opt.split_once('=').ok_or_else(bad)?;
+            if key == "transport" {
+                let known = crate::transport::KNOWN.contains(&value);
+                transport = Some(known.then(|| value.to_string()).ok_or_else(bad)?);
+                continue;
+            }
             let n = value
                 .parse::<u32>()
                 .ok()
@@ -157,8 +209,8 @@ impl Target {
         let kernel = canonical == Path::new("/");
         match (kernel, daemon) {
             (true, Some(_)) => Err(format!("{spec:?}: the kernel (ROOT=/) has no daemon pid")),
-            (true, None) if fixed.is_some() => Err(format!(
-                "{spec:?}: the kernel (ROOT=/) serves no fixed content"
+            (true, None) if fixed.is_some() || transport.is_some() => Err(format!(
+                "{spec:?}: the kernel (ROOT=/) serves no fixed content and has no transport"
             )),
             (false, None) => Err(format!(
                 "{spec:?}: give the pid of the daemon serving {} (NAME=ROOT,pid=PID)",
@@ -167,12 +219,21 @@ impl Target {
             (false, Some(pid)) if !Path::new(&format!("/proc/{pid}")).exists() => {
                 Err(format!("{spec:?}: no process {pid}"))
             }
-            _ => Ok(Target {
-                name: name.to_string(),
-                root: canonical,
-                daemon,
-                fixed,
-            }),
+            _ => {
+                let (transport, transport_source) = match (daemon, transport) {
+                    (None, _) => ("kernel".to_string(), "no daemon".to_string()),
+                    (Some(_), Some(t)) => (t, "as given".to_string()),
+                    (Some(pid), None) => crate::transport::seen(pid),
+                };
+                Ok(Target {
+                    name: name.to_string(),
+                    root: canonical,
+                    daemon,
+                    fixed,
+                    transport,
+                    transport_source,
+                })
+            }
         }
     }
 

@@ -1,4 +1,5 @@
-//! The benchmark itself: the readers' cgroup, the content checks, the rounds and the table.
+//! The benchmark itself: the readers' cgroup, the content checks, the rounds and the table,
+//! then the scale and hostile measurements, the results written and the goals.
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,7 +11,9 @@ use crate::cgroup::{BenchCgroup, Limits};
 use crate::check::{self, Expected};
 use crate::readers::{self, Outcome, Spec};
 use crate::report::{self, Row};
+use crate::results::{Phase, Results};
 use crate::sleepers::Sleepers;
+use crate::{goals, hostile, scale};
 
 /// Set by SIGINT, SIGTERM or SIGHUP: the benchmark stops at its next wait and unwinds, so
 /// the cgroup and the readers are removed.
@@ -39,13 +42,17 @@ pub fn stop_on_interrupt() {
     }
 }
 
-/// Runs the whole benchmark `args` describes, printing the table to `out` as it goes, and
-/// returns its rows.
-pub fn run(args: &Args, out: &mut dyn Write) -> Result<Vec<Row>, String> {
+/// Runs the phase of the benchmark `args` describes, printing the table to `out` as it
+/// goes: the table of every file, reader count and target; in a run's first phase, the scale
+/// and hostile measurements when asked for; then the results of every phase so far are
+/// written (JSON, chart) and, after the last phase, the goals printed. Returns them.
+pub fn run(args: &Args, out: &mut dyn Write) -> Result<Results, String> {
     args.validate()?;
     if !nix::unistd::geteuid().is_root() {
         return Err("run as root: the benchmark creates cgroups".into());
     }
+    let mut results = Results::start(args)?;
+    let first_phase = results.phases.is_empty();
     let limits = Limits {
         mem: args.mem,
         cpus: args.cpus.clone(),
@@ -63,23 +70,103 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Vec<Row>, String> {
         preflight(&cg, &expected, t, &args.files)?;
     }
     report::header(out, args, &name, &limits).map_err(io)?;
-    let mut rows = Vec::new();
-    for file in &args.files {
-        for &n in &args.readers {
-            let mut runs: Vec<Vec<Outcome>> = args.targets.iter().map(|_| Vec::new()).collect();
-            for _ in 0..args.rounds {
-                for (t, target_runs) in args.targets.iter().zip(&mut runs) {
-                    target_runs.push(measure(&cg, &expected, t, file, n, args)?);
-                }
-            }
-            let summary = report::summarize(file, n, &args.targets, &runs);
-            for row in &summary {
-                report::row(out, row).map_err(io)?;
-            }
-            rows.extend(summary);
-        }
+    results.phases.push(Phase::of(args));
+    let bench = Bench {
+        cg: &cg,
+        expected: &expected,
+        args,
+    };
+    let rows = bench.table(out, &args.phase, &args.targets)?;
+    results.rows.extend(rows);
+    results.save_store(args)?;
+    if first_phase && args.scale > 0 {
+        let (scale, rows) = scale::run(&bench, &name, out)?;
+        results.scale = Some(scale);
+        results.rows.extend(rows);
+        results.save_store(args)?;
     }
-    Ok(rows)
+    if first_phase && !args.no_hostile {
+        results.hostile = hostile::run(&bench, &name, out)?;
+        results.save_store(args)?;
+    }
+    results.goals = goals::evaluate(&results);
+    results.save_store(args)?;
+    let (json, png) = results.write(args)?;
+    if !args.more {
+        goals::print(out, &results.goals).map_err(io)?;
+        writeln!(out, "# JSON: {}", json.display()).map_err(io)?;
+        match png {
+            Ok(path) => writeln!(out, "# chart: {}", path.display()),
+            Err(e) => writeln!(out, "# chart: not drawn: {e}"),
+        }
+        .map_err(io)?;
+    }
+    Ok(results)
+}
+
+/// What every measurement of one phase shares: the readers' cgroup, what a reader must see
+/// in it, and the flags.
+pub struct Bench<'a> {
+    /// The readers' cgroup.
+    pub cg: &'a BenchCgroup,
+    /// What a reader in it must read.
+    pub expected: &'a Expected,
+    /// The flags.
+    pub args: &'a Args,
+}
+
+impl Bench<'_> {
+    /// The table of `targets` in `phase`: every file and reader count, the targets taking
+    /// turns within each round, the median of the rounds printed as soon as it is known.
+    pub fn table(
+        &self,
+        out: &mut dyn Write,
+        phase: &str,
+        targets: &[Target],
+    ) -> Result<Vec<Row>, String> {
+        let args = self.args;
+        let mut rows = Vec::new();
+        for file in &args.files {
+            for &n in &args.readers {
+                let mut runs: Vec<Vec<Outcome>> = targets.iter().map(|_| Vec::new()).collect();
+                for _ in 0..args.rounds {
+                    for (t, target_runs) in targets.iter().zip(&mut runs) {
+                        target_runs.push(self.measure(t, file, n)?);
+                    }
+                }
+                let summary = report::summarize(phase, file, n, targets, &runs);
+                for row in &summary {
+                    report::row(out, row).map_err(io)?;
+                }
+                rows.extend(summary);
+            }
+        }
+        Ok(rows)
+    }
+
+    /// One timed run of `n` readers on `file` of `t`, its readers' first reads checked too
+    /// (a mount can break between runs).
+    pub fn measure(&self, t: &Target, file: &str, n: usize) -> Result<Outcome, String> {
+        let spec = Spec {
+            path: &t.path(file),
+            readers: n,
+            warmup: self.args.warmup(),
+            window: self.args.window(),
+            daemon: t.daemon,
+        };
+        let outcome = readers::run(self.cg, &spec)?;
+        verify(self.expected, t, file, &outcome)?;
+        if outcome.errors > 0 {
+            return Err(format!(
+                "target {}: {} of {} reads of {file} failed, the first with: {}",
+                t.name,
+                outcome.errors,
+                outcome.errors + outcome.reads,
+                outcome.first_error.as_deref().unwrap_or("?")
+            ));
+        }
+        Ok(outcome)
+    }
 }
 
 /// Refuses a target that shows a reader in the cgroup the wrong content: MemTotal (always,
@@ -107,38 +194,14 @@ fn preflight(
     Ok(())
 }
 
-/// One timed run of `n` readers on `file` of `t`, its readers' first reads checked too (a
-/// mount can break between runs).
-fn measure(
-    cg: &BenchCgroup,
+/// Refuses what a reader in the cgroup read from `file` of `t` unless it is what `t` must
+/// show there (the cgroup's view, or its fixed size).
+pub fn verify(
     expected: &Expected,
     t: &Target,
     file: &str,
-    n: usize,
-    args: &Args,
-) -> Result<Outcome, String> {
-    let spec = Spec {
-        path: &t.path(file),
-        readers: n,
-        warmup: args.warmup(),
-        window: args.window(),
-        daemon: t.daemon,
-    };
-    let outcome = readers::run(cg, &spec)?;
-    verify(expected, t, file, &outcome)?;
-    if outcome.errors > 0 {
-        return Err(format!(
-            "target {}: {} of {} reads of {file} failed, the first with: {}",
-            t.name,
-            outcome.errors,
-            outcome.errors + outcome.reads,
-            outcome.first_error.as_deref().unwrap_or("?")
-        ));
-    }
-    Ok(outcome)
-}
-
-fn verify(expected: &Expected, t: &Target, file: &str, outcome: &Outcome) -> Result<(), String> {
+    outcome: &Outcome,
+) -> Result<(), String> {
     for content in &outcome.contents {
         let checked = match t.fixed {
             Some(size) => check::fixed(file, size, content),
@@ -155,6 +218,7 @@ fn verify(expected: &Expected, t: &Target, file: &str, outcome: &Outcome) -> Res
     Ok(())
 }
 
-fn io(e: std::io::Error) -> String {
+/// A failed write of the output, as the benchmark's error.
+pub fn io(e: std::io::Error) -> String {
     format!("writing the table: {e}")
 }

@@ -22,6 +22,10 @@ const REQUIRED: [&str; 3] = ["memory", "cpu", "cpuset"];
 /// The CFS period the quota is written against (the kernel's default).
 const PERIOD_US: u64 = 100_000;
 
+/// A memory limit that limits nothing (the kernel keeps it as its own "no limit"), for the
+/// cgroups that are not a reader's view: the scale mode's parent, the hostile reader's.
+pub const UNLIMITED: u64 = i64::MAX as u64;
+
 /// What the readers' cgroup allows.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -145,6 +149,19 @@ impl Drop for BenchCgroup {
             }
         }
     }
+}
+
+/// Limits that hold nothing back: no memory limit, every online CPU, a quota of all of them.
+pub fn unlimited() -> Result<Limits, String> {
+    let online = read(Path::new("/sys/devices/system/cpu/online"))?;
+    let n = lxcfs_rs::cpulist::parse(&online)
+        .map_err(|e| format!("/sys/devices/system/cpu/online: {e}"))?
+        .len();
+    Ok(Limits {
+        mem: UNLIMITED,
+        cpus: online,
+        quota: n.max(1) as f64,
+    })
 }
 
 /// The mount point of each v1 controller of [`CONTROLLERS`] that is mounted.

@@ -16,6 +16,14 @@
 //! daemon must show the cgroup's limits (one of fixed content, its fixed size), so a broken
 //! mount is refused instead of timed.
 //!
+//! After the table, in a run's first phase: scale mode ([`scale`], `--scale N`: N other
+//! cgroups with live tasks; the daemons' RSS after a reader in each, and their cost per read
+//! again) and the hostile reader ([`hostile`]: one process holding 100,000 descriptors).
+//! Then every phase's results so far go to a JSON file ([`results`]) and a PNG chart
+//! ([`chart`]), and after the last phase the goals are printed ([`goals`]).
+//! `scripts/bench` runs two phases, remounting lxcfs-rs and the floor between them with
+//! FUSE-over-io_uring enabled ([`transport`]).
+//!
 //! Run without `--bench`, as `cargo test` runs it, the program is its own smoke test
 //! ([`smoke`]), so it cannot rot unnoticed.
 
@@ -26,14 +34,20 @@ mod common;
 mod args;
 mod bench;
 mod cgroup;
+mod chart;
 mod check;
+mod goals;
 mod histogram;
+mod hostile;
 mod reader;
 mod readers;
 mod report;
+mod results;
 mod sample;
+mod scale;
 mod sleepers;
 mod smoke;
+mod transport;
 
 use std::process::ExitCode;
 

@@ -77,7 +77,7 @@ pub fn run(cg: &BenchCgroup, spec: &Spec) -> Result<Outcome, String> {
         starters.spawn(spec.path, [&ready_w, &go_r], [&ready_r, &go_w])?;
     }
     drop((ready_w, go_r));
-    await_ready(ready_r, spec.readers)?;
+    await_ready(ready_r, spec.readers, "readers")?;
     let (start, end) = send_go(go_w, spec)?;
     let mut outcome = sample_daemon(spec, start, end)?;
     starters.collect(end + GRACE.as_nanos() as u64)?;
@@ -226,9 +226,10 @@ impl Drop for Starters<'_> {
     }
 }
 
-/// Waits until `n` readers have said they are ready; a reader that died first closes its end
-/// of the pipe, so EOF before `n` bytes means one will never be.
-fn await_ready(ready: OwnedFd, n: usize) -> Result<(), String> {
+/// Waits until `n` processes (`what`: readers, tasks) have said they are ready, one byte
+/// each; one that died first closes its end of the pipe, so EOF before `n` bytes means one
+/// will never be.
+pub fn await_ready(ready: OwnedFd, n: usize, what: &str) -> Result<(), String> {
     fcntl(&ready, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))
         .map_err(|e| format!("making a pipe non-blocking: {e}"))?;
     let mut ready = File::from(ready);
@@ -237,7 +238,7 @@ fn await_ready(ready: OwnedFd, n: usize) -> Result<(), String> {
     let mut buf = [0u8; 256];
     while seen < n {
         match ready.read(&mut buf) {
-            Ok(0) => return Err(format!("only {seen} of {n} readers started; see above")),
+            Ok(0) => return Err(format!("only {seen} of {n} {what} started; see above")),
             Ok(k) => seen += k,
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {
                 check_deadline(deadline, "start")?;
@@ -249,7 +250,8 @@ fn await_ready(ready: OwnedFd, n: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn pipe_pair() -> Result<(OwnedFd, OwnedFd), String> {
+/// A pipe, its read end first.
+pub fn pipe_pair() -> Result<(OwnedFd, OwnedFd), String> {
     pipe().map_err(|e| format!("pipe: {e}"))
 }
 

@@ -2,13 +2,20 @@
 
 use std::io::{self, Write};
 
+use serde::{Deserialize, Serialize};
+
 use crate::args::{Args, Target};
 use crate::cgroup::Limits;
 use crate::readers::Outcome;
 
-/// One line of the table.
-#[derive(Clone, Debug)]
+/// One line of the table, and of the JSON.
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Row {
+    /// The phase it was measured in: `uring-off`, `uring-on` (scripts/bench's phases) or
+    /// `scaled` (scale mode).
+    pub phase: String,
+    /// How requests reached the target: `kernel`, `/dev/fuse` or `io_uring`.
+    pub transport: String,
     /// The file read.
     pub file: String,
     /// How many readers read it at once.
@@ -23,7 +30,9 @@ pub struct Row {
     pub p99_us: f64,
     /// 99.9th percentile latency, in µs.
     pub p999_us: f64,
-    /// The daemon's CPU time per 1000 reads, in ms (`None` for the kernel).
+    /// The daemon's CPU time per 1000 reads, in ms, which is µs per read (`None` for the
+    /// kernel).
+    #[serde(rename = "cpu_us_per_read")]
     pub cpu_ms_per_1k: Option<f64>,
     /// The daemon's RSS after the last round, in MiB.
     pub rss_mib: Option<f64>,
@@ -34,16 +43,25 @@ pub struct Row {
 /// The lines above the table: what is compared, and how.
 pub fn header(out: &mut dyn Write, args: &Args, cgroup: &str, limits: &Limits) -> io::Result<()> {
     let targets: Vec<String> = (args.targets.iter())
-        .map(|t| match (t.daemon, t.fixed) {
-            (Some(pid), Some(size)) => format!(
-                "{}={} (daemon pid {pid}, fixed {size}-byte files)",
-                t.name,
-                t.root.display()
-            ),
-            (Some(pid), None) => format!("{}={} (daemon pid {pid})", t.name, t.root.display()),
-            (None, _) => format!("{}={} (the kernel)", t.name, t.root.display()),
+        .map(|t| {
+            let via = format!("{}: {}", t.transport, t.transport_source);
+            match (t.daemon, t.fixed) {
+                (Some(pid), Some(size)) => format!(
+                    "{}={} (daemon pid {pid}, fixed {size}-byte files, {via})",
+                    t.name,
+                    t.root.display()
+                ),
+                (Some(pid), None) => {
+                    format!("{}={} (daemon pid {pid}, {via})", t.name, t.root.display())
+                }
+                (None, _) => format!("{}={} (the kernel)", t.name, t.root.display()),
+            }
         })
         .collect();
+    let uring = crate::transport::enable_uring().map_or("not in this kernel".to_string(), |v| {
+        format!("enable_uring={v}")
+    });
+    writeln!(out, "# phase {}: FUSE-over-io_uring {uring}", args.phase)?;
     writeln!(out, "# targets: {}", targets.join(", "))?;
     if args.threads > 0 {
         writeln!(
@@ -65,11 +83,17 @@ pub fn header(out: &mut dyn Write, args: &Args, cgroup: &str, limits: &Limits) -
         args.rounds,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     )?;
+    columns(out)
+}
+
+/// The table's column names and rule.
+pub fn columns(out: &mut dyn Write) -> io::Result<()> {
     let line = format!(
-        "{:<30}{:>4} {:<10}{:>11}{:>9}{:>9}{:>10}{:>11}{:>9}{:>8}",
+        "{:<30}{:>4} {:<8}{:<10}{:>11}{:>9}{:>9}{:>10}{:>11}{:>9}{:>8}",
         "file",
         "n",
         "target",
+        "via",
         "reads/s",
         "p50 µs",
         "p99 µs",
@@ -88,10 +112,15 @@ pub fn row(out: &mut dyn Write, r: &Row) -> io::Result<()> {
     let opt = |v: Option<f64>, prec: usize| v.map_or("-".to_string(), |v| format!("{v:.prec$}"));
     writeln!(
         out,
-        "{:<30}{:>4} {:<10}{:>11.0}{:>9.1}{:>9.1}{:>10.1}{:>11}{:>9}{:>8}",
+        "{:<30}{:>4} {:<8}{:<10}{:>11.0}{:>9.1}{:>9.1}{:>10.1}{:>11}{:>9}{:>8}",
         r.file,
         r.readers,
         r.target,
+        if r.transport == "kernel" {
+            "-"
+        } else {
+            &r.transport
+        },
         r.reads_per_s,
         r.p50_us,
         r.p99_us,
@@ -103,8 +132,9 @@ pub fn row(out: &mut dyn Write, r: &Row) -> io::Result<()> {
     out.flush()
 }
 
-/// The rows of one file and reader count: `runs[i]` holds target `i`'s rounds.
+/// The rows of one file and reader count in `phase`: `runs[i]` holds target `i`'s rounds.
 pub fn summarize(
+    phase: &str,
     file: &str,
     readers: usize,
     targets: &[Target],
@@ -118,6 +148,8 @@ pub fn summarize(
                 |f: &dyn Fn(&Outcome) -> Option<f64>| median(rounds.iter().filter_map(f).collect());
             let quantile = |q: f64| per_round(&|o| Some(o.latency.quantile(q)? / 1000.0));
             Row {
+                phase: phase.to_string(),
+                transport: t.transport.clone(),
                 file: file.to_string(),
                 readers,
                 target: t.name.clone(),

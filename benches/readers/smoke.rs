@@ -1,7 +1,8 @@
 //! The program's own test, run when it is started without `--bench` (as `cargo test` starts
-//! it): the histogram, the content check and the target specs on known input, a real
-//! benchmark of the kernel, the C lxcfs, lxcfs-rs and the floor (examples/floor.rs) for a
-//! fraction of a second, and a refused benchmark of a mount that shows the host's files.
+//! it): the histogram, the content check, the target specs, the goals and the chart on known
+//! input, a real benchmark of the kernel, the C lxcfs, lxcfs-rs and the floor
+//! (examples/floor.rs) for a fraction of a second with a small scale mode and hostile
+//! reader, and a refused benchmark of a mount that shows the host's files.
 //! Like libtest, it takes name filters and `--list`.
 
 use std::fs;
@@ -16,8 +17,10 @@ use crate::args::{Args, Target};
 use crate::bench;
 use crate::check::{self, Expected};
 use crate::common::{Daemon, TestDir};
+use crate::goals::{self, Goal};
 use crate::histogram::Histogram;
 use crate::report::Row;
+use crate::results::{Phase, Results};
 
 /// The tests, by name.
 const TESTS: &[(&str, fn())] = &[
@@ -30,6 +33,11 @@ const TESTS: &[(&str, fn())] = &[
         content_check_tells_a_daemon_from_the_host,
     ),
     ("target_specs_parse", target_specs_parse),
+    (
+        "goals_are_measured_from_the_rows",
+        goals_are_measured_from_the_rows,
+    ),
+    ("chart_draws_a_png", chart_draws_a_png),
     (
         "bench_measures_the_kernel_lxcfs_lxcfs_rs_and_the_floor",
         bench_measures_the_kernel_lxcfs_lxcfs_rs_and_the_floor,
@@ -181,6 +189,17 @@ fn target_specs_parse() {
     assert_eq!((t.daemon, t.fixed), (Some(me as i32), None));
     let t = Target::parse(&format!("floor={root},pid={me},fixed=1400")).expect("the floor");
     assert_eq!((t.daemon, t.fixed), (Some(me as i32), Some(1400)));
+    // This process holds no io_uring: seen as /dev/fuse; a given transport is taken as is.
+    assert_eq!(t.transport, "/dev/fuse", "{t:?}");
+    let t = Target::parse(&format!("ours={root},pid={me},transport=io_uring")).expect("given");
+    assert_eq!(
+        (t.transport.as_str(), t.transport_source.as_str()),
+        ("io_uring", "as given")
+    );
+    assert_eq!(
+        Target::parse("kernel=/").expect("the kernel").transport,
+        "kernel"
+    );
     for bad in [
         "kernel=/,pid=1".to_string(),
         "kernel=/,fixed=1400".to_string(),
@@ -189,14 +208,16 @@ fn target_specs_parse() {
         format!("floor={root},pid={me},fixed=0"),
         format!("floor={root},pid={me},fixed=x"),
         format!("floor={root},pid={me},floor"),
+        format!("ours={root},pid={me},transport=carrier-pigeon"),
+        "kernel=/,transport=io_uring".to_string(),
     ] {
         assert!(Target::parse(&bad).is_err(), "{bad:?} must be refused");
     }
 }
 
-/// Runs the benchmark with `flags`, its table going to a buffer; returns the rows or the
+/// Runs the benchmark with `flags`, its table going to a buffer; returns the results or the
 /// error, and the table.
-fn bench_with(flags: &[String]) -> (Result<Vec<Row>, String>, String) {
+fn bench_with(flags: &[String]) -> (Result<Results, String>, String) {
     let mut argv = vec!["readers".to_string()];
     argv.extend(flags.iter().cloned());
     let args = Args::try_parse_from(&argv).unwrap_or_else(|e| panic!("parsing {argv:?}: {e}"));
@@ -259,8 +280,28 @@ fn bench_measures_the_kernel_lxcfs_lxcfs_rs_and_the_floor() {
     let [t, spec] = target("floor", &floor);
     flags.extend([t, format!("{spec},fixed=1400")]);
     flags.extend(["-n", "1,2", "-d", "0.3", "-w", "0.1", "-r", "1"].map(String::from));
-    let (rows, table) = bench_with(&flags);
-    let rows = rows.unwrap_or_else(|e| panic!("the benchmark failed: {e}"));
+    let out = TestDir::new();
+    let json = out.join("run.json");
+    flags.extend(["--scale", "3", "--hostile-fds", "300", "--json"].map(String::from));
+    flags.push(json.display().to_string());
+    let (results, table) = bench_with(&flags);
+    let results = results.unwrap_or_else(|e| panic!("the benchmark failed: {e}"));
+    let written: Results = serde_json::from_str(&fs::read_to_string(&json).expect("the JSON"))
+        .expect("the JSON parses as results");
+    assert_eq!(
+        written.rows.len(),
+        results.rows.len(),
+        "the JSON holds every row"
+    );
+    if fs::metadata(crate::chart::FONT).is_ok() {
+        let png = fs::read(json.with_extension("png")).expect("the chart beside the JSON");
+        assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    }
+    check_scale_and_hostile(&results, &table);
+    let rows: Vec<Row> = (results.rows.iter())
+        .filter(|r| r.phase == "uring-off")
+        .cloned()
+        .collect();
 
     let files = ["proc/meminfo", "proc/cpuinfo", "proc/stat", "proc/uptime"];
     assert_eq!(
@@ -270,7 +311,7 @@ fn bench_measures_the_kernel_lxcfs_lxcfs_rs_and_the_floor() {
     );
     assert!(
         table.contains(&format!(
-            "floor={} (daemon pid {}, fixed 1400-byte files)",
+            "floor={} (daemon pid {}, fixed 1400-byte files, ",
             floor.mnt.display(),
             floor.pid
         )),
@@ -342,6 +383,216 @@ fn bench_measures_the_kernel_lxcfs_lxcfs_rs_and_the_floor() {
             "{name}: serving thousands of reads took no CPU time?\n{table}"
         );
     }
+}
+
+/// What `--scale 3 --hostile-fds 300` must have produced against lxcfs and lxcfs-rs.
+fn check_scale_and_hostile(results: &Results, table: &str) {
+    let scale = results.scale.as_ref().expect("scale mode ran");
+    assert_eq!(scale.cgroups, 3);
+    let viewers: Vec<&str> = scale.rss.iter().map(|r| r.target.as_str()).collect();
+    assert_eq!(
+        viewers,
+        ["lxcfs", "ours"],
+        "RSS of the daemons with views:\n{table}"
+    );
+    for r in &scale.rss {
+        assert_eq!(r.failures, 0, "{r:?}");
+        assert!(r.idle_rss_mib > 0.0 && r.after_rss_mib > 0.0, "{r:?}");
+    }
+    let scaled = results.rows.iter().filter(|r| r.phase == "scaled").count();
+    assert_eq!(scaled, 5 * 2 * 3, "every daemon measured again:\n{table}");
+    let hostile: Vec<&str> = results.hostile.iter().map(|h| h.target.as_str()).collect();
+    assert_eq!(
+        hostile,
+        ["lxcfs", "ours"],
+        "the hostile reader against each:\n{table}"
+    );
+    for h in &results.hostile {
+        assert_eq!((h.fds_held, &h.open_error), (300, &None), "{h:?}");
+        assert!(h.held_rss_mib > 0.0, "{h:?}");
+        assert_eq!(h.victim.len(), 2, "{h:?}");
+        assert!(h.victim.iter().all(|v| v.content_ok), "{h:?}");
+    }
+    let cgroups = fs::read_dir("/sys/fs/cgroup/memory").expect("the memory hierarchy");
+    let left: Vec<String> = cgroups
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&format!("lxcfs-rs-bench-{}", std::process::id())))
+        .collect();
+    assert!(left.is_empty(), "cgroups left behind: {left:?}");
+    for g in &results.goals {
+        assert!(
+            g.met.is_some() || g.note.is_some(),
+            "a goal neither measured nor explained: {g:?}"
+        );
+    }
+    assert!(
+        table.contains("# goals:"),
+        "the goals are printed:\n{table}"
+    );
+}
+
+/// A row of `phase` for the goal and chart tests.
+fn row(phase: &str, target: &str, file: &str, readers: usize, reads: f64, cpu: f64) -> Row {
+    Row {
+        phase: phase.into(),
+        transport: if target == "kernel" {
+            "kernel"
+        } else {
+            "/dev/fuse"
+        }
+        .into(),
+        file: file.into(),
+        readers,
+        target: target.into(),
+        reads_per_s: reads,
+        p50_us: 100.0,
+        p99_us: if target == "ours" { 400.0 } else { 1000.0 },
+        p999_us: 2000.0,
+        cpu_ms_per_1k: (target != "kernel").then_some(cpu),
+        rss_mib: (target != "kernel").then_some(5.0),
+        ratio: None,
+    }
+}
+
+/// Results of one /dev/fuse phase: ours makes `ours` reads/s where lxcfs makes 1000, on two
+/// files and 1 and 8 readers.
+fn sample_results(ours: [f64; 2]) -> Results {
+    let mut r = Results::default();
+    r.settings.files = vec!["proc/meminfo".into(), "proc/stat".into()];
+    r.settings.readers = vec![1, 8];
+    r.phases.push(Phase {
+        name: "uring-off".into(),
+        ..Phase::default()
+    });
+    for (file, ours) in r.settings.files.clone().iter().zip(ours) {
+        for n in [1, 8] {
+            r.rows
+                .push(row("uring-off", "kernel", file, n, 40_000.0, 0.0));
+            r.rows
+                .push(row("uring-off", "lxcfs", file, n, 1000.0, 300.0));
+            r.rows.push(row("uring-off", "ours", file, n, ours, 90.0));
+            r.rows
+                .push(row("uring-off", "floor", file, n, 4000.0, 40.0));
+        }
+    }
+    r
+}
+
+fn goals_are_measured_from_the_rows() {
+    let r = sample_results([3500.0, 2500.0]);
+    let goals = goals::evaluate(&r);
+    let find = |name: &str, scope: &str| -> &Goal {
+        (goals.iter())
+            .find(|g| g.goal == name && g.scope == scope)
+            .unwrap_or_else(|| panic!("no goal {name:?} [{scope}] in {goals:#?}"))
+    };
+    let g = find("reads/s vs the C lxcfs, 8 readers", "/dev/fuse");
+    assert_eq!(g.values.len(), 2, "{g:?}");
+    let (worst, best) = (g.worst.as_ref().unwrap(), g.best.as_ref().unwrap());
+    assert_eq!((worst.value, worst.at.as_str()), (2.5, "stat n=8"), "{g:?}");
+    assert_eq!(
+        (best.value, best.at.as_str()),
+        (3.5, "meminfo n=8"),
+        "{g:?}"
+    );
+    assert_eq!(g.met, Some(false), "2.5× misses 3×: {g:?}");
+    assert_eq!(
+        find("reads/s vs the C lxcfs, 1 reader", "/dev/fuse").met,
+        Some(true)
+    );
+    // 2500/4000 = 0.625 misses 0.7 on stat; CPU 90/300 = 0.3 ≤ 1/3; p99 400/1000 ≤ 1/2.
+    assert_eq!(
+        find("reads/s vs the floor (same transport)", "/dev/fuse").met,
+        Some(false)
+    );
+    assert_eq!(
+        find("daemon CPU per read vs the C lxcfs", "/dev/fuse").met,
+        Some(true)
+    );
+    assert_eq!(
+        find("p99 latency, 8 readers, vs the C lxcfs", "/dev/fuse").met,
+        Some(true)
+    );
+    // What was not run is said, not judged.
+    let uring = find("reads/s vs the C lxcfs, 1 reader", "io_uring");
+    assert_eq!(uring.met, None, "{uring:?}");
+    assert!(
+        uring.note.as_deref().unwrap().contains("no io_uring phase"),
+        "{uring:?}"
+    );
+    for g in goals
+        .iter()
+        .filter(|g| g.scope == "scale mode" || g.scope == "hostile reader")
+    {
+        assert_eq!(g.met, None, "{g:?}");
+        assert!(g.note.is_some(), "{g:?}");
+    }
+    // An io_uring phase in which lxcfs-rs still served over /dev/fuse: said so.
+    let mut r = r;
+    r.phases.push(Phase {
+        name: "uring-on".into(),
+        ..Phase::default()
+    });
+    let more: Vec<Row> = (r.rows.iter())
+        .map(|x| Row {
+            phase: "uring-on".into(),
+            ..x.clone()
+        })
+        .collect();
+    r.rows.extend(more.clone());
+    let goals = goals::evaluate(&r);
+    let uring = (goals.iter())
+        .find(|g| g.scope == "io_uring")
+        .expect("the io_uring line");
+    assert!(
+        uring
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("/dev/fuse with enable_uring=1"),
+        "{uring:?}"
+    );
+    // Once it does serve over io_uring, its goals are measured there too.
+    r.rows.retain(|x| x.phase != "uring-on");
+    r.rows.extend(more.into_iter().map(|x| Row {
+        transport: if x.target == "ours" || x.target == "floor" {
+            "io_uring".into()
+        } else {
+            x.transport
+        },
+        ..x
+    }));
+    let goals = goals::evaluate(&r);
+    let one = (goals.iter())
+        .find(|g| g.scope == "io_uring" && g.goal == "reads/s vs the C lxcfs, 1 reader")
+        .expect("the io_uring line");
+    assert_eq!(
+        (one.met, one.values.len()),
+        (Some(false), 2),
+        "2.5-3.5× misses 5×: {one:?}"
+    );
+    assert!(
+        goals.iter().filter(|g| g.scope == "io_uring").count() >= 5,
+        "{goals:#?}"
+    );
+}
+
+fn chart_draws_a_png() {
+    require!(
+        fs::metadata(crate::chart::FONT).is_ok(),
+        "no DejaVu Sans (scripts/deps.sh test installs fonts-dejavu-core)"
+    );
+    let dir = TestDir::new();
+    let png = dir.join("chart.png");
+    let r = sample_results([3500.0, 2500.0]);
+    crate::chart::draw(&r, &png).unwrap_or_else(|e| panic!("drawing: {e}"));
+    let bytes = fs::read(&png).expect("the PNG");
+    assert!(bytes.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
+    assert!(
+        bytes.len() > 5000,
+        "a chart, not a blank: {} bytes",
+        bytes.len()
+    );
 }
 
 fn bench_refuses_targets_that_show_the_host() {
@@ -434,13 +685,14 @@ fn bench_holds_sleeping_threads_in_the_readers_cgroup() {
             "1",
             "--threads",
             "100",
+            "--no-hostile",
         ]
         .map(String::from),
     );
     let (rows, table) = bench_with(&flags);
     let rows = rows.unwrap_or_else(|e| panic!("the benchmark failed: {e}"));
     assert_eq!(
-        rows.len(),
+        rows.rows.len(),
         1,
         "one file, one reader count, one target:\n{table}"
     );
