@@ -218,6 +218,7 @@ pub(super) fn run(cfg: &DaemonConfig) -> Result<(), DaemonError> {
         Ordering::Relaxed,
     );
     let fs = Arc::new(LxcFs::new(view.clone(), generation)?.with_ledger(Arc::new(Ledger(board))));
+    crate::kfile::kept::start_sweeper();
     let config = SessionConfig {
         threads: cfg.threads,
         clones: if resends { Clones::Given } else { Clones::Own },

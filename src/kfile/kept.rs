@@ -66,13 +66,14 @@ thread_local! {
             NonZeroUsize::new(PER_THREAD).unwrap_or(NonZeroUsize::MIN),
         )));
         SHELVES.lock().push(Arc::downgrade(&shelf));
-        start_sweeper();
         shelf
     };
 }
 
-/// Starts the sweeper, once per process: the first thread to keep a descriptor does.
-fn start_sweeper() {
+/// Starts the sweeper, once per process. Long-lived readers (the serving worker, the seccomp
+/// agent) call it; one-shot commands do not, and must not: the `reattach` helper has to stay
+/// single-threaded for `setns(CLONE_NEWNS)`, which refuses a process with other threads.
+pub fn start_sweeper() {
     static STARTED: Once = Once::new();
     STARTED.call_once(|| {
         let spawned = std::thread::Builder::new()

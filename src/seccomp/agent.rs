@@ -67,6 +67,7 @@ pub fn run(cfg: &AgentConfig) -> Result<(), AgentError> {
         }
     };
     let view = Arc::new(View::new(cfg.host.clone(), cfg.view)?);
+    crate::kfile::kept::start_sweeper();
     let socket = listen(&cfg.socket)?;
     info!(
         "seccomp agent: answering sysinfo(2) for containers connecting to {}",

@@ -10,6 +10,10 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use super::BIN;
+
+/// Set by `scripts/test --io-uring`: every lxcfs-rs daemon the tests start serves over
+/// FUSE-over-io_uring (the script turns the kernel's parameter on for the run).
+pub const IO_URING_ENV: &str = "LXCFS_RS_TEST_IO_URING";
 use super::mounts::fuse_mount_at;
 use super::process::{signal, wait_timeout, wait_until};
 
@@ -78,7 +82,8 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Our daemon with `args` on a fresh temporary mount point, mounted and serving.
+    /// Our daemon with `args` on a fresh temporary mount point, mounted and serving (with
+    /// `--io-uring` first when [`IO_URING_ENV`] is set).
     pub fn start(args: &[&str]) -> Daemon {
         Daemon::start_cmd(Command::new(BIN), args)
     }
@@ -156,6 +161,13 @@ impl Daemon {
     }
 
     fn spawn_cmd(name: &str, mut cmd: Command, args: &[&str], mnt: &Path, log: &Path) -> Daemon {
+        // `scripts/test --io-uring`: every lxcfs-rs daemon serves over io_uring.
+        if name == "lxcfs-rs"
+            && std::env::var_os(IO_URING_ENV).is_some()
+            && !args.contains(&"--io-uring")
+        {
+            cmd.arg("--io-uring");
+        }
         let out = File::create(log).unwrap_or_else(|e| panic!("creating {}: {e}", log.display()));
         let err = out.try_clone().expect("cloning the log handle");
         let child = cmd

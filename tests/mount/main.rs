@@ -17,6 +17,7 @@
 //! - [`attributes`]: attributes the kernel caches, and reads past a cached size;
 //! - [`host_ns`]: `--host-mount-ns` from a mount namespace of the daemon's own;
 //! - [`hostile`]: a container holding 100,000 open descriptors, and the daemon's memory;
+//! - [`uring`]: `--io-uring`: served over FUSE-over-io_uring, the fallback, a refused ring;
 //! - [`lifecycle`]: signals, stale mounts, flags, help and version;
 //! - [`errors`]: refused starts;
 //! - [`namespaces`]: the daemon outside the host's namespaces, readers it cannot look up;
@@ -45,6 +46,7 @@ mod size;
 mod splice;
 mod takeover;
 mod tasks;
+mod uring;
 
 use std::fs;
 
