@@ -166,18 +166,6 @@ mod tests {
     /// Ticks of 1, 1, 1.
     const AFTER_1_1_1: [u64; 3] = [454, 101, 33];
 
-    /// Writes v1 cgroup `name` (its `tasks` file) on the fixture host, with a task in each
-    /// of the given states, and returns its directory.
-    fn cgroup(fx: &Fixture, name: &str, tasks: &[(u32, char)]) -> PathBuf {
-        let rel = format!("sys/fs/cgroup/cpu/{name}");
-        let list: String = tasks.iter().map(|(tid, _)| format!("{tid}\n")).collect();
-        fx.write(&format!("{rel}/tasks"), &list);
-        for &(tid, state) in tasks {
-            fx.stat(tid, 1, state, 100 + u64::from(tid));
-        }
-        fx.path(&rel)
-    }
-
     /// A tracker on the fixture host with a clock the test sets and no sampling thread:
     /// the test calls `sample_all` for each tick.
     fn tracker(fx: &Fixture) -> LoadTracker {
@@ -197,8 +185,8 @@ mod tests {
     #[test]
     fn each_tick_samples_every_tracked_cgroup_with_its_running_and_blocked_tasks() {
         let fx = Fixture::new();
-        let busy = cgroup(&fx, "busy", &[(10, 'R'), (11, 'R'), (12, 'D'), (13, 'S')]);
-        let idle = cgroup(&fx, "idle", &[(20, 'S'), (21, 'Z'), (22, 'I')]);
+        let busy = fx.cpu_cgroup_with_tasks("busy", &[(10, 'R'), (11, 'R'), (12, 'D'), (13, 'S')]);
+        let idle = fx.cpu_cgroup_with_tasks("idle", &[(20, 'S'), (21, 'Z'), (22, 'I')]);
         let t = tracker(&fx);
         // The first read folds in the count its caller has just made.
         assert_eq!(t.load(&busy, 3).avenrun, AFTER_3);
@@ -223,8 +211,8 @@ mod tests {
     #[test]
     fn a_cgroup_read_between_ticks_is_sampled_from_the_next_tick_on() {
         let fx = Fixture::new();
-        let early = cgroup(&fx, "early", &[(10, 'R'), (11, 'R')]);
-        let late = cgroup(&fx, "late", &[(20, 'R'), (21, 'R')]);
+        let early = fx.cpu_cgroup_with_tasks("early", &[(10, 'R'), (11, 'R')]);
+        let late = fx.cpu_cgroup_with_tasks("late", &[(20, 'R'), (21, 'R')]);
         let t = tracker(&fx);
         assert_eq!(t.load(&early, 2).avenrun, AFTER_2);
         t.sample_all();
@@ -239,8 +227,8 @@ mod tests {
     #[test]
     fn a_cgroup_nobody_reads_for_ten_minutes_is_forgotten() {
         let fx = Fixture::new();
-        let kept = cgroup(&fx, "kept", &[(10, 'R')]);
-        let dropped = cgroup(&fx, "dropped", &[(20, 'R')]);
+        let kept = fx.cpu_cgroup_with_tasks("kept", &[(10, 'R')]);
+        let dropped = fx.cpu_cgroup_with_tasks("dropped", &[(20, 'R')]);
         let t = tracker(&fx);
         t.load(&kept, 1);
         t.load(&dropped, 1);
@@ -278,8 +266,8 @@ mod tests {
     #[test]
     fn a_removed_cgroup_is_forgotten_at_the_next_tick() {
         let fx = Fixture::new();
-        let gone = cgroup(&fx, "gone", &[(10, 'R')]);
-        let stays = cgroup(&fx, "stays", &[(20, 'R')]);
+        let gone = fx.cpu_cgroup_with_tasks("gone", &[(10, 'R')]);
+        let stays = fx.cpu_cgroup_with_tasks("stays", &[(20, 'R')]);
         let t = tracker(&fx);
         t.load(&gone, 1);
         t.load(&stays, 1);

@@ -26,6 +26,22 @@ impl Fixture {
         let host = HostPaths::under(tree.root());
         Fixture { tree, host }
     }
+
+    /// Writes v1 cgroup `name` under the `cpu` hierarchy (its `tasks` file) with a task in
+    /// each of the given states, and returns its directory.
+    pub(crate) fn cpu_cgroup_with_tasks(
+        &self,
+        name: &str,
+        tasks: &[(u32, char)],
+    ) -> std::path::PathBuf {
+        let rel = format!("sys/fs/cgroup/cpu/{name}");
+        let list: String = tasks.iter().map(|(tid, _)| format!("{tid}\n")).collect();
+        self.write(&format!("{rel}/tasks"), &list);
+        for &(tid, state) in tasks {
+            self.stat(tid, 1, state, 100 + u64::from(tid));
+        }
+        self.path(&rel)
+    }
 }
 
 impl Deref for Fixture {

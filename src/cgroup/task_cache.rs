@@ -111,17 +111,6 @@ mod tests {
     use super::*;
     use crate::testutil::Fixture;
 
-    /// A v1 cgroup `name` whose tasks are `tasks` (tid, state), written on `fx`.
-    fn cgroup(fx: &Fixture, name: &str, tasks: &[(u32, char)]) -> PathBuf {
-        let rel = format!("sys/fs/cgroup/cpu/{name}");
-        let list: String = tasks.iter().map(|(tid, _)| format!("{tid}\n")).collect();
-        fx.write(&format!("{rel}/tasks"), &list);
-        for &(tid, state) in tasks {
-            fx.stat(tid, 1, state, 100 + u64::from(tid));
-        }
-        fx.path(&rel)
-    }
-
     /// The counts and the newest thread's tid, as `cache` gives them for `dir`.
     fn seen(cache: &TaskCache, dir: &Path) -> (TaskCounts, Option<u32>) {
         let (counts, newest) = cache.count(dir);
@@ -139,10 +128,10 @@ mod tests {
     #[test]
     fn a_count_is_used_while_fresh_then_made_again() {
         let fx = Fixture::new();
-        let dir = cgroup(&fx, "ctr", &[(10, 'R'), (11, 'S')]);
+        let dir = fx.cpu_cgroup_with_tasks("ctr", &[(10, 'R'), (11, 'S')]);
         let kept = TaskCache::new(fx.host.clone(), Duration::from_secs(3600));
         assert_eq!(seen(&kept, &dir), (running(1, 2), Some(11)));
-        cgroup(&fx, "ctr", &[(10, 'R'), (11, 'R'), (12, 'R')]);
+        fx.cpu_cgroup_with_tasks("ctr", &[(10, 'R'), (11, 'R'), (12, 'R')]);
         assert_eq!(
             seen(&kept, &dir),
             (running(1, 2), Some(11)),
@@ -150,7 +139,7 @@ mod tests {
         );
         let expiring = TaskCache::new(fx.host.clone(), Duration::ZERO);
         assert_eq!(seen(&expiring, &dir), (running(3, 3), Some(12)));
-        cgroup(&fx, "ctr", &[(10, 'S')]);
+        fx.cpu_cgroup_with_tasks("ctr", &[(10, 'S')]);
         assert_eq!(
             seen(&expiring, &dir),
             (running(0, 1), Some(10)),
@@ -161,8 +150,8 @@ mod tests {
     #[test]
     fn each_cgroup_has_its_own_count_and_removed_ones_lose_theirs() {
         let fx = Fixture::new();
-        let a = cgroup(&fx, "a", &[(10, 'R')]);
-        let b = cgroup(&fx, "b", &[(20, 'D'), (21, 'D')]);
+        let a = fx.cpu_cgroup_with_tasks("a", &[(10, 'R')]);
+        let b = fx.cpu_cgroup_with_tasks("b", &[(20, 'D'), (21, 'D')]);
         let cache = TaskCache::new(fx.host.clone(), Duration::from_secs(3600));
         assert_eq!(cache.count(&a).0, running(1, 1));
         let blocked = TaskCounts {

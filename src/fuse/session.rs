@@ -373,14 +373,7 @@ fn serve<F: Filesystem>(shared: &Arc<Shared<F>>, thread: usize, fd: &Arc<OwnedFd
                 return;
             }
         };
-        let mut dispatcher = Dispatcher {
-            fs: &*shared.fs,
-            init: &shared.init,
-            unsupported: &shared.unsupported,
-            observer: &*shared.observer,
-            scratch: &mut scratch,
-            io_uring: shared.io_uring,
-        };
+        let mut dispatcher = dispatcher(shared, &mut scratch);
         if let Some(unique) = unique_of(&buf[..n]) {
             shared.observer.taken(thread, unique);
         }
@@ -399,6 +392,21 @@ fn serve<F: Filesystem>(shared: &Arc<Shared<F>>, thread: usize, fd: &Arc<OwnedFd
             }
             Err(e) => warn!("writing a FUSE reply failed: {e}"),
         }
+    }
+}
+
+/// A dispatcher of the session's, with a serving thread's scratch buffer.
+fn dispatcher<'a, F: Filesystem>(
+    shared: &'a Shared<F>,
+    scratch: &'a mut Vec<u8>,
+) -> Dispatcher<'a, F> {
+    Dispatcher {
+        fs: &*shared.fs,
+        init: &shared.init,
+        unsupported: &shared.unsupported,
+        observer: &*shared.observer,
+        scratch,
+        io_uring: shared.io_uring,
     }
 }
 
@@ -500,15 +508,7 @@ fn serve_ring<F: Filesystem>(shared: &Shared<F>, qid: u16, fd: &OwnedFd, payload
                 let unique = unique_of(bytes).unwrap_or(0);
                 shared.observer.taken(thread, unique);
                 let mut sink = queue.sink(index);
-                let served = Dispatcher {
-                    fs: &*shared.fs,
-                    init: &shared.init,
-                    unsupported: &shared.unsupported,
-                    observer: &*shared.observer,
-                    scratch: &mut scratch,
-                    io_uring: shared.io_uring,
-                }
-                .serve(bytes, &mut sink);
+                let served = dispatcher(shared, &mut scratch).serve(bytes, &mut sink);
                 // An entry is re-armed only by a commit, so every request gets an answer.
                 if !sink.written() {
                     let _ = super::reply::error(&mut sink, unique, Errno::EIO);
