@@ -249,6 +249,7 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         threads,
         clones: Clones::Missing,
         io_uring: args.io_uring,
+        kick: None,
     };
     let start = Start::Fresh {
         generation: 1,

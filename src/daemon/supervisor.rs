@@ -159,7 +159,20 @@ pub(super) struct Supervisor {
     /// fusectl's `waiting` file of our connection.
     waiting_file: Option<PathBuf>,
     progress: (u64, Instant),
+    /// The watchdog replaced a worker over io_uring and requests have waited ever since.
+    ring_stall: RingStall,
     last_tick: Instant,
+}
+
+/// How far the watchdog went with a stall on the io_uring transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RingStall {
+    /// No stall, or requests stopped waiting since.
+    None,
+    /// One worker was replaced for it.
+    Replaced,
+    /// A replacement did not help: said so once, no more replacements.
+    Reported,
 }
 
 impl Supervisor {
@@ -205,6 +218,7 @@ impl Supervisor {
             pidfile,
             waiting_file,
             progress: (0, Instant::now()),
+            ring_stall: RingStall::None,
             last_tick: Instant::now(),
             cfg,
             conn,
@@ -672,26 +686,51 @@ impl Supervisor {
     }
 
     /// Replaces a worker that answered nothing for [`WATCHDOG`] while requests waited.
+    ///
+    /// Over io_uring, once only per stall: a request the kernel had put in a ring entry of
+    /// an exited worker cannot be resent (the kernel has no resend or unregister for ring
+    /// entries), so it waits until unmount whatever we do, and every further kill would
+    /// strand what the replacement held.
     fn watchdog(&mut self) {
         let Some(w) = self.worker.as_ref().filter(|w| w.ready) else {
             return;
         };
+        let pid = w.child.id();
         let replies = self.conn.board.slots().replies.load(Ordering::Relaxed);
         let waiting = self.waiting().unwrap_or(0);
+        if waiting == 0 {
+            self.ring_stall = RingStall::None;
+        }
         if replies != self.progress.0 || waiting == 0 {
             self.progress = (replies, Instant::now());
             return;
         }
-        if self.progress.1.elapsed() >= WATCHDOG {
-            warn!(
-                "worker {} answered nothing for {:?} while {waiting} request(s) waited; \
-                 replacing it",
-                w.child.id(),
-                self.progress.1.elapsed()
-            );
-            let _ = kill(Pid::from_raw(w.child.id() as i32), Signal::SIGKILL);
-            self.progress = (replies, Instant::now());
+        let stalled = self.progress.1.elapsed();
+        if stalled < WATCHDOG {
+            return;
         }
+        let ring = self.transport() == crate::fuse::Transport::IoUring;
+        match (ring, self.ring_stall) {
+            (true, RingStall::Reported) => return,
+            (true, RingStall::Replaced) => {
+                warn!(
+                    "{waiting} request(s) still wait after a worker was replaced: they were \
+                     handed to a ring entry of a worker that is gone, and the kernel cannot \
+                     resend io_uring requests; they wait until the mount is unmounted \
+                     (restart without --io-uring to avoid this)"
+                );
+                self.ring_stall = RingStall::Reported;
+                return;
+            }
+            (true, RingStall::None) => self.ring_stall = RingStall::Replaced,
+            (false, _) => {}
+        }
+        warn!(
+            "worker {pid} answered nothing for {stalled:?} while {waiting} request(s) waited; \
+             replacing it"
+        );
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        self.progress = (replies, Instant::now());
     }
 
     fn toggle_virtualization(&mut self) {

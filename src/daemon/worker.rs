@@ -223,6 +223,7 @@ pub(super) fn run(cfg: &DaemonConfig) -> Result<(), DaemonError> {
         threads: cfg.threads,
         clones: if resends { Clones::Given } else { Clones::Own },
         io_uring: cfg.io_uring,
+        kick: Some(crate::mounts::absolute(&cfg.mountpoint).join("proc/uptime")),
     };
     let session =
         Session::start(fs, fuse, start, config, journal).map_err(|source| DaemonError::Adopt {

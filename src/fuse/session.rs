@@ -65,7 +65,7 @@ pub enum Clones {
 }
 
 /// Settings of a session.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct SessionConfig {
     /// Serving threads.
     pub threads: usize,
@@ -74,6 +74,9 @@ pub struct SessionConfig {
     /// Ask the kernel for FUSE-over-io_uring and serve its queues when it agrees (see
     /// [`uring`](super::uring)).
     pub io_uring: bool,
+    /// A file of this mount to read once from each CPU after its queue registered (see
+    /// [`kick`]).
+    pub kick: Option<std::path::PathBuf>,
 }
 
 /// How requests reach the serving threads.
@@ -96,6 +99,8 @@ struct Shared<F> {
     observer: Arc<dyn Observer>,
     /// Whether INIT asks for io_uring.
     io_uring: bool,
+    /// The file [`kick`] reads.
+    kick: Option<std::path::PathBuf>,
     /// Classic serving threads; ring threads are numbered after them for the observer.
     classic: usize,
     /// Ring threads, once INIT agreed on io_uring.
@@ -196,6 +201,7 @@ impl<F: Filesystem> Session<F> {
             unsupported: Unsupported::default(),
             observer,
             io_uring: config.io_uring,
+            kick: config.kick.clone(),
             classic: config.threads.max(1),
             rings: Mutex::new(Vec::new()),
             rings_started: AtomicBool::new(false),
@@ -439,7 +445,35 @@ fn start_rings<F: Filesystem>(shared: &Arc<Shared<F>>, fd: &Arc<OwnedFd>) {
             Err(e) => error!("io_uring: cannot start the thread of queue {qid}: {e}"),
         }
     }
-    info!("serving over io_uring: {queues} queues");
+    debug!("serving over io_uring: {queues} queues");
+}
+
+/// Reads `path` once from a thread on CPU `qid`. The kernel gives a newly registered entry
+/// only requests that come after it: those it queued while the queue had no entry (a
+/// predecessor's threads gone, before this one registered) wait for the next commit on
+/// that queue. This read is a request on that queue; its commit fetches the next waiting
+/// one, and so on. Without it a lone reader waits until someone else reads on its CPU.
+fn kick(path: &std::path::Path, qid: u16) {
+    let path = path.to_path_buf();
+    let spawned = std::thread::Builder::new()
+        .name(format!("fuse-kick-{qid}"))
+        .spawn(move || {
+            let mut cpus = nix::sched::CpuSet::new();
+            if cpus.set(usize::from(qid)).is_err()
+                || nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus).is_err()
+            {
+                return;
+            }
+            if let Err(e) = std::fs::read(&path) {
+                debug!(
+                    "io_uring queue {qid}: kick read of {} failed: {e}",
+                    path.display()
+                );
+            }
+        });
+    if let Err(e) = spawned {
+        warn!("io_uring queue {qid}: cannot start its kick: {e}");
+    }
 }
 
 /// The transport in use: io_uring once every queue registered.
@@ -474,6 +508,9 @@ fn serve_ring<F: Filesystem>(shared: &Shared<F>, qid: u16, fd: &OwnedFd, payload
         }
     };
     shared.rings_registered.fetch_add(1, Ordering::AcqRel);
+    if let Some(path) = &shared.kick {
+        kick(path, qid);
+    }
     let thread = shared.classic + usize::from(qid);
     let mut scratch = Vec::with_capacity(4096);
     let mut stop: Option<Errno> = None;
