@@ -162,8 +162,9 @@ impl Hierarchies {
         read_with(&file, |text| self.resolve(&file, text)).map_err(|e| FileError::io(&file, e))?
     }
 
-    /// Resolves the text of a `/proc/<pid>/cgroup` file named `file`.
-    pub(crate) fn resolve(&self, file: &Path, text: &str) -> Result<ReaderCgroups, CgroupError> {
+    /// Resolves the text of a `/proc/<pid>/cgroup` file named `file` (named in errors only):
+    /// what `of_pid` does after reading it, public for the benchmarks (no I/O).
+    pub fn resolve(&self, file: &Path, text: &str) -> Result<ReaderCgroups, CgroupError> {
         let mut v1_paths: [Option<&str>; Controller::COUNT] = [None; Controller::COUNT];
         let mut v2_path = None;
         for line in text.lines() {

@@ -42,7 +42,7 @@ fn v2(cg: &CgDir, with_swap: bool) -> MemoryLimits {
     let mut mem = MemoryLimits {
         limit: min_limit(cg, "memory.max", parse_v2_limit),
         usage: fallback::ok(read_parsed(&cg.file("memory.current"), parse_u64)),
-        stat: read_stat(cg, v2_slot),
+        stat: read_stat(cg, parse_memory_stat_v2),
         ..MemoryLimits::default()
     };
     if with_swap {
@@ -55,7 +55,7 @@ fn v2(cg: &CgDir, with_swap: bool) -> MemoryLimits {
 fn v1(cg: &CgDir, with_swap: bool) -> MemoryLimits {
     let limit = min_limit(cg, "memory.limit_in_bytes", parse_v1_limit);
     let usage = fallback::ok(read_parsed(&cg.file("memory.usage_in_bytes"), parse_u64));
-    let stat = read_stat(cg, v1_slot);
+    let stat = read_stat(cg, parse_memory_stat_v1);
     if !with_swap {
         return MemoryLimits {
             limit,
@@ -98,18 +98,32 @@ fn min_limit(
 /// Maps a `memory.stat` key to its field.
 type Slot = for<'a> fn(&'a mut MemStat, &str) -> Option<&'a mut Option<u64>>;
 
-/// Reads `memory.stat`, storing each key that `slot` maps.
-fn read_stat(cg: &CgDir, slot: Slot) -> MemStat {
-    let parsed = read_parsed(&cg.file("memory.stat"), |text| {
-        let mut stat = MemStat::default();
-        for_each_key_value(text, |key, value| {
-            if let Some(field) = slot(&mut stat, key) {
-                *field = Some(value);
-            }
-        });
-        Ok(stat)
-    });
+/// Reads `memory.stat` with `parse` (v1 or v2).
+fn read_stat(cg: &CgDir, parse: fn(&str) -> MemStat) -> MemStat {
+    let parsed = read_parsed(&cg.file("memory.stat"), |text| Ok::<_, String>(parse(text)));
     fallback::ok(parsed).unwrap_or_default()
+}
+
+/// Parses the text of a v2 `memory.stat` (public for the benchmarks; no I/O).
+pub fn parse_memory_stat_v2(text: &str) -> MemStat {
+    parse_stat(text, v2_slot)
+}
+
+/// Parses the text of a v1 `memory.stat`, keeping its `total_` keys (public for the
+/// benchmarks; no I/O).
+pub fn parse_memory_stat_v1(text: &str) -> MemStat {
+    parse_stat(text, v1_slot)
+}
+
+/// Stores each key of `memory.stat` text that `slot` maps.
+fn parse_stat(text: &str, slot: Slot) -> MemStat {
+    let mut stat = MemStat::default();
+    for_each_key_value(text, |key, value| {
+        if let Some(field) = slot(&mut stat, key) {
+            *field = Some(value);
+        }
+    });
+    stat
 }
 
 /// Where a v2 `memory.stat` key goes. Exact names only: `file` is not `file_mapped`.

@@ -30,7 +30,9 @@ pub(crate) mod tests;
 
 pub use error::CgroupError;
 pub use membership::ReaderCgroups;
+pub use memory::{parse_memory_stat_v1, parse_memory_stat_v2};
 pub use mountinfo::Hierarchies;
 pub use pressure::Psi;
 pub use task_cache::{FRESH_FOR, TaskCache};
 pub use tasks::{Newest, count_tasks};
+pub use value::parse_cpu_max;

@@ -57,8 +57,8 @@ pub(crate) fn parse_v1_limit(text: &str) -> Result<Option<u64>, String> {
 }
 
 /// v2 `cpu.max`: `"<quota> <period>"`, with quota `max` for none. Returns the quota as a
-/// number of CPUs.
-pub(crate) fn parse_cpu_max(text: &str) -> Result<Option<f64>, String> {
+/// number of CPUs. Public for the benchmarks (no I/O).
+pub fn parse_cpu_max(text: &str) -> Result<Option<f64>, String> {
     let mut tokens = text.split_ascii_whitespace();
     let quota = tokens.next().ok_or("empty")?;
     if quota == "max" {
