@@ -26,6 +26,27 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Joins a reader thread that was told to stop, failing the test if it is still blocked
+/// after `timeout`: a read that never returns is a request nobody answered. (A hang here
+/// would stall the whole run; the test's mounts are torn down as it unwinds, which ends
+/// the blocked read.)
+pub fn join_reader<T>(reader: std::thread::JoinHandle<T>, timeout: Duration) -> T {
+    if !wait_until(timeout, || reader.is_finished()) {
+        let ring = std::env::var_os(super::IO_URING_ENV).is_some();
+        panic!(
+            "a reader is still blocked {timeout:?} after it was told to stop: a request \
+             was never answered{}",
+            if ring {
+                " (over io_uring: a request the kernel put in a ring entry of a worker \
+                 that is gone cannot be resent; README, FUSE-over-io_uring)"
+            } else {
+                ""
+            }
+        );
+    }
+    reader.join().expect("the reader thread")
+}
+
 /// Waits up to `timeout` for `child` to exit.
 pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
     let mut status = None;

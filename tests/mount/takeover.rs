@@ -121,7 +121,7 @@ fn a_successor_serves_the_same_connection_without_init() {
     );
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
-    let (reads, failures, longest) = reader.join().expect("the reader thread");
+    let (reads, failures, longest) = crate::common::join_reader(reader, Duration::from_secs(10));
     assert!(
         failures.is_empty(),
         "reads failed across the takeover: {failures:?}"
@@ -291,7 +291,7 @@ fn a_worker_that_cannot_start_fails_the_start_and_spares_a_live_mount() {
     );
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
-    let failures = reader.join().unwrap();
+    let failures = crate::common::join_reader(reader, Duration::from_secs(10));
     assert!(failures.is_empty(), "failed reads: {failures:?}");
     assert!(
         d.wait_exit(Duration::from_millis(100)).is_none(),
@@ -378,7 +378,7 @@ fn takeover_if_running_takes_over_and_the_old_daemon_waits_holding_nothing() {
     first.hand_mount_over();
     std::thread::sleep(Duration::from_millis(300));
     stop.store(true, Ordering::Relaxed);
-    let (reads, failures) = reader.join().expect("the reader");
+    let (reads, failures) = crate::common::join_reader(reader, Duration::from_secs(10));
     assert!(
         reads > 0 && failures.is_empty(),
         "{reads} reads, failed: {failures:?}"
