@@ -46,6 +46,12 @@ pub const PER_THREAD: usize = 64;
 /// (`cgroup_pidlist_start` reuses it until a second passes without a read).
 const MEMBER_LISTS: [&str; 3] = ["tasks", "cgroup.procs", "cgroup.threads"];
 
+/// Files of `/proc` the kernel makes as one record (`single_open`): a read that returns less
+/// than it asked for has the whole file. Other `/proc` files (`cpuinfo`, `diskstats`, `swaps`)
+/// are lists of records, and a read can stop short before a record that would overflow the
+/// kernel's buffer; those are read until a read returns nothing.
+const PROC_SINGLE_RECORD: [&str; 4] = ["meminfo", "stat", "uptime", "loadavg"];
+
 /// How long a descriptor is kept without being read.
 pub const IDLE: Duration = Duration::from_secs(10);
 
@@ -54,7 +60,18 @@ pub const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
 /// One thread's kept descriptors, by path, with when each was last read. Locked by its
 /// thread for each read, and by the sweeper for a moment every [`SWEEP_EVERY`].
-type Shelf = Mutex<LruCache<PathBuf, (File, Instant)>>;
+type Shelf = Mutex<LruCache<PathBuf, (File, Instant, Ends)>>;
+
+/// How to tell that a kept file was read whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ends {
+    /// At a read shorter than asked (the file is one record, or one sysfs page): the read
+    /// that would return nothing would make the whole file again for nothing, since a
+    /// `pread` past the start of a seq_file generates it from the start to find the offset.
+    AtShortRead,
+    /// At a read that returns nothing.
+    AtEmptyRead,
+}
 
 /// Every thread's shelf, for the sweeper; a thread that ended leaves a dead entry, dropped
 /// at the next sweep.
@@ -94,10 +111,10 @@ pub fn start_sweeper() {
 }
 
 /// Drops the descriptors of `shelf` unused for longer than [`IDLE`] at `now`.
-fn drop_idle(shelf: &mut LruCache<PathBuf, (File, Instant)>, now: Instant) {
+fn drop_idle(shelf: &mut LruCache<PathBuf, (File, Instant, Ends)>, now: Instant) {
     while shelf
         .peek_lru()
-        .is_some_and(|(_, (_, used))| now.saturating_duration_since(*used) > IDLE)
+        .is_some_and(|(_, (_, used, _))| now.saturating_duration_since(*used) > IDLE)
     {
         shelf.pop_lru();
     }
@@ -116,17 +133,30 @@ fn sweep(now: Instant) {
     }
 }
 
-/// Whether an open file may be kept: a kernel file that is not about one process.
-fn keepable(path: &Path, file: &File) -> bool {
-    let kernel = fstatfs(file).is_ok_and(|s| {
-        [
-            PROC_SUPER_MAGIC,
-            SYSFS_MAGIC,
-            CGROUP_SUPER_MAGIC,
-            CGROUP2_SUPER_MAGIC,
-        ]
-        .contains(&s.filesystem_type())
-    });
+/// Whether an open file may be kept (a kernel file that is not about one process), and if
+/// so how its end is told.
+fn keepable(path: &Path, file: &File) -> Option<Ends> {
+    let fs = fstatfs(file).ok()?.filesystem_type();
+    let ends = if [SYSFS_MAGIC, CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC].contains(&fs) {
+        // A cgroup file's `seq_show` prints it whole (member lists, the exception, are not
+        // kept); a sysfs attribute is one page at most.
+        Ends::AtShortRead
+    } else if fs == PROC_SUPER_MAGIC {
+        let parent = path.parent().and_then(Path::file_name);
+        let single = parent == Some("proc".as_ref())
+            && path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| PROC_SINGLE_RECORD.contains(&n))
+            || parent == Some("pressure".as_ref());
+        if single {
+            Ends::AtShortRead
+        } else {
+            Ends::AtEmptyRead
+        }
+    } else {
+        return None;
+    };
     let per_process = path.components().any(|c| {
         c.as_os_str()
             .to_str()
@@ -136,7 +166,7 @@ fn keepable(path: &Path, file: &File) -> bool {
         .file_name()
         .and_then(|n| n.to_str())
         .is_some_and(|n| MEMBER_LISTS.contains(&n));
-    kernel && !per_process && !member_list
+    (!per_process && !member_list).then_some(ends)
 }
 
 /// Where a file's bytes ended up.
@@ -158,12 +188,18 @@ fn read_once(file: &File, buf: &mut [u8], offset: usize, positional: bool) -> io
 }
 
 /// Reads the whole file from offset 0 into `stack`, continuing on the heap when it does not
-/// fit.
-fn fill(file: &File, stack: &mut [u8], positional: bool) -> io::Result<Filled> {
+/// fit. `kept`: read positionally, its end told as given; `None`: read sequentially to an
+/// empty read.
+fn fill(file: &File, stack: &mut [u8], kept: Option<Ends>) -> io::Result<Filled> {
+    let positional = kept.is_some();
     let mut len = 0;
     while len < stack.len() {
+        let asked = stack.len() - len;
         match read_once(file, &mut stack[len..], len, positional) {
             Ok(0) => return Ok(Filled::Stack(len)),
+            Ok(n) if n < asked && kept == Some(Ends::AtShortRead) => {
+                return Ok(Filled::Stack(len + n));
+            }
             Ok(n) => len += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
@@ -201,8 +237,8 @@ pub fn read<T>(path: &Path, stack: &mut [u8], f: impl FnOnce(&[u8]) -> T) -> io:
     let kept = KEPT.with(|k| {
         let mut k = k.lock();
         drop_idle(&mut k, now);
-        let (file, used) = k.get_mut(path)?;
-        let result = fill(file, stack, true);
+        let (file, used, ends) = k.get_mut(path)?;
+        let result = fill(file, stack, Some(*ends));
         match &result {
             Ok(_) => *used = now,
             // Gone (ENODEV, ESRCH: opened again below) or failing: not kept any more.
@@ -219,8 +255,8 @@ pub fn read<T>(path: &Path, stack: &mut [u8], f: impl FnOnce(&[u8]) -> T) -> io:
             let file = File::open(path)?;
             let keep = keepable(path, &file);
             let bytes = fill(&file, stack, keep)?;
-            if keep {
-                KEPT.with(|k| k.lock().put(path.to_path_buf(), (file, now)));
+            if let Some(ends) = keep {
+                KEPT.with(|k| k.lock().put(path.to_path_buf(), (file, now, ends)));
             }
             bytes
         }
@@ -272,7 +308,7 @@ mod tests {
         for shelf in SHELVES.lock().iter().filter_map(Weak::upgrade) {
             let mut shelf = shelf.lock();
             if shelf.contains(path) {
-                for (_, (_, used)) in shelf.iter_mut() {
+                for (_, (_, used, _)) in shelf.iter_mut() {
                     *used -= IDLE + Duration::from_secs(1);
                 }
             }
@@ -297,7 +333,7 @@ mod tests {
         assert!(KEPT.with(|k| k.lock().contains(meminfo)));
         // Age every entry past IDLE, then read something else.
         KEPT.with(|k| {
-            for (_, (_, used)) in k.lock().iter_mut() {
+            for (_, (_, used, _)) in k.lock().iter_mut() {
                 *used -= IDLE + Duration::from_secs(1);
             }
         });
@@ -347,6 +383,50 @@ mod tests {
         let own = PathBuf::from(format!("/proc/{}/stat", std::process::id()));
         text(&own).unwrap();
         assert_eq!(count(), kept + 1, "a process's file is not kept");
+    }
+
+    #[test]
+    fn only_files_the_kernel_makes_whole_end_at_a_short_read() {
+        let ends = |p: &str| keepable(Path::new(p), &File::open(p).unwrap());
+        assert_eq!(ends("/proc/meminfo"), Some(Ends::AtShortRead));
+        assert_eq!(ends("/proc/stat"), Some(Ends::AtShortRead));
+        assert_eq!(
+            ends("/sys/devices/system/cpu/online"),
+            Some(Ends::AtShortRead)
+        );
+        // Lists of records: a read may stop short before one that would not fit.
+        assert_eq!(ends("/proc/cpuinfo"), Some(Ends::AtEmptyRead));
+        assert_eq!(ends("/proc/vmstat"), Some(Ends::AtEmptyRead));
+        assert_eq!(ends("/proc/self/stat"), Some(Ends::AtEmptyRead));
+        assert_eq!(ends(&format!("/proc/{}/stat", std::process::id())), None);
+        let cgroup_file = [
+            "/sys/fs/cgroup/cgroup.controllers",
+            "/sys/fs/cgroup/cpuset/cpuset.cpus",
+        ]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("a cgroup file at the root of a hierarchy");
+        assert_eq!(ends(cgroup_file), Some(Ends::AtShortRead));
+    }
+
+    #[test]
+    fn a_list_of_records_longer_than_the_stack_buffer_is_read_whole() {
+        // /proc/zoneinfo: one record per zone, over 4 KiB.
+        let path = Path::new("/proc/zoneinfo");
+        let lines = |t: &str| {
+            t.lines()
+                .map(|l| l.split(' ').next().unwrap_or("").to_owned())
+                .collect::<Vec<_>>()
+        };
+        let direct = std::fs::read_to_string(path).unwrap();
+        assert!(direct.len() > 4096, "{} bytes", direct.len());
+        for _ in 0..2 {
+            let kept = read(path, &mut [0u8; 4096], |b| {
+                String::from_utf8_lossy(b).into_owned()
+            })
+            .unwrap();
+            assert_eq!(lines(&kept), lines(&direct));
+        }
     }
 
     #[test]
