@@ -66,8 +66,7 @@ type Shelf = Mutex<LruCache<PathBuf, (File, Instant, Ends)>>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ends {
     /// At a read shorter than asked (the file is one record, or one sysfs page): the read
-    /// that would return nothing would make the whole file again for nothing, since a
-    /// `pread` past the start of a seq_file generates it from the start to find the offset.
+    /// that would return nothing is a system call for nothing, on every file of every read.
     AtShortRead,
     /// At a read that returns nothing.
     AtEmptyRead,
