@@ -78,16 +78,16 @@ pub fn run(args: &Args, out: &mut dyn Write) -> Result<Results, String> {
     };
     let rows = bench.table(out, &args.phase, &args.targets)?;
     results.rows.extend(rows);
-    results.save_store(args)?;
+    checkpoint(&mut results, args)?;
     if first_phase && args.scale > 0 {
         let (scale, rows) = scale::run(&bench, &name, out)?;
         results.scale = Some(scale);
         results.rows.extend(rows);
-        results.save_store(args)?;
+        checkpoint(&mut results, args)?;
     }
     if first_phase && !args.no_hostile {
         results.hostile = hostile::run(&bench, &name, out)?;
-        results.save_store(args)?;
+        checkpoint(&mut results, args)?;
     }
     results.goals = goals::evaluate(&results);
     results.save_store(args)?;
@@ -172,6 +172,14 @@ impl Bench<'_> {
 /// Refuses a target that shows a reader in the cgroup the wrong content: MemTotal (always,
 /// since the memory limit is what tells a daemon's view from the host's) and each file; for a
 /// target of fixed content, the size of each.
+/// Writes what was measured so far (the store for the next phase, the JSON and the chart),
+/// so that a run cut short by a later failure keeps it.
+fn checkpoint(results: &mut Results, args: &Args) -> Result<(), String> {
+    results.goals = goals::evaluate(results);
+    results.save_store(args)?;
+    results.write(args).map(|_| ())
+}
+
 fn preflight(
     cg: &BenchCgroup,
     expected: &Expected,

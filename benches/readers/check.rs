@@ -145,7 +145,7 @@ fn join(counts: &[usize]) -> String {
 }
 
 /// `MemTotal:  123 kB` → 123.
-fn mem_total_kb(meminfo: &str) -> Option<u64> {
+pub(crate) fn mem_total_kb(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }

@@ -252,6 +252,7 @@ fn scale_goals(r: &Results) -> Vec<Goal> {
     );
     let failed: usize = (r.scale.iter())
         .flat_map(|s| &s.rss)
+        .filter(|x| x.target == OURS)
         .map(|x| x.failures)
         .sum();
     if failed > 0 {

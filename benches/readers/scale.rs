@@ -312,11 +312,7 @@ fn sweep_read(cg: &BenchCgroup, limit: u64, root: &Path, files: &[String]) -> i3
         }
         if file == "proc/meminfo" {
             let text = String::from_utf8_lossy(&content);
-            let total = text
-                .lines()
-                .find(|l| l.starts_with("MemTotal:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok());
-            if total != Some(limit / 1024) {
+            if crate::check::mem_total_kb(&text) != Some(limit / 1024) {
                 return 13;
             }
         }

@@ -37,6 +37,6 @@ fn ring_descriptors(pid: i32) -> Result<usize, String> {
 /// The host's `enable_uring` (`Y` or `N`), or `None` on a kernel without
 /// FUSE-over-io_uring (no `CONFIG_FUSE_IO_URING`).
 pub fn enable_uring() -> Option<String> {
-    let text = fs::read_to_string("/sys/module/fuse/parameters/enable_uring").ok()?;
+    let text = fs::read_to_string(lxcfs_rs::host::own::FUSE_ENABLE_URING).ok()?;
     Some(text.trim().to_string())
 }

@@ -72,15 +72,11 @@ impl TaskCache {
             self.slots.lock().pop(dir);
             return count_tasks(&self.host, dir);
         };
-        let slot = {
-            let mut slots = self.slots.lock();
-            match slots.get(dir) {
-                Some(slot) => slot.clone(),
-                None => slots
-                    .get_or_insert(dir.to_path_buf(), Slot::default)
-                    .clone(),
-            }
-        };
+        let slot = self
+            .slots
+            .lock()
+            .get_or_insert_ref(dir, Slot::default)
+            .clone();
         let mut sample = slot.lock();
         if let Some(s) = *sample
             && s.ino == ino

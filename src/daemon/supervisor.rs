@@ -159,20 +159,12 @@ pub(super) struct Supervisor {
     /// fusectl's `waiting` file of our connection.
     waiting_file: Option<PathBuf>,
     progress: (u64, Instant),
-    /// The watchdog replaced a worker over io_uring and requests have waited ever since.
-    ring_stall: RingStall,
+    /// Over io_uring, whether the watchdog replaced a worker for the stall going on now.
+    ring_replaced: bool,
+    /// Over io_uring, requests judged stranded in ring entries of gone workers: still
+    /// counted waiting by the kernel, never to be answered, so not a stall of the worker.
+    stranded: u64,
     last_tick: Instant,
-}
-
-/// How far the watchdog went with a stall on the io_uring transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RingStall {
-    /// No stall, or requests stopped waiting since.
-    None,
-    /// One worker was replaced for it.
-    Replaced,
-    /// A replacement did not help: said so once, no more replacements.
-    Reported,
 }
 
 impl Supervisor {
@@ -218,7 +210,8 @@ impl Supervisor {
             pidfile,
             waiting_file,
             progress: (0, Instant::now()),
-            ring_stall: RingStall::None,
+            ring_replaced: false,
+            stranded: 0,
             last_tick: Instant::now(),
             cfg,
             conn,
@@ -687,10 +680,11 @@ impl Supervisor {
 
     /// Replaces a worker that answered nothing for [`WATCHDOG`] while requests waited.
     ///
-    /// Over io_uring, once only per stall: a request the kernel had put in a ring entry of
-    /// an exited worker cannot be resent (the kernel has no resend or unregister for ring
-    /// entries), so it waits until unmount whatever we do, and every further kill would
-    /// strand what the replacement held.
+    /// Over io_uring, a request the kernel had put in a ring entry of an exited worker
+    /// cannot be resent (the kernel has no resend or unregister for ring entries): it waits
+    /// until unmount whatever we do, and each further kill would strand what the next
+    /// worker held. So when a replacement did not end a stall, what still waits is counted
+    /// as stranded and said once, and only requests beyond those make a stall.
     fn watchdog(&mut self) {
         let Some(w) = self.worker.as_ref().filter(|w| w.ready) else {
             return;
@@ -698,10 +692,12 @@ impl Supervisor {
         let pid = w.child.id();
         let replies = self.conn.board.slots().replies.load(Ordering::Relaxed);
         let waiting = self.waiting().unwrap_or(0);
-        if waiting == 0 {
-            self.ring_stall = RingStall::None;
+        self.stranded = self.stranded.min(waiting);
+        let pending = waiting - self.stranded;
+        if pending == 0 {
+            self.ring_replaced = false;
         }
-        if replies != self.progress.0 || waiting == 0 {
+        if replies != self.progress.0 || pending == 0 {
             self.progress = (replies, Instant::now());
             return;
         }
@@ -710,23 +706,21 @@ impl Supervisor {
             return;
         }
         let ring = self.transport() == crate::fuse::Transport::IoUring;
-        match (ring, self.ring_stall) {
-            (true, RingStall::Reported) => return,
-            (true, RingStall::Replaced) => {
-                warn!(
-                    "{waiting} request(s) still wait after a worker was replaced: they were \
-                     handed to a ring entry of a worker that is gone, and the kernel cannot \
-                     resend io_uring requests; they wait until the mount is unmounted \
-                     (restart without --io-uring to avoid this)"
-                );
-                self.ring_stall = RingStall::Reported;
-                return;
-            }
-            (true, RingStall::None) => self.ring_stall = RingStall::Replaced,
-            (false, _) => {}
+        if ring && self.ring_replaced {
+            warn!(
+                "{pending} request(s) still wait after a worker was replaced: they were \
+                 handed to a ring entry of a worker that is gone, and the kernel cannot \
+                 resend io_uring requests; they wait until the mount is unmounted \
+                 (restart without --io-uring to avoid this)"
+            );
+            self.stranded = waiting;
+            self.ring_replaced = false;
+            self.progress = (replies, Instant::now());
+            return;
         }
+        self.ring_replaced = ring;
         warn!(
-            "worker {pid} answered nothing for {stalled:?} while {waiting} request(s) waited; \
+            "worker {pid} answered nothing for {stalled:?} while {pending} request(s) waited; \
              replacing it"
         );
         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);

@@ -30,8 +30,9 @@ pub struct Limits {
     /// What all groups together may hold.
     pub total: usize,
     /// The last part of `total`, kept for groups holding less than `light`: a container
-    /// whose descriptors are spread over many cgroups (one it may create itself, with
-    /// delegation) cannot take the last of it from the containers that hold little.
+    /// whose descriptors are spread over cgroups it creates itself (with delegation) does
+    /// not take it with a few full groups; it would have to spread over `reserve / light`
+    /// more groups, each under `light`. The bound is per memory cgroup, not per container.
     pub reserve: usize,
     /// What a group holding little holds at most.
     pub light: usize,

@@ -374,7 +374,6 @@ impl<P: Provider> Filesystem for LxcFs<P> {
             debug!("refusing page-cache read of fh {fh} by pid {}", ctx.pid);
             return Err(Errno::EINVAL);
         }
-        let info = self.inode(ino).ok_or(Errno::EBADF)?;
         if offset != 0 {
             match self.handles.find(fh, offset, size) {
                 Found::Snapshot(data) => return Ok(ReadData::slice(data, offset, size)),
@@ -393,6 +392,7 @@ impl<P: Provider> Filesystem for LxcFs<P> {
                 }
             }
         }
+        let info = self.inode(ino).ok_or(Errno::EBADF)?;
         self.read_afresh(ctx, ino, &info, fh, offset, size)
     }
 

@@ -386,7 +386,10 @@ fn serve<F: Filesystem>(shared: &Arc<Shared<F>>, thread: usize, fd: &Arc<OwnedFd
         let served = dispatcher.serve(&buf[..n], &mut DevFuse(fd.as_fd()));
         shared.observer.answered(thread);
         // The INIT just answered agreed on io_uring: the kernel takes entries from now on.
-        if shared.io_uring && shared.init.read().is_some_and(|n| n.uses_io_uring()) {
+        if shared.io_uring
+            && !shared.rings_started.load(Ordering::Acquire)
+            && shared.init.read().is_some_and(|n| n.uses_io_uring())
+        {
             start_rings(shared, fd);
         }
         match served {

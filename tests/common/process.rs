@@ -26,6 +26,17 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Whether every thread of `pid` is stopped (state `T`).
+pub fn all_threads_stopped(pid: u32) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return false;
+    };
+    tasks.flatten().all(|t| {
+        let stat = fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+        stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()) == Some('T')
+    })
+}
+
 /// Joins a reader thread that was told to stop, failing the test if it is still blocked
 /// after `timeout`: a read that never returns is a request nobody answered. (A hang here
 /// would stall the whole run; the test's mounts are torn down as it unwinds, which ends

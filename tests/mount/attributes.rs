@@ -27,15 +27,7 @@ impl Stopped {
     fn new(pid: u32) -> Stopped {
         signal(pid, Signal::SIGSTOP);
         let stopped = Stopped(pid);
-        let all_stopped = || {
-            fs::read_dir(format!("/proc/{pid}/task")).is_ok_and(|tasks| {
-                tasks.flatten().all(|t| {
-                    let stat = fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-                    stat.rsplit_once(") ")
-                        .is_some_and(|(_, rest)| rest.starts_with('T'))
-                })
-            })
-        };
+        let all_stopped = || crate::common::all_threads_stopped(pid);
         assert!(
             wait_until(Duration::from_secs(5), all_stopped),
             "the daemon's process {pid} did not stop within 5 s of SIGSTOP"

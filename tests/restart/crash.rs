@@ -281,17 +281,6 @@ fn a_read_that_crashes_the_worker_gets_eio_on_its_third_delivery() {
     );
 }
 
-/// Whether every thread of `pid` is stopped (state `T`).
-fn all_threads_stopped(pid: u32) -> bool {
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return false;
-    };
-    tasks.flatten().all(|t| {
-        let stat = fs::read_to_string(t.path().join("stat")).unwrap_or_default();
-        stat.rsplit_once(") ").and_then(|(_, r)| r.chars().next()) == Some('T')
-    })
-}
-
 /// SIGKILLs the stopped worker the test left behind (only if it is still stopped), so a
 /// test that fails before the watchdog acts leaves no process.
 struct StoppedWorker(u32);
@@ -321,7 +310,9 @@ fn a_stopped_worker_is_replaced_by_the_watchdog() {
     // A stop takes effect as each thread next enters the kernel: until every thread is
     // stopped, one may still answer the read below.
     assert!(
-        crate::common::wait_until(Duration::from_secs(5), || all_threads_stopped(old)),
+        crate::common::wait_until(Duration::from_secs(5), || {
+            crate::common::all_threads_stopped(old)
+        }),
         "worker {old} did not stop"
     );
     let held = HeldRead::start(d.path("proc/meminfo"));

@@ -20,7 +20,7 @@ use crate::fuse::reply::{OUT_HEADER, Sink};
 /// Entries per queue: one being served while the kernel fills another.
 pub const ENTRIES: usize = 2;
 /// Size of `fuse_in_header`.
-const IN_HEADER: usize = 40;
+const IN_HEADER: usize = std::mem::size_of::<fuse_abi::linux::fuse_in_header>();
 
 /// What a queue thread reports for one completion.
 pub enum Event<'a> {
@@ -121,6 +121,8 @@ pub struct Queue {
     fd: i32,
     /// The request being assembled: header, first argument, the rest.
     request: Vec<u8>,
+    /// The completions of one turn (entry, result), kept to allocate nothing per turn.
+    done: Vec<(usize, i32)>,
 }
 
 /// Builds a URING_CMD for entry `index` of queue `qid` on `fd`.
@@ -167,6 +169,7 @@ impl Queue {
             qid,
             fd: fd.as_raw_fd(),
             request: Vec::with_capacity(payload_size + REQ_HEADER_SIZE),
+            done: Vec::with_capacity(ENTRIES * 2),
         };
         for index in 0..ENTRIES {
             queue.submit_register(index)?;
@@ -207,12 +210,14 @@ impl Queue {
             Err(e) if e.raw_os_error() == Some(nix::libc::EINTR) => return Ok(()),
             Err(e) => return Err(e),
         }
-        let done: Vec<(usize, i32)> = self
-            .ring
-            .completion()
-            .map(|c| (c.user_data() as usize, c.result()))
-            .collect();
-        for (index, result) in done {
+        let mut done = std::mem::take(&mut self.done);
+        done.clear();
+        done.extend(
+            self.ring
+                .completion()
+                .map(|c| (c.user_data() as usize, c.result())),
+        );
+        for &(index, result) in &done {
             if result < 0 {
                 let errno = Errno::from_raw(-result);
                 serve(self, Event::Failed { index, errno });
@@ -235,6 +240,7 @@ impl Queue {
             );
             self.request = bytes;
         }
+        self.done = done;
         Ok(())
     }
 
