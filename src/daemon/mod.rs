@@ -190,7 +190,8 @@ fn adopt_inherited(mut named: fds::Named) -> Result<Connection, DaemonError> {
 }
 
 /// Raises the soft limit on open descriptors to the hard one: every serving thread keeps up
-/// to `kfile::kept::PER_THREAD` kernel files open, besides the mount's own descriptors.
+/// to `kfile::kept::PER_THREAD` kernel files and `PROCESS_PER_THREAD` processes' files open,
+/// besides the mount's own descriptors.
 fn raise_descriptor_limit() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     match getrlimit(Resource::RLIMIT_NOFILE) {

@@ -6,8 +6,15 @@
 //!
 //! Safe by construction:
 //! - only files on procfs, sysfs and cgroupfs are kept (a fixture tree on a disk is never
-//!   stale), and never a `/proc/<pid>/` file: a kept descriptor of a process's file is bound
-//!   to that process, and one-shot readers bring a new pid every time;
+//!   stale);
+//! - of a process's files only `/proc/<pid>/{cgroup,stat,status}`, on a shelf of their own:
+//!   a kept descriptor of a process's file is bound to that process (once it exits, a read
+//!   answers ESRCH, also when its pid was given to another process since, which is then
+//!   opened afresh), so it never shows another process's data. Pollers (`top`, monitoring
+//!   agents, JVMs) and pid-namespace inits are read again and again; one-shot readers bring a
+//!   new pid every time, and their own shelf keeps them from pushing cgroup files out. A
+//!   thread's `task/<tid>/` files are not kept: counting a cgroup's tasks reads one per
+//!   thread, which would only churn the shelf;
 //! - never a cgroup's member list (`tasks`, `cgroup.procs`, `cgroup.threads`): on v1 an open
 //!   descriptor keeps the pid list it loaded for as long as it is read at least once a
 //!   second, so a kept one would never see a task come or go;
@@ -38,9 +45,18 @@ use nix::sys::statfs::{
 };
 use parking_lot::Mutex;
 
-/// Descriptors kept per thread: a reader's files take about 6, so this covers a few dozen
-/// busy containers per thread; the daemon raises its descriptor limit to match.
+/// Descriptors of kernel files kept per thread: a reader's files take about 6, so this covers
+/// a few dozen busy containers per thread; the daemon raises its descriptor limit to match.
 pub const PER_THREAD: usize = 64;
+
+/// Descriptors of processes' files kept per thread, besides [`PER_THREAD`]: pollers' cgroup
+/// files and pid-namespace inits' start times, a few per busy container.
+pub const PROCESS_PER_THREAD: usize = 32;
+
+/// The files of a process that are kept: those read again and again for one reader (its
+/// cgroups) or for its pid namespace's init (its start time, its status). All are made whole
+/// by one `single_open` show, and answer ESRCH once the process is gone.
+const PROCESS_FILES: [&str; 3] = ["cgroup", "stat", "status"];
 
 /// Cgroup files listing members, whose v1 form caches the list per open descriptor
 /// (`cgroup_pidlist_start` reuses it until a second passes without a read).
@@ -76,19 +92,53 @@ enum Ends {
 /// at the next sweep.
 static SHELVES: Mutex<Vec<Weak<Shelf>>> = Mutex::new(Vec::new());
 
+/// A new shelf of `capacity` descriptors, registered for the sweeper.
+fn new_shelf(capacity: usize) -> Arc<Shelf> {
+    let shelf = Arc::new(Mutex::new(LruCache::new(
+        NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
+    )));
+    // Pruned here too: a process without the sweeper (a one-shot command) still starts
+    // threads that read.
+    let mut shelves = SHELVES.lock();
+    shelves.retain(|w| w.strong_count() > 0);
+    shelves.push(Arc::downgrade(&shelf));
+    drop(shelves);
+    shelf
+}
+
 thread_local! {
-    static KEPT: Arc<Shelf> = {
-        let shelf = Arc::new(Mutex::new(LruCache::new(
-            NonZeroUsize::new(PER_THREAD).unwrap_or(NonZeroUsize::MIN),
-        )));
-        // Pruned here too: a process without the sweeper (a one-shot command) still
-        // starts threads that read.
-        let mut shelves = SHELVES.lock();
-        shelves.retain(|w| w.strong_count() > 0);
-        shelves.push(Arc::downgrade(&shelf));
-        drop(shelves);
-        shelf
-    };
+    /// Kernel files that are about no process.
+    static KEPT: Arc<Shelf> = new_shelf(PER_THREAD);
+    /// Processes' files ([`PROCESS_FILES`]).
+    static KEPT_PROCESS: Arc<Shelf> = new_shelf(PROCESS_PER_THREAD);
+}
+
+/// Whether `path` is `<proc>/<pid>/<name>` with a numeric `<pid>` and a name in
+/// [`PROCESS_FILES`]: the process's files that are kept (when on procfs, see `keepable`).
+/// A thread's `<proc>/<pid>/task/<tid>/<name>` is not.
+fn process_file(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str());
+    let pid_dir = path.parent();
+    let pid = pid_dir.and_then(Path::file_name).and_then(|n| n.to_str());
+    let above = pid_dir.and_then(Path::parent).and_then(Path::file_name);
+    match (name, pid) {
+        (Some(name), Some(pid)) => {
+            PROCESS_FILES.contains(&name)
+                && !pid.is_empty()
+                && pid.bytes().all(|b| b.is_ascii_digit())
+                && above != Some("task".as_ref())
+        }
+        _ => false,
+    }
+}
+
+/// The shelf `path` goes on.
+fn shelf_of(path: &Path) -> &'static std::thread::LocalKey<Arc<Shelf>> {
+    if process_file(path) {
+        &KEPT_PROCESS
+    } else {
+        &KEPT
+    }
 }
 
 /// Starts the sweeper, once per process. Long-lived readers (the serving worker, the seccomp
@@ -137,40 +187,47 @@ fn sweep(now: Instant) {
     }
 }
 
-/// Whether an open file may be kept (a kernel file that is not about one process), and if
-/// so how its end is told.
+/// Whether an open file may be kept (a kernel file, and of a process's files only
+/// [`PROCESS_FILES`]), and if so how its end is told.
 fn keepable(path: &Path, file: &File) -> Option<Ends> {
     let fs = fstatfs(file).ok()?.filesystem_type();
-    let ends = if [SYSFS_MAGIC, CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC].contains(&fs) {
-        // A cgroup file's `seq_show` prints it whole (member lists, the exception, are not
-        // kept); a sysfs attribute is one page at most.
-        Ends::AtShortRead
-    } else if fs == PROC_SUPER_MAGIC {
-        let parent = path.parent().and_then(Path::file_name);
-        let single = parent == Some("proc".as_ref())
-            && path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| PROC_SINGLE_RECORD.contains(&n))
-            || parent == Some("pressure".as_ref());
-        if single {
-            Ends::AtShortRead
-        } else {
-            Ends::AtEmptyRead
-        }
-    } else {
+    if [SYSFS_MAGIC, CGROUP_SUPER_MAGIC, CGROUP2_SUPER_MAGIC].contains(&fs) {
+        // A cgroup file's `seq_show` prints it whole; a sysfs attribute is one page at most.
+        // Member lists are never kept (see the module's doc). A cgroup may well have a
+        // numeric name: only procfs has processes' files.
+        let member_list = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| MEMBER_LISTS.contains(&n));
+        return (!member_list).then_some(Ends::AtShortRead);
+    }
+    if fs != PROC_SUPER_MAGIC {
         return None;
-    };
+    }
+    if process_file(path) {
+        return Some(Ends::AtShortRead);
+    }
     let per_process = path.components().any(|c| {
         c.as_os_str()
             .to_str()
             .is_some_and(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
     });
-    let member_list = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .is_some_and(|n| MEMBER_LISTS.contains(&n));
-    (!per_process && !member_list).then_some(ends)
+    if per_process {
+        // `task/<tid>/...` and the like.
+        return None;
+    }
+    let parent = path.parent().and_then(Path::file_name);
+    let single = parent == Some("proc".as_ref())
+        && path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| PROC_SINGLE_RECORD.contains(&n))
+        || parent == Some("pressure".as_ref());
+    Some(if single {
+        Ends::AtShortRead
+    } else {
+        Ends::AtEmptyRead
+    })
 }
 
 /// Where a file's bytes ended up.
@@ -241,8 +298,9 @@ fn stale(e: &io::Error) -> bool {
 /// hands the bytes to `f`.
 pub fn read<T>(path: &Path, stack: &mut [u8], f: impl FnOnce(&[u8]) -> T) -> io::Result<T> {
     let now = Instant::now();
+    let shelf = shelf_of(path);
     // A kept descriptor is read in place: no key to allocate, nothing to move.
-    let kept = KEPT.with(|k| {
+    let kept = shelf.with(|k| {
         let mut k = k.lock();
         drop_idle(&mut k, now);
         let (file, used, ends) = k.get_mut(path)?;
@@ -264,7 +322,7 @@ pub fn read<T>(path: &Path, stack: &mut [u8], f: impl FnOnce(&[u8]) -> T) -> io:
             let keep = keepable(path, &file);
             let bytes = fill(&file, stack, keep)?;
             if let Some(ends) = keep {
-                KEPT.with(|k| k.lock().put(path.to_path_buf(), (file, now, ends)));
+                shelf.with(|k| k.lock().put(path.to_path_buf(), (file, now, ends)));
             }
             bytes
         }
@@ -275,10 +333,16 @@ pub fn read<T>(path: &Path, stack: &mut [u8], f: impl FnOnce(&[u8]) -> T) -> io:
     })
 }
 
-/// How many descriptors this thread keeps.
+/// How many descriptors of kernel files about no process this thread keeps.
 #[cfg(test)]
 pub fn count() -> usize {
     KEPT.with(|k| k.lock().len())
+}
+
+/// How many descriptors of processes' files this thread keeps.
+#[cfg(test)]
+fn process_count() -> usize {
+    KEPT_PROCESS.with(|k| k.lock().len())
 }
 
 /// Whether any thread keeps a descriptor of `path`.
@@ -396,9 +460,60 @@ mod tests {
         let b = text(uptime).unwrap();
         assert_ne!(a, b, "re-read from offset 0 regenerates");
         assert_eq!(count(), kept + 1);
-        let own = PathBuf::from(format!("/proc/{}/stat", std::process::id()));
-        text(&own).unwrap();
-        assert_eq!(count(), kept + 1, "a process's file is not kept");
+        // A process's files: its cgroup, stat and status kept on a shelf of their own, its
+        // threads' files not at all.
+        let processes = process_count();
+        let me = std::process::id();
+        text(&PathBuf::from(format!("/proc/{me}/task/{me}/stat"))).unwrap();
+        assert_eq!((count(), process_count()), (kept + 1, processes));
+        text(&PathBuf::from(format!("/proc/{me}/stat"))).unwrap();
+        assert_eq!((count(), process_count()), (kept + 1, processes + 1));
+    }
+
+    #[test]
+    fn a_kept_file_of_a_process_that_is_gone_is_not_read() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .expect("sleep");
+        let path = PathBuf::from(format!("/proc/{}/cgroup", child.id()));
+        let before = text(&path).expect("a live process's cgroups");
+        assert!(!before.is_empty());
+        assert!(KEPT_PROCESS.with(|k| k.lock().contains(&path)), "kept");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // The kept descriptor answers ESRCH; the path, opened again, no longer exists (or,
+        // were the pid given out again, would be the new process's).
+        let after = text(&path).expect_err("the process is gone");
+        assert_eq!(after.kind(), io::ErrorKind::NotFound, "{after}");
+        assert!(!KEPT_PROCESS.with(|k| k.lock().contains(&path)), "let go");
+    }
+
+    #[test]
+    fn a_numerically_named_cgroups_files_are_kept() {
+        let Some(root) = ["/sys/fs/cgroup/memory", "/sys/fs/cgroup"]
+            .into_iter()
+            .find(|d| Path::new(d).join("cgroup.procs").exists())
+        else {
+            panic!("no cgroup hierarchy at /sys/fs/cgroup/memory or /sys/fs/cgroup");
+        };
+        let dir = Path::new(root).join(format!("{}", 900_000 + std::process::id()));
+        std::fs::create_dir(&dir).expect("a cgroup");
+        let file = ["memory.limit_in_bytes", "cgroup.controllers"]
+            .into_iter()
+            .map(|f| dir.join(f))
+            .find(|f| f.exists())
+            .expect("a file of the cgroup");
+        let kept = text(&file).map(|_| KEPT.with(|k| k.lock().contains(&file)));
+        let processes = process_count();
+        // The descriptor goes before the cgroup can be removed.
+        KEPT.with(|k| k.lock().pop(&file));
+        std::fs::remove_dir(&dir).expect("removing the cgroup");
+        assert!(
+            kept.expect("read"),
+            "a cgroup named by digits is no process: kept"
+        );
+        assert_eq!(processes, process_count());
     }
 
     #[test]
@@ -414,7 +529,12 @@ mod tests {
         assert_eq!(ends("/proc/cpuinfo"), Some(Ends::AtEmptyRead));
         assert_eq!(ends("/proc/vmstat"), Some(Ends::AtEmptyRead));
         assert_eq!(ends("/proc/self/stat"), Some(Ends::AtEmptyRead));
-        assert_eq!(ends(&format!("/proc/{}/stat", std::process::id())), None);
+        let me = std::process::id();
+        for file in ["cgroup", "stat", "status"] {
+            assert_eq!(ends(&format!("/proc/{me}/{file}")), Some(Ends::AtShortRead));
+        }
+        assert_eq!(ends(&format!("/proc/{me}/environ")), None);
+        assert_eq!(ends(&format!("/proc/{me}/task/{me}/stat")), None);
         let cgroup_file = [
             "/sys/fs/cgroup/cgroup.controllers",
             "/sys/fs/cgroup/cpuset/cpuset.cpus",
