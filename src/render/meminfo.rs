@@ -4,11 +4,11 @@
 //! Only values change: line order, keys, padding style and unknown keys stay as the host
 //! wrote them, so tools that parse by key or by column keep working on any kernel version.
 
-use std::collections::BTreeMap;
+use std::fmt::Write;
 
 use super::host_meminfo::{ValueLine, host_kb, kb, limit_kb, parse_value_line};
 use super::swap;
-use super::text::split_ending;
+use super::text::{split_ending, split_key};
 use crate::model::{MemStat, MemoryLimits};
 
 /// The kernel prints meminfo values in a field at least this many digits wide
@@ -16,7 +16,6 @@ use crate::model::{MemStat, MemoryLimits};
 const KERNEL_VALUE_WIDTH: usize = 8;
 
 /// Renders `/proc/meminfo`.
-///
 /// With no usable memory limit (none set, or one under 1 kB, which would show MemTotal 0 and
 /// make `ps` die of SIGFPE) the memory lines stay the host's; the swap lines still follow
 /// [`swap::shown`]. Empty host text gives an empty string so the caller can fall back to
@@ -25,21 +24,107 @@ pub fn render(host_meminfo: &str, mem: &MemoryLimits, swap_view: bool) -> String
     if host_meminfo.is_empty() {
         return String::new();
     }
-    let mut values = BTreeMap::new();
+    let mut values = Values::default();
     if let Some(l) = limit_kb(host_meminfo, mem) {
-        values = memory_values(host_meminfo, mem, l);
+        memory_values(&mut values, host_meminfo, mem, l);
     }
     if let Some(swap) = swap::shown(host_meminfo, mem, swap_view) {
-        values.insert("SwapTotal", swap.total);
-        values.insert("SwapFree", swap.total.saturating_sub(swap.used));
-        values.insert("SwapCached", 0);
+        values.set(Key::SwapTotal, swap.total);
+        values.set(Key::SwapFree, swap.total.saturating_sub(swap.used));
+        values.set(Key::SwapCached, 0);
     }
     rewrite(host_meminfo, &values)
 }
 
-/// The memory values (kB) replacing the host's under a limit of `l` kB. A key is absent
-/// where the cgroup does not know it, so the host line stands.
-fn memory_values(host: &str, mem: &MemoryLimits, l: u64) -> BTreeMap<&'static str, u64> {
+/// Every meminfo key whose value a cgroup can replace. Every read renders meminfo, so the
+/// values sit in a fixed array indexed by key, not in a map built per read.
+#[derive(Debug, Clone, Copy)]
+enum Key {
+    MemTotal,
+    MemFree,
+    MemAvailable,
+    Buffers,
+    Cached,
+    SwapCached,
+    Active,
+    Inactive,
+    ActiveAnon,
+    InactiveAnon,
+    ActiveFile,
+    InactiveFile,
+    Unevictable,
+    SwapTotal,
+    SwapFree,
+    Dirty,
+    Writeback,
+    AnonPages,
+    Mapped,
+    Shmem,
+    KReclaimable,
+    Slab,
+    SReclaimable,
+    SUnreclaim,
+    KernelStack,
+    PageTables,
+    AnonHugePages,
+}
+
+impl Key {
+    /// How many keys there are.
+    const COUNT: usize = Key::AnonHugePages as usize + 1;
+
+    /// The key of a meminfo line, if a cgroup can replace its value.
+    fn of(name: &str) -> Option<Key> {
+        Some(match name {
+            "MemTotal" => Key::MemTotal,
+            "MemFree" => Key::MemFree,
+            "MemAvailable" => Key::MemAvailable,
+            "Buffers" => Key::Buffers,
+            "Cached" => Key::Cached,
+            "SwapCached" => Key::SwapCached,
+            "Active" => Key::Active,
+            "Inactive" => Key::Inactive,
+            "Active(anon)" => Key::ActiveAnon,
+            "Inactive(anon)" => Key::InactiveAnon,
+            "Active(file)" => Key::ActiveFile,
+            "Inactive(file)" => Key::InactiveFile,
+            "Unevictable" => Key::Unevictable,
+            "SwapTotal" => Key::SwapTotal,
+            "SwapFree" => Key::SwapFree,
+            "Dirty" => Key::Dirty,
+            "Writeback" => Key::Writeback,
+            "AnonPages" => Key::AnonPages,
+            "Mapped" => Key::Mapped,
+            "Shmem" => Key::Shmem,
+            "KReclaimable" => Key::KReclaimable,
+            "Slab" => Key::Slab,
+            "SReclaimable" => Key::SReclaimable,
+            "SUnreclaim" => Key::SUnreclaim,
+            "KernelStack" => Key::KernelStack,
+            "PageTables" => Key::PageTables,
+            "AnonHugePages" => Key::AnonHugePages,
+            _ => return None,
+        })
+    }
+}
+
+/// The values (kB) replacing the host's; a key left unset keeps the host's line.
+#[derive(Debug, Default)]
+struct Values([Option<u64>; Key::COUNT]);
+
+impl Values {
+    fn set(&mut self, key: Key, kb: u64) {
+        self.0[key as usize] = Some(kb);
+    }
+
+    fn get(&self, key: Key) -> Option<u64> {
+        self.0[key as usize]
+    }
+}
+
+/// Sets the memory values (kB) replacing the host's under a limit of `l` kB. A key is left
+/// unset where the cgroup does not know it, so the host line stands.
+fn memory_values(v: &mut Values, host: &str, mem: &MemoryLimits, l: u64) {
     let st = &mem.stat;
     let free = match mem.usage {
         Some(u) => l.saturating_sub(kb(u)),
@@ -50,44 +135,39 @@ fn memory_values(host: &str, mem: &MemoryLimits, l: u64) -> BTreeMap<&'static st
         .map(|v| v.unwrap_or(0))
         .fold(0u64, u64::saturating_add);
 
-    let mut v = BTreeMap::new();
-    v.insert("MemTotal", l);
-    v.insert("MemFree", free);
-    v.insert("MemAvailable", free.saturating_add(kb(reclaimable)).min(l));
-    v.insert("Buffers", 0);
+    v.set(Key::MemTotal, l);
+    v.set(Key::MemFree, free);
+    v.set(
+        Key::MemAvailable,
+        free.saturating_add(kb(reclaimable)).min(l),
+    );
+    v.set(Key::Buffers, 0);
     for (key, bytes) in direct_stats(st) {
         if let Some(b) = bytes {
-            v.insert(key, kb(b));
+            v.set(key, kb(b));
         }
     }
     let cached = st.file.map(kb).or_else(|| host_kb(host, "Cached"));
-    slab_and_cache(&mut v, cached, st, l - free);
+    slab_and_cache(v, cached, st, l - free);
     for (key, a, b) in [
-        ("Active", st.active_anon, st.active_file),
-        ("Inactive", st.inactive_anon, st.inactive_file),
+        (Key::Active, st.active_anon, st.active_file),
+        (Key::Inactive, st.inactive_anon, st.inactive_file),
     ] {
         if let (Some(a), Some(b)) = (a, b) {
-            v.insert(key, kb(a.saturating_add(b)));
+            v.set(key, kb(a.saturating_add(b)));
         }
     }
-    v
 }
 
 /// Sets Cached and the slab lines so that what `free` subtracts from the used memory
 /// (`used` kB = MemTotal − MemFree) never exceeds it.
-///
 /// busybox `free` computes used = total − free − (buffers + Cached + SReclaimable), in
 /// unsigned arithmetic, so a sum over `used` wraps to an absurd number. The host's slab
 /// (what a cgroup without slab counters, i.e. every v1 one, used to show) is exactly such a
 /// sum; so is a page cache just over a usage counter the kernel batches per CPU. Unknown
 /// slab is therefore 0, and Cached (`cached` kB: the cgroup's, else the host's), then
 /// SReclaimable, are capped at what is left of `used`.
-fn slab_and_cache(
-    v: &mut BTreeMap<&'static str, u64>,
-    cached: Option<u64>,
-    st: &MemStat,
-    used: u64,
-) {
+fn slab_and_cache(v: &mut Values, cached: Option<u64>, st: &MemStat, used: u64) {
     let cached = cached.map(|c| c.min(used));
     let reclaimable = st
         .slab_reclaimable
@@ -95,43 +175,47 @@ fn slab_and_cache(
         .min(used - cached.unwrap_or(0));
     let unreclaimable = st.slab_unreclaimable.map_or(0, kb);
     if let Some(c) = cached {
-        v.insert("Cached", c);
+        v.set(Key::Cached, c);
     }
-    v.insert("SReclaimable", reclaimable);
-    v.insert("SUnreclaim", unreclaimable);
-    v.insert("Slab", reclaimable.saturating_add(unreclaimable));
+    v.set(Key::SReclaimable, reclaimable);
+    v.set(Key::SUnreclaim, unreclaimable);
+    v.set(Key::Slab, reclaimable.saturating_add(unreclaimable));
     // KReclaimable is SReclaimable plus other reclaimable kernel memory the cgroup does not
     // account; the host's number would dwarf a small container's slab.
-    v.insert("KReclaimable", reclaimable);
+    v.set(Key::KReclaimable, reclaimable);
 }
 
 /// meminfo keys whose value is one `memory.stat` field as it is.
-fn direct_stats(st: &MemStat) -> [(&'static str, Option<u64>); 13] {
+fn direct_stats(st: &MemStat) -> [(Key, Option<u64>); 13] {
     [
-        ("Active(anon)", st.active_anon),
-        ("Inactive(anon)", st.inactive_anon),
-        ("Active(file)", st.active_file),
-        ("Inactive(file)", st.inactive_file),
-        ("Unevictable", st.unevictable),
-        ("Shmem", st.shmem),
-        ("Mapped", st.mapped),
-        ("Dirty", st.dirty),
-        ("Writeback", st.writeback),
-        ("AnonHugePages", st.anon_thp),
-        ("AnonPages", st.anon),
-        ("KernelStack", st.kernel_stack),
-        ("PageTables", st.pagetables),
+        (Key::ActiveAnon, st.active_anon),
+        (Key::InactiveAnon, st.inactive_anon),
+        (Key::ActiveFile, st.active_file),
+        (Key::InactiveFile, st.inactive_file),
+        (Key::Unevictable, st.unevictable),
+        (Key::Shmem, st.shmem),
+        (Key::Mapped, st.mapped),
+        (Key::Dirty, st.dirty),
+        (Key::Writeback, st.writeback),
+        (Key::AnonHugePages, st.anon_thp),
+        (Key::AnonPages, st.anon),
+        (Key::KernelStack, st.kernel_stack),
+        (Key::PageTables, st.pagetables),
     ]
 }
 
-/// The host text with the value of every key in `values` replaced; other lines unchanged.
-fn rewrite(host: &str, values: &BTreeMap<&str, u64>) -> String {
+/// The host text with the value of every key set in `values` replaced; other lines
+/// unchanged.
+fn rewrite(host: &str, values: &Values) -> String {
     let mut out = String::with_capacity(host.len() + 64);
     for line in host.split_inclusive('\n') {
         let (body, ending) = split_ending(line);
-        match parse_value_line(body).and_then(|l| values.get(l.key).map(|&v| (l, v))) {
+        let replaced = split_key(body)
+            .and_then(|(key, _)| values.get(Key::of(key)?))
+            .and_then(|v| Some((parse_value_line(body)?, v)));
+        match replaced {
             Some((parsed, v)) => {
-                out.push_str(&relayout(body, &parsed, v));
+                relayout(&mut out, body, &parsed, v);
                 out.push_str(ending);
             }
             None => out.push_str(line),
@@ -140,33 +224,82 @@ fn rewrite(host: &str, values: &BTreeMap<&str, u64>) -> String {
     out
 }
 
-/// `body` with its value replaced by `new`, placed where the kernel would put it.
-///
+/// Appends `body` with its value replaced by `new`, placed where the kernel would put it.
 /// The host value's field starts `max(digits, 8)` columns before its end (the kernel's
 /// minimum width), and the new value ends `max(new digits, 8)` columns after that start:
 /// the same end column as the host for normal sizes, and the kernel's own layout when either
 /// value is wider. At least one space always separates the colon from the value.
-fn relayout(body: &str, line: &ValueLine<'_>, new: u64) -> String {
-    let new_digits = new.to_string();
+fn relayout(out: &mut String, body: &str, line: &ValueLine<'_>, new: u64) {
+    let new_digits = digits(new);
     let field_start = line
         .end
         .saturating_sub(line.digits.len().max(KERNEL_VALUE_WIDTH));
-    let new_end = field_start + new_digits.len().max(KERNEL_VALUE_WIDTH);
-    let spaces = new_end
-        .saturating_sub(line.head_len + new_digits.len())
-        .max(1);
-    format!(
-        "{}{}{}{}",
-        &body[..line.head_len],
-        " ".repeat(spaces),
-        new_digits,
-        &body[line.end..]
-    )
+    let new_end = field_start + new_digits.max(KERNEL_VALUE_WIDTH);
+    let spaces = new_end.saturating_sub(line.head_len + new_digits).max(1);
+    out.push_str(&body[..line.head_len]);
+    out.extend(std::iter::repeat_n(' ', spaces));
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{new}");
+    out.push_str(&body[line.end..]);
+}
+
+/// How many decimal digits `n` has.
+fn digits(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |l| l as usize + 1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn digits_counts_decimal_digits() {
+        for n in [0, 9, 10, 99, 100, 12_345_678, 123_456_789, u64::MAX] {
+            assert_eq!(digits(n), n.to_string().len(), "{n}");
+        }
+    }
+
+    #[test]
+    fn every_key_names_itself() {
+        let names = [
+            "MemTotal",
+            "MemFree",
+            "MemAvailable",
+            "Buffers",
+            "Cached",
+            "SwapCached",
+            "Active",
+            "Inactive",
+            "Active(anon)",
+            "Inactive(anon)",
+            "Active(file)",
+            "Inactive(file)",
+            "Unevictable",
+            "SwapTotal",
+            "SwapFree",
+            "Dirty",
+            "Writeback",
+            "AnonPages",
+            "Mapped",
+            "Shmem",
+            "KReclaimable",
+            "Slab",
+            "SReclaimable",
+            "SUnreclaim",
+            "KernelStack",
+            "PageTables",
+            "AnonHugePages",
+        ];
+        assert_eq!(names.len(), Key::COUNT);
+        let mut slots: Vec<usize> = names
+            .iter()
+            .map(|n| Key::of(n).expect(n) as usize)
+            .collect();
+        slots.sort_unstable();
+        slots.dedup();
+        assert_eq!(slots.len(), Key::COUNT, "one slot each");
+        assert!(Key::of("HugePages_Total").is_none());
+    }
 
     use crate::render::test_input::{GIB, HOST, HOST_SWAP, MIB, limited};
 
