@@ -6,6 +6,7 @@ use std::cell::OnceCell;
 use std::io;
 use std::sync::Arc;
 
+use super::shared_host::{CPUINFO_FRESH_FOR, Shared};
 use crate::cgroup::{self, CgroupError, Hierarchies, ReaderCgroups, TaskCache};
 use crate::error_chain::Chain;
 use crate::fallback;
@@ -44,6 +45,8 @@ pub struct Sources {
     pub(crate) loads: Option<Arc<LoadTracker>>,
     /// Clock ticks per second (`getconf CLK_TCK`), the unit of `/proc/stat` and start times.
     pub(crate) user_hz: u64,
+    /// The host's `/proc/cpuinfo`, one read serving every reader for a moment.
+    pub(crate) cpuinfo: Shared,
 }
 
 impl Sources {
@@ -67,6 +70,7 @@ impl Sources {
             opts,
             loads,
             user_hz,
+            cpuinfo: Shared::new("cpuinfo", CPUINFO_FRESH_FOR),
         })
     }
 

@@ -15,6 +15,7 @@ mod diskstats;
 mod loadavg;
 mod meminfo;
 mod pressure;
+mod shared_host;
 mod slabinfo;
 mod stat;
 mod swaps;

@@ -4,6 +4,8 @@
 //! Blocks are kept byte-for-byte apart from the numbering, because tools parse arbitrary
 //! lines of it (flags, model name, bugs) and the arch decides which lines exist.
 
+use std::fmt::Write;
+
 use super::text::{split_ending, split_key};
 
 /// One blank-line-terminated part of the host file.
@@ -36,21 +38,17 @@ pub fn render(host_cpuinfo: &str, shown: &[u32]) -> String {
         return host_cpuinfo.to_string();
     }
     let k = selected.len();
-    let mut parts: Vec<String> = Vec::with_capacity(blocks.len());
-    parts.extend(blocks[..first_cpu].iter().map(|b| b.text.to_string()));
-    parts.extend(
-        selected
-            .iter()
-            .enumerate()
-            .map(|(i, b)| renumber(b.text, i, k)),
-    );
-    parts.extend(
-        blocks[first_cpu..]
-            .iter()
-            .filter(|b| b.cpu.is_none())
-            .map(|b| b.text.to_string()),
-    );
-    join_blocks(&parts)
+    let mut out = String::with_capacity(host_cpuinfo.len());
+    for b in &blocks[..first_cpu] {
+        append_block(&mut out, |out| out.push_str(b.text));
+    }
+    for (i, b) in selected.iter().enumerate() {
+        append_block(&mut out, |out| renumber(out, b.text, i, k));
+    }
+    for b in blocks[first_cpu..].iter().filter(|b| b.cpu.is_none()) {
+        append_block(&mut out, |out| out.push_str(b.text));
+    }
+    out
 }
 
 /// Cuts the text into blocks, each ending after its run of blank lines.
@@ -91,9 +89,8 @@ fn processor_id(block: &str) -> Option<u32> {
         .and_then(|(_, value)| value.trim().parse().ok())
 }
 
-/// A CPU block shown as CPU `index` of `count`.
-fn renumber(block: &str, index: usize, count: usize) -> String {
-    let mut out = String::with_capacity(block.len());
+/// Appends a CPU block shown as CPU `index` of `count`.
+fn renumber(out: &mut String, block: &str, index: usize, count: usize) {
     for line in block.split_inclusive('\n') {
         let (body, ending) = split_ending(line);
         let new = match split_key(body) {
@@ -103,41 +100,43 @@ fn renumber(block: &str, index: usize, count: usize) -> String {
         };
         match new {
             Some(n) => {
-                out.push_str(&set_value(body, n));
+                set_value(out, body, n);
                 out.push_str(ending);
             }
             None => out.push_str(line),
         }
     }
-    out
 }
 
-/// A `key<ws>:<ws>value` line with the value replaced and its spacing kept.
-fn set_value(body: &str, value: usize) -> String {
+/// Appends a `key<ws>:<ws>value` line with the value replaced and its spacing kept.
+fn set_value(out: &mut String, body: &str, value: usize) {
     let Some((_, after)) = split_key(body) else {
-        return body.to_string();
+        out.push_str(body);
+        return;
     };
     let ws = after.len() - after.trim_start().len();
     let value_at = body.len() - after.len() + ws;
-    format!("{}{value}", &body[..value_at])
+    out.push_str(&body[..value_at]);
+    // Writing to a String cannot fail.
+    let _ = write!(out, "{value}");
 }
 
-/// Concatenates blocks, adding the blank line the kernel puts between them where a host
-/// block lacked one (its last block may have, and it may not stay last once reordered).
-fn join_blocks(parts: &[String]) -> String {
-    let mut out = String::new();
-    for part in parts {
-        if !out.is_empty() {
-            if !out.ends_with('\n') {
-                out.push('\n');
-            }
-            if !out.lines().next_back().is_some_and(|l| l.trim().is_empty()) {
-                out.push('\n');
-            }
+/// Appends a block (written by `write`) after those in `out`, with the blank line the kernel
+/// puts between blocks where a host block lacked one (its last block may have, and it may
+/// not stay last once reordered).
+fn append_block(out: &mut String, write: impl FnOnce(&mut String)) {
+    if !out.is_empty() {
+        if !out.ends_with('\n') {
+            out.push('\n');
         }
-        out.push_str(part);
+        // The last line, without its newline (`lines()` would give the same, scanning all).
+        let body = &out[..out.len() - 1];
+        let last = body.rsplit('\n').next().unwrap_or(body);
+        if !last.trim().is_empty() {
+            out.push('\n');
+        }
     }
-    out
+    write(out);
 }
 
 #[cfg(test)]
