@@ -14,7 +14,8 @@
 //!   agents, JVMs) and pid-namespace inits are read again and again; one-shot readers bring a
 //!   new pid every time, and their own shelf keeps them from pushing cgroup files out. A
 //!   thread's `task/<tid>/` files are not kept: counting a cgroup's tasks reads one per
-//!   thread, which would only churn the shelf;
+//!   thread, which would only churn the shelf. A kept one holds its process's `struct pid`
+//!   and so its pid namespace, like a cgroup file its dying cgroup, until let go (below);
 //! - never a cgroup's member list (`tasks`, `cgroup.procs`, `cgroup.threads`): on v1 an open
 //!   descriptor keeps the pid list it loaded for as long as it is read at least once a
 //!   second, so a kept one would never see a task come or go;

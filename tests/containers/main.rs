@@ -359,7 +359,11 @@ fn fresh_container_reusing_a_dead_pid_namespace_inode_gets_its_own_uptime() {
             late >= 1.99,
             "first container: its own uptime after sleeping 2 s should be at least 2 s, read {late}"
         );
-        // The kernel frees a dead namespace's inode number shortly after its last process.
+        // The kernel frees a dead namespace's inode number shortly after its last process,
+        // and after the last reference to one of its pids: the daemon's kept descriptors of
+        // the first container's processes' files (their `cgroup`, the init's `stat`) hold
+        // some until its sweeper closes them.
+        wait_until_no_process_file_is_kept(s.d.worker_pid());
         std::thread::sleep(Duration::from_millis(300));
         let second = Spec::new("second", &s.rootfs, ns_and_uptime)
             .memory(256 * MIB)
@@ -386,6 +390,37 @@ fn fresh_container_reusing_a_dead_pid_namespace_inode_gets_its_own_uptime() {
          per attempt: {})",
         seen.join(", ")
     ));
+}
+
+/// Waits until the daemon's worker `worker` has no process's file (`/proc/<pid>/...`) open:
+/// each holds that process's pid, and with it its pid namespace, until the sweeper closes it
+/// (idle for `kept::IDLE`, 10 s, swept every 5 s).
+fn wait_until_no_process_file_is_kept(worker: u32) {
+    let process_files = || -> Vec<String> {
+        fs::read_dir(format!("/proc/{worker}/fd"))
+            .map(|dir| {
+                dir.flatten()
+                    .filter_map(|e| fs::read_link(e.path()).ok())
+                    .map(|t| t.to_string_lossy().into_owned())
+                    .filter(|t| {
+                        t.strip_prefix("/proc/")
+                            .and_then(|rest| rest.split('/').next())
+                            .is_some_and(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut kept = process_files();
+    while !kept.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the worker still keeps {kept:?} 30 s after the container exited"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+        kept = process_files();
+    }
 }
 
 /// A `runc exec` reader (setns into the namespaces) placed in a memory cgroup below the
