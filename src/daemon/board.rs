@@ -73,6 +73,8 @@ pub struct Slots {
     /// Snapshot lengths by handle (see [`crate::fs::SnapshotLedger`]), direct-mapped by the
     /// handle's counter. Appended last: a board made by an older binary reads as empty here.
     snapshot_len: [AtomicU64; LEDGER],
+    /// What open files keep, for `status`. Appended after the ledger for the same reason.
+    pub kept: crate::stats::Kept,
 }
 
 /// Slots of the snapshot ledger: the handles most recently read, one each.

@@ -651,6 +651,8 @@ impl Supervisor {
             "worker_restarts": s.restarts.load(Ordering::Relaxed),
             "reads": s.counters.reads.load(Ordering::Relaxed),
             "fallbacks": s.counters.fallbacks.load(Ordering::Relaxed),
+            "kept_bytes": s.kept.bytes.load(Ordering::Relaxed),
+            "kept_refused": s.kept.refused.load(Ordering::Relaxed),
             "virtualized": s.virtualized.load(Ordering::Relaxed) != 0,
             "dev": dev,
             "threads": self.cfg.threads,

@@ -172,7 +172,7 @@ pub(super) fn run(cfg: &DaemonConfig) -> Result<(), DaemonError> {
     ));
     let control = Channel::from_fd(control_fd);
     let slots = board.slots();
-    crate::stats::share(&slots.counters);
+    crate::stats::share(&slots.counters, &slots.kept);
     raise_descriptor_limit();
 
     if crate::failpoint::worker_fails_to_start() {

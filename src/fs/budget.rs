@@ -97,6 +97,7 @@ impl Account {
             None
         };
         let Some(over) = over else {
+            crate::stats::kept_add(bytes);
             return Some(Charge {
                 account: self.clone(),
                 bytes,
@@ -104,6 +105,7 @@ impl Account {
         };
         self.held.fetch_sub(bytes, Ordering::Relaxed);
         self.totals.held.fetch_sub(bytes, Ordering::Relaxed);
+        crate::stats::kept_refused();
         if !self.warned.swap(true, Ordering::Relaxed) {
             self.warn(over, held - bytes, total - bytes);
         }
@@ -155,6 +157,7 @@ impl Charge {
 
 impl Drop for Charge {
     fn drop(&mut self) {
+        crate::stats::kept_sub(self.bytes);
         self.account.held.fetch_sub(self.bytes, Ordering::Relaxed);
         self.account
             .totals

@@ -97,6 +97,21 @@ struct Held {
     warnings: Vec<String>,
     /// The hostile group's memory cgroup, which they should name.
     hostile_dir: String,
+    /// `status`'s `kept_bytes` and `kept_refused` while the descriptors were held.
+    kept_while_held: (u64, u64),
+    /// `status`'s `kept_bytes` once they were closed (waited for to fall under 1 MiB).
+    kept_after: u64,
+}
+
+/// `status --json`'s `kept_bytes` and `kept_refused`.
+fn kept(d: &Daemon) -> (u64, u64) {
+    let st = d.status();
+    let field = |k: &str| {
+        st[k]
+            .as_u64()
+            .unwrap_or_else(|| panic!("status has no number {k}: {st}"))
+    };
+    (field("kept_bytes"), field("kept_refused"))
 }
 
 /// The daemon's warning that a group is served without snapshots.
@@ -126,8 +141,20 @@ fn hold(files: &[&str], opens: usize, size: usize) -> Held {
         "{opens} descriptors of {files:?}, {size} byte(s) read from each: the worker grew by \
          {grown_kib} KiB (from {idle_kib} KiB)"
     );
+    let kept_while_held = kept(&d);
+    eprintln!("status while held: kept_bytes, kept_refused = {kept_while_held:?}");
     other_reader_gets_its_own_files(&d, &other);
     holders.release();
+    // The kernel sends the RELEASEs of a process's descriptors as it exits; they come in
+    // soon after.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let kept_after = loop {
+        let (bytes, _) = kept(&d);
+        if bytes < MIB || std::time::Instant::now() > deadline {
+            break bytes;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
     let warnings = d
         .log()
         .lines()
@@ -139,7 +166,29 @@ fn hold(files: &[&str], opens: usize, size: usize) -> Held {
         idle_kib,
         warnings,
         hostile_dir: hostile.dir("memory").display().to_string(),
+        kept_while_held,
+        kept_after,
     }
+}
+
+/// What `status` must have said: bytes kept within one group's bound (16 MiB) and a little
+/// for the other reader while held, `refused` reads or none, and nearly nothing after.
+fn assert_kept_reported(held: &Held, refused: bool) {
+    let (bytes, refusals) = held.kept_while_held;
+    assert!(
+        bytes > 0 && bytes <= 17 * MIB,
+        "status kept_bytes while held: {bytes}, want some and at most one group's 16 MiB"
+    );
+    assert_eq!(
+        refusals > 0,
+        refused,
+        "status kept_refused while held: {refusals}"
+    );
+    assert!(
+        held.kept_after < MIB,
+        "status kept_bytes after the descriptors were closed: {}",
+        held.kept_after
+    );
 }
 
 /// A reader in `other` (256 MiB, CPU 0) reads meminfo, cpuinfo, stat and uptime one byte at a
@@ -203,6 +252,7 @@ fn a_container_holding_100k_cpuinfo_descriptors_stays_within_budget() {
         "100,000 opens sharing one snapshot fit the group's bound: {:?}",
         held.warnings
     );
+    assert_kept_reported(&held, false);
 }
 
 /// 100,000 descriptors of files whose content changes from one read to the next, so that
@@ -228,6 +278,7 @@ fn a_container_holding_100k_changing_descriptors_stays_within_budget() {
         held.hostile_dir,
         held.warnings
     );
+    assert_kept_reported(&held, true);
 }
 
 /// What a holding run makes the worker grow by, for the README's numbers: `HOSTILE_FILES`
