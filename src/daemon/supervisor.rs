@@ -164,6 +164,9 @@ pub(super) struct Supervisor {
     /// Over io_uring, requests judged stranded in ring entries of gone workers: still
     /// counted waiting by the kernel, never to be answered, so not a stall of the worker.
     stranded: u64,
+    /// Over io_uring, the worker the watchdog killed, when, and whether it was said that it
+    /// cannot exit.
+    ring_killed: Option<(u32, Instant, bool)>,
     last_tick: Instant,
 }
 
@@ -212,6 +215,7 @@ impl Supervisor {
             progress: (0, Instant::now()),
             ring_replaced: false,
             stranded: 0,
+            ring_killed: None,
             last_tick: Instant::now(),
             cfg,
             conn,
@@ -692,6 +696,7 @@ impl Supervisor {
             return;
         };
         let pid = w.child.id();
+        self.ring_worker_cannot_exit(pid);
         let replies = self.conn.board.slots().replies.load(Ordering::Relaxed);
         let waiting = self.waiting().unwrap_or(0);
         self.stranded = self.stranded.min(waiting);
@@ -726,7 +731,49 @@ impl Supervisor {
              replacing it"
         );
         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        if ring && self.ring_killed.is_none_or(|(killed, _, _)| killed != pid) {
+            self.ring_killed = Some((pid, Instant::now(), false));
+        }
         self.progress = (replies, Instant::now());
+    }
+
+    /// Says, once, that worker `pid`, killed over io_uring a watchdog period ago, has still
+    /// not exited. A worker that died with a request in one of its ring entries cannot: its
+    /// io_uring teardown waits on that entry, which kernel 6.18 ends only when the
+    /// connection is aborted. Until then no worker can replace it and every request of the
+    /// mount waits. Aborting is left to the operator (it fails every reader's file at once;
+    /// the next start then mounts afresh and re-binds every container's files).
+    fn ring_worker_cannot_exit(&mut self, pid: u32) {
+        let Some((killed, at, said)) = self.ring_killed.as_mut() else {
+            return;
+        };
+        if *killed != pid {
+            // Reaped and replaced.
+            self.ring_killed = None;
+            return;
+        }
+        if *said || at.elapsed() < WATCHDOG {
+            return;
+        }
+        *said = true;
+        let abort = self
+            .waiting_file
+            .as_ref()
+            .and_then(|w| w.parent())
+            .map(|d| d.join("abort"))
+            .map_or_else(
+                || "the connection's abort file under /sys/fs/fuse/connections".to_string(),
+                |p| p.display().to_string(),
+            );
+        error!(
+            "worker {pid}, killed {:?} ago, cannot exit: a request sits in one of its \
+             io_uring entries, which the kernel ends only when the connection is aborted, and \
+             until then every request of {} waits. To recover: `echo 1 > {abort}`, then \
+             restart lxcfs-rs (it mounts afresh and re-binds every container's files); run \
+             without --io-uring to avoid this",
+            at.elapsed(),
+            self.cfg.mountpoint.display()
+        );
     }
 
     fn toggle_virtualization(&mut self) {
