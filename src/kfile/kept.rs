@@ -437,7 +437,7 @@ mod tests {
     }
 
     #[test]
-    fn proc_files_are_kept_and_read_afresh_but_not_a_processs() {
+    fn proc_files_are_kept_and_read_afresh_and_a_processs_apart() {
         let meminfo = Path::new("/proc/meminfo");
         let first = text(meminfo).unwrap();
         assert!(
