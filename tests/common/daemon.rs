@@ -373,6 +373,33 @@ impl Daemon {
         self.dev.as_deref()
     }
 
+    /// After this daemon had to be killed: its connection, still there 2 s later, is held by
+    /// a process that cannot exit (over io_uring, a worker with a request in one of its ring
+    /// entries, see README), and every reader of the mount waits for good, the test's own
+    /// included. Aborting it through fusectl fails them, so that the test ends instead of
+    /// hanging the suite.
+    fn abort_leftover_connection(&self) {
+        let Some((major, minor)) = self
+            .dev
+            .as_deref()
+            .and_then(|d| d.split_once(':'))
+            .and_then(|(a, b)| Some((a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)))
+        else {
+            return;
+        };
+        // fusectl names a connection by the kernel's dev_t of its superblock.
+        let dir = Path::new("/sys/fs/fuse/connections").join(((major << 20) | minor).to_string());
+        if wait_until(Duration::from_secs(2), || !dir.exists()) {
+            return;
+        }
+        eprintln!(
+            "the FUSE connection {} of {} outlived its daemon; aborting it",
+            dir.display(),
+            self.mnt.display()
+        );
+        let _ = fs::write(dir.join("abort"), "1");
+    }
+
     /// SIGKILL and reap, leaving any mount behind (stale).
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -389,6 +416,7 @@ impl Drop for Daemon {
                 "{} (pid {}) ignored SIGTERM for {:?}; killed it",
                 self.name, self.pid, self.stop_timeout
             );
+            self.abort_leftover_connection();
         }
         // A daemon killed without its clean exit leaves its handoff socket behind.
         if self.dev.is_some() && self.name == "lxcfs-rs" {
