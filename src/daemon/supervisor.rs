@@ -636,13 +636,17 @@ impl Supervisor {
         let s = self.conn.board.slots();
         let dev = crate::mounts::mount_at(&crate::mounts::absolute(&self.cfg.mountpoint))
             .map(|(_, major, minor)| format!("{major}:{minor}"));
+        let transport = self.transport();
         serde_json::json!({
             "mountpoint": self.cfg.mountpoint,
             "version": crate::version::version(),
             "supervisor_pid": std::process::id(),
             "worker_pid": self.worker.as_ref().map(|w| w.child.id()),
             "generation": s.generation.load(Ordering::Relaxed),
+            // Over io_uring the requests that matter sit in ring entries, which the kernel
+            // does not resend (what /dev/fuse still carries, it does): say no.
             "resend": match s.resend.load(Ordering::Relaxed) {
+                _ if transport == crate::fuse::Transport::IoUring => Some(false),
                 resend::YES => Some(true),
                 resend::NO => Some(false),
                 resend::UNKNOWN => None,
@@ -660,7 +664,7 @@ impl Supervisor {
             "virtualized": s.virtualized.load(Ordering::Relaxed) != 0,
             "dev": dev,
             "threads": self.cfg.threads,
-            "transport": self.transport(),
+            "transport": transport,
             "systemd_store": self.in_systemd_store,
         })
     }

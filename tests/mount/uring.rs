@@ -100,6 +100,12 @@ fn io_uring_serves_each_readers_view_from_every_cpu() {
         "status: {}",
         d.status()
     );
+    assert_eq!(
+        d.status()["resend"],
+        false,
+        "ring requests are not resent: {}",
+        d.status()
+    );
     let rings = worker_threads(&d)
         .into_iter()
         .filter(|n| n.starts_with("fuse-ring-"))
