@@ -14,20 +14,19 @@ impl ReaderCgroups {
     /// it); an empty or unreadable cpuset gives `host_online`. `quota_cpus` = min over the
     /// cgroup and its ancestors of quota / period (v2 `cpu.max`, `max` = none; v1
     /// `cpu.cfs_quota_us`, -1 = none, over `cpu.cfs_period_us`).
-    pub fn cpu(&self, host_online: &[u32]) -> CpuLimits {
+    ///
+    /// `with_quota` false skips the quota (`quota_cpus` is then `None`): only the CPU-quota
+    /// view (`--enable-cfs`) uses it, and it is a walk up the cgroup's ancestors.
+    pub fn cpu(&self, host_online: &[u32], with_quota: bool) -> CpuLimits {
         CpuLimits {
             visible: self.visible_cpus(host_online),
-            quota_cpus: self.quota_cpus(),
+            quota_cpus: with_quota
+                .then(|| self.dir(Controller::Cpu).and_then(min_quota))
+                .flatten(),
         }
     }
 
-    /// The smallest CFS quota over the cgroup and its ancestors, in CPUs (see [`Self::cpu`]).
-    pub fn quota_cpus(&self) -> Option<f64> {
-        self.dir(Controller::Cpu).and_then(min_quota)
-    }
-
-    /// The visible CPUs (see [`Self::cpu`]).
-    pub fn visible_cpus(&self, host_online: &[u32]) -> Vec<u32> {
+    fn visible_cpus(&self, host_online: &[u32]) -> Vec<u32> {
         let Some(mut cpus) = self.dir(Controller::Cpuset).and_then(cpuset) else {
             return host_online.to_vec();
         };

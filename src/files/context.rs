@@ -154,14 +154,7 @@ impl<'a> Reading<'a> {
     pub(crate) fn cpu_limits(&self) -> (CpuLimits, Vec<u32>) {
         let online = self.src.host_online();
         let limits = match self.cgroups() {
-            Some(cg) => CpuLimits {
-                visible: cg.visible_cpus(&online),
-                quota_cpus: self
-                    .opts()
-                    .cpus_from_quota
-                    .then(|| cg.quota_cpus())
-                    .flatten(),
-            },
+            Some(cg) => cg.cpu(&online, self.opts().cpus_from_quota),
             None => CpuLimits {
                 visible: online.clone(),
                 quota_cpus: None,

@@ -3,8 +3,8 @@
 //!
 //! The kernel formats `/proc/cpuinfo` afresh on each read, a `seq_printf` per flag of every
 //! CPU: 27 µs for 2 CPUs here (perf: `vsnprintf`, `show_cpuinfo`), four times what
-//! `/proc/meminfo` costs, and it grows with the CPUs (a 128-CPU host's is about 170 KB). Yet
-//! only its `cpu MHz` lines move. Kept for [`CPUINFO_FRESH_FOR`], one generation serves every
+//! `/proc/meminfo` costs, and it grows with the CPUs (a block per CPU). Yet only its
+//! `cpu MHz` lines move. Kept for [`CPUINFO_FRESH_FOR`], one generation serves every
 //! read in that time; a reader sees `cpu MHz` up to that old, and a CPU brought online
 //! appears that much later (one taken offline goes at once: which CPUs are shown comes from
 //! `online`, read each time).

@@ -249,6 +249,12 @@ fn read_once(file: &File, buf: &mut [u8], offset: usize, positional: bool) -> io
     }
 }
 
+/// Whether a read that returned `n` of the `asked` bytes was the file's last: it returned
+/// nothing, or less than asked of a file the kernel makes whole.
+fn ended(n: usize, asked: usize, kept: Option<Ends>) -> bool {
+    n == 0 || (n < asked && kept == Some(Ends::AtShortRead))
+}
+
 /// Reads the whole file from offset 0 into `stack`, continuing on the heap when it does not
 /// fit. `kept`: read positionally, its end told as given; `None`: read sequentially to an
 /// empty read.
@@ -258,11 +264,12 @@ fn fill(file: &File, stack: &mut [u8], kept: Option<Ends>) -> io::Result<Filled>
     while len < stack.len() {
         let asked = stack.len() - len;
         match read_once(file, &mut stack[len..], len, positional) {
-            Ok(0) => return Ok(Filled::Stack(len)),
-            Ok(n) if n < asked && kept == Some(Ends::AtShortRead) => {
-                return Ok(Filled::Stack(len + n));
+            Ok(n) => {
+                len += n;
+                if ended(n, asked, kept) {
+                    return Ok(Filled::Stack(len));
+                }
             }
-            Ok(n) => len += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
@@ -271,15 +278,13 @@ fn fill(file: &File, stack: &mut [u8], kept: Option<Ends>) -> io::Result<Filled>
     loop {
         heap.resize(len + 4096, 0);
         match read_once(file, &mut heap[len..], len, positional) {
-            Ok(0) => {
-                heap.truncate(len);
-                return Ok(Filled::Heap(heap));
+            Ok(n) => {
+                len += n;
+                if ended(n, 4096, kept) {
+                    heap.truncate(len);
+                    return Ok(Filled::Heap(heap));
+                }
             }
-            Ok(n) if n < 4096 && kept == Some(Ends::AtShortRead) => {
-                heap.truncate(len + n);
-                return Ok(Filled::Heap(heap));
-            }
-            Ok(n) => len += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }

@@ -387,8 +387,7 @@ impl Daemon {
         else {
             return;
         };
-        // fusectl names a connection by the kernel's dev_t of its superblock.
-        let dir = Path::new("/sys/fs/fuse/connections").join(((major << 20) | minor).to_string());
+        let dir = lxcfs_rs::mounts::fusectl_dir(major, minor);
         if wait_until(Duration::from_secs(2), || !dir.exists()) {
             return;
         }

@@ -360,3 +360,15 @@ pub fn parent_of(pid: u32) -> Option<u32> {
     let (_, rest) = stat.rsplit_once(") ")?;
     rest.split_whitespace().nth(1)?.parse().ok()
 }
+
+/// What process `pid` has open: the target of each of its descriptors (none if it is gone).
+pub fn open_files(pid: u32) -> Vec<String> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| std::fs::read_link(e.path()).ok())
+                .map(|t| t.to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}

@@ -25,7 +25,8 @@ use std::time::Duration;
 use checks::*;
 use common::container::{Barrier, Rootfs, Runc, Spec, can_run_containers};
 use common::{
-    Daemon, MIB, cpus_0_and_1_online, kb, parse_uptime, processors, skip, stat_cpu_labels,
+    Daemon, MIB, cpus_0_and_1_online, kb, open_files, parse_uptime, processors, skip,
+    stat_cpu_labels,
 };
 
 /// How long a container may take from `runc run` to its exit.
@@ -397,19 +398,14 @@ fn fresh_container_reusing_a_dead_pid_namespace_inode_gets_its_own_uptime() {
 /// (idle for `kept::IDLE`, 10 s, swept every 5 s).
 fn wait_until_no_process_file_is_kept(worker: u32) {
     let process_files = || -> Vec<String> {
-        fs::read_dir(format!("/proc/{worker}/fd"))
-            .map(|dir| {
-                dir.flatten()
-                    .filter_map(|e| fs::read_link(e.path()).ok())
-                    .map(|t| t.to_string_lossy().into_owned())
-                    .filter(|t| {
-                        t.strip_prefix("/proc/")
-                            .and_then(|rest| rest.split('/').next())
-                            .is_some_and(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
-                    })
-                    .collect()
+        open_files(worker)
+            .into_iter()
+            .filter(|t| {
+                t.strip_prefix("/proc/")
+                    .and_then(|rest| rest.split('/').next())
+                    .is_some_and(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
             })
-            .unwrap_or_default()
+            .collect()
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut kept = process_files();

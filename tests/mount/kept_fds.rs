@@ -12,17 +12,6 @@ use std::time::Duration;
 
 use crate::common::*;
 
-/// What the daemon's serving process `pid` has open: the target of each descriptor.
-fn open_files(pid: u32) -> Vec<String> {
-    let dir = format!("/proc/{pid}/fd");
-    fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("listing {dir}: {e}"))
-        .flatten()
-        .filter_map(|e| fs::read_link(e.path()).ok())
-        .map(|t| t.to_string_lossy().into_owned())
-        .collect()
-}
-
 /// Whether the daemon's serving process `pid` has a file below `dir` open.
 fn keeps_below(pid: u32, dir: &Path) -> bool {
     let dir = format!("{}/", dir.display());

@@ -61,7 +61,7 @@ fn cpuset_walk_up_reaches_a_subtree_mount_dir() {
     fx.write("sys/fs/cgroup/cpuset.cpus.effective", "1-2\n");
     fx.write("sys/fs/cgroup/c1/memory.max", "max\n");
     let r = cgroups_of(&fx, 1);
-    assert_eq!(r.cpu(&[0, 1, 2, 3]).visible, vec![1, 2]);
+    assert_eq!(r.cpu(&[0, 1, 2, 3], true).visible, vec![1, 2]);
 }
 
 #[test]
@@ -175,7 +175,7 @@ fn the_real_root_is_not_read_for_limits() {
     fx.write("sys/fs/cgroup/cpu/c/cpu.cfs_quota_us", "-1\n");
     let r = cgroups_of(&fx, 1);
     assert_eq!(r.memory(true).limit, None);
-    assert_eq!(r.cpu(&[0, 1]).quota_cpus, None);
+    assert_eq!(r.cpu(&[0, 1], true).quota_cpus, None);
 
     fx.write("sys/fs/cgroup/memory/c/memory.limit_in_bytes", "8192\n");
     assert_eq!(

@@ -60,7 +60,12 @@ fn v1_lines_win_and_v2_fills_in_enabled_controllers() {
     let h = Hierarchies::discover(&fx.host).unwrap();
     let r = h.of_pid(&fx.host, PID).unwrap();
     assert_eq!(r.memory(true).limit, Some(128 << 20));
-    assert_eq!(r.cpu(&[0, 1, 2, 3]).quota_cpus, Some(2.0));
+    assert_eq!(r.cpu(&[0, 1, 2, 3], true).quota_cpus, Some(2.0));
+    assert_eq!(
+        r.cpu(&[0, 1, 2, 3], false).quota_cpus,
+        None,
+        "not asked for"
+    );
     assert_eq!(r.cpu_usage().total_busy_ns(), Some(30));
     assert_eq!(
         r.io(),

@@ -108,7 +108,7 @@ fn real_machine_discover_and_of_pid() {
 
     let online = std::fs::read_to_string(host.sys_cpu_dir().join("online")).unwrap();
     let online = cpulist::parse(&online).unwrap();
-    let c = r.cpu(&online);
+    let c = r.cpu(&online, true);
     eprintln!("cpu: {c:?}");
     assert!(!c.visible.is_empty());
     assert!(c.visible.iter().all(|v| online.contains(v)));

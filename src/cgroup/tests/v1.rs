@@ -187,7 +187,7 @@ fn check_common(fx: &Fixture, comounted: bool) {
         "total_ keys only, exact names"
     );
 
-    let c = r.cpu(&[0, 1, 2, 3]);
+    let c = r.cpu(&[0, 1, 2, 3], true);
     assert_eq!(c.visible, vec![0, 1, 3]);
     assert_eq!(
         c.quota_cpus,
@@ -366,35 +366,39 @@ fn cpusets() {
 
     fx.write(&format!("{c1}/cpuset.effective_cpus"), "2-15\n");
     assert_eq!(
-        reader(&fx).cpu(&online).visible,
+        reader(&fx).cpu(&online, true).visible,
         vec![2, 3],
         "CPUs the host does not have are dropped"
     );
 
     fx.write(&format!("{c1}/cpuset.effective_cpus"), "\n");
-    assert_eq!(reader(&fx).cpu(&online).visible, online, "empty cpuset");
+    assert_eq!(
+        reader(&fx).cpu(&online, true).visible,
+        online,
+        "empty cpuset"
+    );
 
     fx.write(&format!("{c1}/cpuset.effective_cpus"), "8-9\n");
     assert_eq!(
-        reader(&fx).cpu(&online).visible,
+        reader(&fx).cpu(&online, true).visible,
         online,
         "no overlap with the host"
     );
 
     fx.write(&format!("{c1}/cpuset.effective_cpus"), "x-y\n");
-    assert_eq!(reader(&fx).cpu(&online).visible, online, "garbage");
+    assert_eq!(reader(&fx).cpu(&online, true).visible, online, "garbage");
 
     fx.remove(&format!("{c1}/cpuset.effective_cpus"));
     fx.write(&format!("{c1}/cpuset.cpus"), "1\r\n");
     assert_eq!(
-        reader(&fx).cpu(&online).visible,
+        reader(&fx).cpu(&online, true).visible,
         vec![1],
         "cpuset.cpus without effective_cpus"
     );
 
     fx.remove(&format!("{c1}/cpuset.cpus"));
     assert_eq!(
-        reader(&fx).cpu(&online).visible,
+        reader(&fx).cpu(&online, true).visible,
         online,
         "nothing here: the parent's (root's) set"
     );
@@ -405,18 +409,18 @@ fn cpu_quota_none_and_bad_levels() {
     let fx = host(true);
     let cpu = "sys/fs/cgroup/cpu,cpuacct";
     fx.write(&format!("{cpu}/docker/cpu.cfs_quota_us"), "-1\n");
-    assert_eq!(reader(&fx).cpu(&[0]).quota_cpus, Some(4.0));
+    assert_eq!(reader(&fx).cpu(&[0], true).quota_cpus, Some(4.0));
     fx.write(&format!("{cpu}/docker/c1/cpu.cfs_period_us"), "0\n");
     assert_eq!(
-        reader(&fx).cpu(&[0]).quota_cpus,
+        reader(&fx).cpu(&[0], true).quota_cpus,
         None,
         "period 0 is malformed, not a division"
     );
     fx.write(&format!("{cpu}/docker/c1/cpu.cfs_period_us"), "200000\r\n");
     fx.write(&format!("{cpu}/docker/c1/cpu.cfs_quota_us"), "50000\n");
-    assert_eq!(reader(&fx).cpu(&[0]).quota_cpus, Some(0.25));
+    assert_eq!(reader(&fx).cpu(&[0], true).quota_cpus, Some(0.25));
     fx.write(&format!("{cpu}/docker/c1/cpu.cfs_quota_us"), "-1\n");
-    assert_eq!(reader(&fx).cpu(&[0]).quota_cpus, None);
+    assert_eq!(reader(&fx).cpu(&[0], true).quota_cpus, None);
 }
 
 #[test]
@@ -444,8 +448,8 @@ fn root_cgroup_reader_gets_host_numbers() {
     assert_eq!(r.task_dir(), None);
     assert_eq!(r.slabinfo(), None);
     assert_eq!(r.memory(true).limit, None);
-    assert_eq!(r.cpu(&[0, 1, 2, 3]).visible, vec![0, 1, 2, 3]);
-    assert_eq!(r.cpu(&[0, 1, 2, 3]).quota_cpus, None);
+    assert_eq!(r.cpu(&[0, 1, 2, 3], true).visible, vec![0, 1, 2, 3]);
+    assert_eq!(r.cpu(&[0, 1, 2, 3], true).quota_cpus, None);
 }
 
 #[test]

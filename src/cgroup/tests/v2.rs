@@ -153,7 +153,7 @@ fn memory_max_everywhere_is_none() {
 fn cpus_quota_and_usage() {
     let fx = host();
     let r = reader(&fx);
-    let c = r.cpu(&[0, 1, 2, 3, 4, 5, 6, 7]);
+    let c = r.cpu(&[0, 1, 2, 3, 4, 5, 6, 7], true);
     assert_eq!(c.visible, vec![2, 3]);
     assert_eq!(c.quota_cpus, Some(1.5));
     assert_eq!(
@@ -167,13 +167,13 @@ fn cpus_quota_and_usage() {
     // Without the cpuset controller enabled below the pod, c1 has no cpuset files and runs
     // on the pod's set.
     fx.remove(&format!("{C1}/cpuset.cpus.effective"));
-    assert_eq!(reader(&fx).cpu(&[0, 1, 2, 3]).visible, vec![1, 2, 3]);
+    assert_eq!(reader(&fx).cpu(&[0, 1, 2, 3], true).visible, vec![1, 2, 3]);
 
     fx.write(&format!("{C1}/cpu.max"), "50000 100000\n");
-    assert_eq!(reader(&fx).cpu(&[0]).quota_cpus, Some(0.5));
+    assert_eq!(reader(&fx).cpu(&[0], true).quota_cpus, Some(0.5));
     fx.write(&format!("{C1}/cpu.max"), "garbage\n");
     fx.write(&format!("{POD}/cpu.max"), "max 100000\n");
-    assert_eq!(reader(&fx).cpu(&[0]).quota_cpus, None);
+    assert_eq!(reader(&fx).cpu(&[0], true).quota_cpus, None);
 }
 
 #[test]
@@ -236,7 +236,7 @@ fn root_reader() {
     assert_eq!(r.cpu_usage(), CpuUsage::Unknown);
     assert_eq!(r.task_dir(), None);
     assert_eq!(r.memory(true).limit, None);
-    assert_eq!(r.cpu(&[0, 1]).visible, vec![0, 1]);
+    assert_eq!(r.cpu(&[0, 1], true).visible, vec![0, 1]);
 }
 
 #[test]
