@@ -250,6 +250,8 @@ fn run(args: &Args) -> Result<(), Box<dyn Error>> {
         clones: Clones::Missing,
         io_uring: args.io_uring,
         kick: None,
+        // One process, never restarted: its ring buffers need not outlive it.
+        ring_memory: None,
     };
     let start = Start::Fresh {
         generation: 1,

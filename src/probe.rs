@@ -125,11 +125,22 @@ pub fn probe(mountpoint: &Path, limit: Duration) -> Result<Served, ProbeError> {
         });
     }
     let started = Instant::now();
-    let data = match read_in_child(&path.join(PROBED), limit).map_err(ProbeError::Reader)? {
+    let lost = |e: &std::io::Error| {
+        matches!(
+            e.raw_os_error(),
+            Some(nix::libc::ENOTCONN | nix::libc::ECONNABORTED)
+        )
+    };
+    let mut outcome = read_in_child(&path.join(PROBED), limit).map_err(ProbeError::Reader)?;
+    // ECONNABORTED is one request's end when a worker died under `--no-resend`, and every
+    // request's while an aborted connection (fusectl, or an io_uring one being torn down)
+    // ends: read again to tell.
+    if matches!(&outcome, Outcome::Failed(e) if e.raw_os_error() == Some(nix::libc::ECONNABORTED)) {
+        outcome = read_in_child(&path.join(PROBED), limit).map_err(ProbeError::Reader)?;
+    }
+    let data = match outcome {
         Outcome::NoAnswer => return Err(ProbeError::TooSlow { path, limit }),
-        Outcome::Failed(e) if e.raw_os_error() == Some(nix::libc::ENOTCONN) => {
-            return Err(ProbeError::Stale(path));
-        }
+        Outcome::Failed(e) if lost(&e) => return Err(ProbeError::Stale(path)),
         Outcome::Failed(source) => return Err(ProbeError::Read { path, source }),
         Outcome::Read(data) => data,
     };

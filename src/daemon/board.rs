@@ -30,6 +30,9 @@ const MAGIC: u64 = u64::from_le_bytes(*b"lxcfsrs1");
 pub const STATE_AT: u64 = 64 * 1024;
 /// The largest state blob kept.
 const STATE_MAX: usize = 60 * 1024;
+/// Where the io_uring entries' buffers start (`fuse::uring::arena`): past the state blob,
+/// so that a worker finds what its predecessor left in them.
+pub const RING_AT: u64 = 1024 * 1024;
 
 /// What `resend` holds.
 pub mod resend {

@@ -13,6 +13,7 @@ pub mod handoff;
 mod mount;
 pub mod notify;
 mod pidfile;
+mod ring_handover;
 mod supervisor;
 mod worker;
 
@@ -110,6 +111,7 @@ pub fn run(cfg: DaemonConfig) -> Result<(), DaemonError> {
     } else if let Some(mut received) = take_over_if_asked(&cfg)? {
         let board = Board::create().map_err(DaemonError::Inherit)?;
         restore_ledger(&board, &mut received.state.app);
+        ring_handover::restore(&board, &mut received.state.app);
         board
             .write_state(&received.state.to_bytes())
             .map_err(DaemonError::Inherit)?;

@@ -47,6 +47,8 @@ const DEATH_WINDOW: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 /// A worker that answers nothing this long while requests wait is replaced.
 const WATCHDOG: Duration = Duration::from_secs(10);
+/// How long a stopped worker the watchdog continued may run before it is killed.
+const STOPPED_GRACE: Duration = Duration::from_millis(50);
 /// How often the watchdog looks: a stalled worker is replaced within [`WATCHDOG`] plus this.
 const TICK: Duration = Duration::from_millis(250);
 /// How long a worker may take to park.
@@ -161,12 +163,12 @@ pub(super) struct Supervisor {
     progress: (u64, Instant),
     /// Over io_uring, whether the watchdog replaced a worker for the stall going on now.
     ring_replaced: bool,
-    /// Over io_uring, requests judged stranded in ring entries of gone workers: still
+    /// Over io_uring, requests judged stranded in ring entries of a gone process whose
+    /// buffers no worker of ours can reach (a daemon that handed the mount over): still
     /// counted waiting by the kernel, never to be answered, so not a stall of the worker.
     stranded: u64,
-    /// Over io_uring, the worker the watchdog killed, when, and whether it was said that it
-    /// cannot exit.
-    ring_killed: Option<(u32, Instant, bool)>,
+    /// The worker the watchdog killed, when, and whether it was said that it has not exited.
+    killed: Option<(u32, Instant, bool)>,
     last_tick: Instant,
 }
 
@@ -215,7 +217,7 @@ impl Supervisor {
             progress: (0, Instant::now()),
             ring_replaced: false,
             stranded: 0,
-            ring_killed: None,
+            killed: None,
             last_tick: Instant::now(),
             cfg,
             conn,
@@ -595,6 +597,7 @@ impl Supervisor {
                 self.park();
                 let mut state = self.session_state();
                 super::hand_ledger_over(&self.conn.board, &mut state.app);
+                super::ring_handover::hand_over(&self.conn.board, &mut state.app);
                 match successor.hand_over(&state, &self.conn.fuse) {
                     Ok(true) => return Some(End::HandedOver),
                     Ok(false) => warn!("the successor did not take the mount over; serving on"),
@@ -690,17 +693,18 @@ impl Supervisor {
 
     /// Replaces a worker that answered nothing for [`WATCHDOG`] while requests waited.
     ///
-    /// Over io_uring, a request the kernel had put in a ring entry of an exited worker
-    /// cannot be resent (the kernel has no resend or unregister for ring entries): it waits
-    /// until unmount whatever we do, and each further kill would strand what the next
-    /// worker held. So when a replacement did not end a stall, what still waits is counted
+    /// Over io_uring, what a killed worker held in its ring entries is served by the next
+    /// worker (`fuse::uring::arena`), but a request the kernel put in an entry of a process
+    /// whose buffers the next worker cannot reach (a daemon that handed the mount over)
+    /// waits until unmount whatever we do, and each further kill would only cost a pause.
+    /// So when a replacement did not end a stall over io_uring, what still waits is counted
     /// as stranded and said once, and only requests beyond those make a stall.
     fn watchdog(&mut self) {
         let Some(w) = self.worker.as_ref().filter(|w| w.ready) else {
             return;
         };
         let pid = w.child.id();
-        self.ring_worker_cannot_exit(pid);
+        self.killed_worker_not_gone(pid);
         let replies = self.conn.board.slots().replies.load(Ordering::Relaxed);
         let waiting = self.waiting().unwrap_or(0);
         self.stranded = self.stranded.min(waiting);
@@ -720,8 +724,8 @@ impl Supervisor {
         if ring && self.ring_replaced {
             warn!(
                 "{pending} request(s) still wait after a worker was replaced: they were \
-                 handed to a ring entry of a worker that is gone, and the kernel cannot \
-                 resend io_uring requests; they wait until the mount is unmounted \
+                 handed to a ring entry no worker of this daemon can reach (the kernel cannot \
+                 resend io_uring requests); they wait until the mount is unmounted \
                  (restart without --io-uring to avoid this)"
             );
             self.stranded = waiting;
@@ -734,48 +738,44 @@ impl Supervisor {
             "worker {pid} answered nothing for {stalled:?} while {pending} request(s) waited; \
              replacing it"
         );
-        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
-        if ring && self.ring_killed.is_none_or(|(killed, _, _)| killed != pid) {
-            self.ring_killed = Some((pid, Instant::now(), false));
+        let worker = Pid::from_raw(pid as i32);
+        // A stopped worker first gets to run once: over io_uring, requests the kernel
+        // assigned to its entries are copied into them only in the worker's own context,
+        // and a worker killed before that fails them (ECANCELED) rather than leaving them
+        // for the next one. Over /dev/fuse it changes nothing.
+        if kill(worker, Signal::SIGCONT).is_ok() {
+            std::thread::sleep(STOPPED_GRACE);
+        }
+        let _ = kill(worker, Signal::SIGKILL);
+        if self.killed.is_none_or(|(killed, _, _)| killed != pid) {
+            self.killed = Some((pid, Instant::now(), false));
         }
         self.progress = (replies, Instant::now());
     }
 
-    /// Says, once, that worker `pid`, killed over io_uring a watchdog period ago, has still
-    /// not exited. A worker that died with a request in one of its ring entries cannot: its
-    /// io_uring teardown waits on that entry, which kernel 6.18 ends only when the
-    /// connection is aborted. Until then no worker can replace it and every request of the
-    /// mount waits. Aborting is left to the operator (it fails every reader's file at once;
-    /// the next start then mounts afresh and re-binds every container's files).
-    fn ring_worker_cannot_exit(&mut self, pid: u32) {
-        let Some((killed, at, said)) = self.ring_killed.as_mut() else {
+    /// Says, once, that worker `pid`, killed a watchdog period ago, has still not exited: a
+    /// thread of it waits in the kernel where SIGKILL cannot reach it (an uninterruptible
+    /// wait, such as a read of a hung file). No worker can replace it until it exits, and
+    /// every request of the mount waits.
+    fn killed_worker_not_gone(&mut self, pid: u32) {
+        let Some((killed, at, said)) = self.killed.as_mut() else {
             return;
         };
         if *killed != pid {
             // Reaped and replaced.
-            self.ring_killed = None;
+            self.killed = None;
             return;
         }
         if *said || at.elapsed() < WATCHDOG {
             return;
         }
         *said = true;
-        let abort = self
-            .waiting_file
-            .as_ref()
-            .and_then(|w| w.parent())
-            .map(|d| d.join("abort"))
-            .map_or_else(
-                || "the connection's abort file under /sys/fs/fuse/connections".to_string(),
-                |p| p.display().to_string(),
-            );
         error!(
-            "worker {pid}, killed {:?} ago, cannot exit: a request sits in one of its \
-             io_uring entries, which the kernel ends only when the connection is aborted, and \
-             until then every request of {} waits. To recover: `echo 1 > {abort}`, then \
-             restart lxcfs-rs (it mounts afresh and re-binds every container's files); run \
-             without --io-uring to avoid this",
+            "worker {pid}, killed {:?} ago, has not exited: {}; until it exits no worker \
+             replaces it and every request of {} waits",
             at.elapsed(),
+            uninterruptible_thread(pid)
+                .unwrap_or_else(|| "a thread of it waits in the kernel".into()),
             self.cfg.mountpoint.display()
         );
     }
@@ -988,6 +988,18 @@ fn waiting_file(mountpoint: &Path) -> Option<PathBuf> {
     file.exists().then_some(file)
 }
 
+/// The first thread of `pid` in uninterruptible sleep, named with where it waits:
+/// `thread NAME waits in WCHAN`.
+fn uninterruptible_thread(pid: u32) -> Option<String> {
+    let worker = procfs::process::Process::new(pid as i32).ok()?;
+    worker.tasks().ok()?.flatten().find_map(|task| {
+        let stat = task.stat().ok().filter(|s| s.state == 'D')?;
+        let wchan = std::fs::read_to_string(format!("/proc/{pid}/task/{}/wchan", task.tid))
+            .unwrap_or_default();
+        Some(format!("thread {} waits in {}", stat.comm, wchan.trim()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1000,5 +1012,23 @@ mod tests {
         assert_eq!(backoff(5), Duration::from_millis(200));
         assert_eq!(backoff(8), MAX_BACKOFF);
         assert_eq!(backoff(1000), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn a_thread_in_uninterruptible_sleep_is_named_with_where_it_waits() {
+        // This test's threads run or sleep interruptibly; a gone pid has none.
+        assert_eq!(uninterruptible_thread(std::process::id()), None);
+        assert_eq!(uninterruptible_thread(u32::MAX >> 1), None);
+        // A child stopped by SIGSTOP is in state T, not D: still none.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGSTOP);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(uninterruptible_thread(pid), None);
+        let _ = child.kill();
+        let _ = child.wait();
     }
 }

@@ -19,7 +19,7 @@ use super::fds::{self, CLONE, CONTROL, FUSE, STATE};
 use super::{DaemonConfig, app_state, raise_descriptor_limit};
 use crate::fs::{LxcFs, SnapshotLedger};
 use crate::fuse::{
-    Clones, Negotiated, Observer, RESENT, Session, SessionConfig, SessionState, Start,
+    Clones, Negotiated, Observer, RESENT, RingMemory, Session, SessionConfig, SessionState, Start,
     state::STATE_VERSION,
 };
 use crate::view::View;
@@ -223,7 +223,17 @@ pub(super) fn run(cfg: &DaemonConfig) -> Result<(), DaemonError> {
         threads: cfg.threads,
         clones: if resends { Clones::Given } else { Clones::Own },
         io_uring: cfg.io_uring,
-        kick: Some(crate::mounts::absolute(&cfg.mountpoint).join("proc/uptime")),
+        kick: Some(crate::mounts::absolute(&cfg.mountpoint)),
+        ring_memory: match board.fd().try_clone_to_owned() {
+            Ok(fd) => Some(RingMemory {
+                fd: Arc::new(fd),
+                offset: super::board::RING_AT,
+            }),
+            Err(e) => {
+                warn!("cannot share the io_uring entries' buffers through the board: {e}");
+                None
+            }
+        },
     };
     let session =
         Session::start(fs, fuse, start, config, journal).map_err(|source| DaemonError::Adopt {

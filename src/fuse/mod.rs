@@ -22,5 +22,7 @@ pub mod uring;
 pub use filesystem::{Attr, Ctx, Entry, FileKind, Filesystem, Opened, ReadData};
 pub use negotiate::Negotiated;
 pub use observer::{Observer, OnEnd, RESENT, Unobserved};
-pub use session::{Clones, Parked, Session, SessionConfig, Start, Transport, clone_device, resend};
+pub use session::{
+    Clones, Parked, RingMemory, Session, SessionConfig, Start, Transport, clone_device, resend,
+};
 pub use state::{SessionState, StateError};

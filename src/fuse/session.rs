@@ -74,9 +74,22 @@ pub struct SessionConfig {
     /// Ask the kernel for FUSE-over-io_uring and serve its queues when it agrees (see
     /// [`uring`](super::uring)).
     pub io_uring: bool,
-    /// A file of this mount to read once from each CPU after its queue registered (see
-    /// [`kick`]).
+    /// A path of this mount to open once from each CPU after its queue registered (see
+    /// [`kick`]): the root, which costs no rendering.
     pub kick: Option<std::path::PathBuf>,
+    /// Where the ring entries' buffers live so that the next worker of the mount finds
+    /// them (see [`uring::arena`]); without it each ring has buffers of its own and what a
+    /// dead worker left in its entries is never answered.
+    pub ring_memory: Option<RingMemory>,
+}
+
+/// A shared file (and the offset in it) holding the ring entries' buffers of a mount.
+#[derive(Debug, Clone)]
+pub struct RingMemory {
+    /// The file: one that outlives each worker, as the daemon's board does.
+    pub fd: Arc<OwnedFd>,
+    /// Where in it the arena starts.
+    pub offset: u64,
 }
 
 /// How requests reach the serving threads.
@@ -99,8 +112,10 @@ struct Shared<F> {
     observer: Arc<dyn Observer>,
     /// Whether INIT asks for io_uring.
     io_uring: bool,
-    /// The file [`kick`] reads.
+    /// The path [`kick`] opens.
     kick: Option<std::path::PathBuf>,
+    /// See [`SessionConfig::ring_memory`].
+    ring_memory: Option<RingMemory>,
     /// Classic serving threads; ring threads are numbered after them for the observer.
     classic: usize,
     /// Ring threads, once INIT agreed on io_uring.
@@ -202,6 +217,7 @@ impl<F: Filesystem> Session<F> {
             observer,
             io_uring: config.io_uring,
             kick: config.kick.clone(),
+            ring_memory: config.ring_memory.clone(),
             classic: config.threads.max(1),
             rings: Mutex::new(Vec::new()),
             rings_started: AtomicBool::new(false),
@@ -436,13 +452,27 @@ fn start_rings<F: Filesystem>(shared: &Arc<Shared<F>>, fd: &Arc<OwnedFd>) {
     };
     shared.ring_queues.store(queues, Ordering::Release);
     let payload = uring::payload_size(init.max_write, init.max_pages);
+    let arena = shared.ring_memory.as_ref().and_then(|m| {
+        uring::arena::Arena::open(m.fd.as_fd(), m.offset, queues, payload)
+            .map(Arc::new)
+            .inspect_err(|e| {
+                warn!(
+                    "io_uring: cannot map the shared ring buffers ({e}); what this worker \
+                     leaves in its ring entries if it dies is never answered"
+                )
+            })
+            .ok()
+    });
     let mut rings = shared.rings.lock();
     for qid in 0..queues {
         let shared = shared.clone();
         let fd = fd.clone();
         let spawned = std::thread::Builder::new()
             .name(format!("fuse-ring-{qid}"))
-            .spawn(move || serve_ring(&shared, qid as u16, &fd, payload));
+            .spawn({
+                let arena = arena.clone();
+                move || serve_ring(&shared, qid as u16, &fd, payload, arena.as_ref())
+            });
         match spawned {
             Ok(t) => rings.push(t),
             Err(e) => error!("io_uring: cannot start the thread of queue {qid}: {e}"),
@@ -451,27 +481,68 @@ fn start_rings<F: Filesystem>(shared: &Arc<Shared<F>>, fd: &Arc<OwnedFd>) {
     debug!("serving over io_uring: {queues} queues");
 }
 
-/// Reads `path` once from a thread on CPU `qid`. The kernel gives a newly registered entry
+/// How long a kick's child waits for its answer before it gives up (a queue whose worker
+/// died with it queued; the next worker's kick or readers bring it in long before).
+const KICK_PATIENCE_SECS: u32 = 60;
+
+/// Opens `path` once from a process on CPU `qid`. The kernel gives a newly registered entry
 /// only requests that come after it: those it queued while the queue had no entry (a
 /// predecessor's threads gone, before this one registered) wait for the next commit on
-/// that queue. This read is a request on that queue; its commit fetches the next waiting
+/// that queue. This open is a request on that queue; its commit fetches the next waiting
 /// one, and so on. Without it a lone reader waits until someone else reads on its CPU.
+///
+/// A child process opens it, not a thread of ours: a thread waiting for its own mount's
+/// answer cannot be killed, so if this worker died before answering, that thread would keep
+/// the whole worker from ever exiting. The child waits instead, holding nothing of ours,
+/// until a successor answers it.
 fn kick(path: &std::path::Path, qid: u16) {
-    let path = path.to_path_buf();
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return;
+    };
     let spawned = std::thread::Builder::new()
         .name(format!("fuse-kick-{qid}"))
         .spawn(move || {
-            let mut cpus = nix::sched::CpuSet::new();
-            if cpus.set(usize::from(qid)).is_err()
-                || nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &cpus).is_err()
-            {
+            let qid_cpu = usize::from(qid);
+            // SAFETY: an all-zero cpu_set_t is the empty set.
+            let mut cpus: nix::libc::cpu_set_t = unsafe { std::mem::zeroed() };
+            if qid_cpu >= 8 * std::mem::size_of::<nix::libc::cpu_set_t>() {
                 return;
             }
-            if let Err(e) = std::fs::read(&path) {
-                debug!(
-                    "io_uring queue {qid}: kick read of {} failed: {e}",
-                    path.display()
-                );
+            // SAFETY: `qid_cpu` is within the set, checked above.
+            unsafe { nix::libc::CPU_SET(qid_cpu, &mut cpus) };
+            // SAFETY: between fork and _exit the child makes only async-signal-safe calls
+            // (sched_setaffinity, close_range, alarm, open, _exit) on memory prepared before.
+            match unsafe { nix::unistd::fork() } {
+                Ok(nix::unistd::ForkResult::Child) => unsafe {
+                    use nix::libc;
+                    let code = if libc::sched_setaffinity(
+                        0,
+                        std::mem::size_of::<libc::cpu_set_t>(),
+                        (&raw const cpus).cast(),
+                    ) != 0
+                    {
+                        1
+                    } else {
+                        libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                        // Never left behind for good: a request still queued when the
+                        // alarm fires is withdrawn and the child dies.
+                        libc::alarm(KICK_PATIENCE_SECS);
+                        let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                        if fd < 0 { 2 } else { 0 }
+                    };
+                    libc::_exit(code)
+                },
+                Ok(nix::unistd::ForkResult::Parent { child }) => {
+                    match nix::sys::wait::waitpid(child, None) {
+                        Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => {}
+                        other => debug!(
+                            "io_uring queue {qid}: kick open of {} ended {other:?}",
+                            path.to_string_lossy()
+                        ),
+                    }
+                }
+                Err(e) => warn!("io_uring queue {qid}: cannot start its kick: {e}"),
             }
         });
     if let Err(e) = spawned {
@@ -491,7 +562,13 @@ fn transport<F>(shared: &Shared<F>) -> Transport {
 
 /// One ring thread: on its queue's CPU, serve what the kernel puts into its entries and
 /// commit each reply, until parked or the connection ends.
-fn serve_ring<F: Filesystem>(shared: &Shared<F>, qid: u16, fd: &OwnedFd, payload: usize) {
+fn serve_ring<F: Filesystem>(
+    shared: &Shared<F>,
+    qid: u16,
+    fd: &OwnedFd,
+    payload: usize,
+    arena: Option<&Arc<uring::arena::Arena>>,
+) {
     let mut unblock = SigSet::empty();
     unblock.add(KICK);
     let _ = unblock.thread_unblock();
@@ -503,7 +580,7 @@ fn serve_ring<F: Filesystem>(shared: &Shared<F>, qid: u16, fd: &OwnedFd, payload
     {
         debug!("io_uring queue {qid}: not pinned to CPU {qid}: {e}");
     }
-    let mut queue = match Queue::register(fd.as_fd(), qid, payload) {
+    let mut queue = match Queue::register(fd.as_fd(), qid, payload, arena) {
         Ok(q) => q,
         Err(e) => {
             error!("io_uring queue {qid}: cannot register its entries: {e}");

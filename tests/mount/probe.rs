@@ -145,3 +145,39 @@ fn a_wedged_mount_fails_within_a_few_seconds() {
     let worker = d.worker_pid();
     kill_supervisor_and_worker(&mut d, Some(worker));
 }
+
+/// A connection aborted through fusectl ends what was in flight with ECONNABORTED (as an
+/// io_uring connection being torn down does for a while), then answers ENOTCONN: stale,
+/// told after a second read. The probe's READ of meminfo is held by the `hang:` failpoint
+/// when the abort comes.
+#[test]
+fn a_connection_aborted_under_a_read_is_stale() {
+    require!(fuse);
+    if !cfg!(debug_assertions) {
+        skip("the daemon's failpoints exist in debug builds only (run without --release)");
+        return;
+    }
+    let dir = TestDir::new();
+    let mnt = dir.join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let mut cmd = Command::new(BIN);
+    cmd.env("LXCFS_RS_FAILPOINTS", "hang:proc/meminfo");
+    let mut d = Daemon::spawn_cmd_on(cmd, &mnt, &dir.join("daemon.log"), &[]);
+    d.wait_mounted_reading("proc/uptime");
+    let (major, minor) = d
+        .dev()
+        .and_then(|dev| dev.split_once(':'))
+        .map(|(a, b)| (a.parse::<u32>().unwrap(), b.parse::<u32>().unwrap()))
+        .expect("the mount's device");
+    let worker = d.worker_pid();
+    let abort = lxcfs_rs::mounts::fusectl_dir(major, minor).join("abort");
+    let aborter = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        fs::write(abort, "1").expect("aborting the connection");
+    });
+    let (out, _) = probe(&mnt);
+    aborter.join().unwrap();
+    assert_fails(&out, 1, "stale, Transport endpoint is not connected");
+    // The daemon may already have exited (its mount lost); these are ours either way.
+    kill_supervisor_and_worker(&mut d, Some(worker));
+}

@@ -215,3 +215,90 @@ fn a_ring_refused_for_a_while_answers_once_the_parameter_is_back() {
     drop(d);
     drop(param);
 }
+
+/// Our daemon over io_uring with failpoints `spec`, without core dumps (a `crash:` aborts
+/// the worker).
+fn uring_daemon_with_failpoints(spec: &str) -> Daemon {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.env("LXCFS_RS_FAILPOINTS", spec);
+    // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0)
+                .map_err(std::io::Error::from)
+        });
+    }
+    Daemon::start_cmd(cmd, &["--io-uring"])
+}
+
+/// The kernel (6.18) never resends what sat in a ring entry of a worker that died; the next
+/// worker maps the same entry buffers at the same address (the board's arena) and answers
+/// it: a READ held by the `hang:` failpoint when the worker is SIGKILLed returns whole, and
+/// a READ that crashes every worker it reaches (`crash:`) is answered EIO on its third
+/// delivery, as the kernel's resend makes it over /dev/fuse.
+#[test]
+fn what_a_dead_worker_left_in_its_ring_is_answered_by_the_next() {
+    require!(mount);
+    if !cfg!(debug_assertions) {
+        skip("the daemon's failpoints exist in debug builds only (run without --release)");
+        return;
+    }
+    if !kernel_has_uring() {
+        return;
+    }
+    let _turn = TURNS.lock().unwrap_or_else(|e| e.into_inner());
+    let _param = Param::set(true);
+    let d = uring_daemon_with_failpoints("hang:proc/loadavg,crash:proc/uptime");
+    assert_eq!(
+        d.status()["transport"],
+        "io_uring",
+        "status: {}",
+        d.status()
+    );
+
+    let path = d.path("proc/loadavg");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(fs::read_to_string(&path));
+    });
+    assert!(
+        rx.recv_timeout(Duration::from_millis(500)).is_err(),
+        "the hang:proc/loadavg failpoint should hold the READ"
+    );
+    let first = d.worker_pid();
+    signal(first, nix::sys::signal::Signal::SIGKILL);
+    let held = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the READ the killed worker held was never answered");
+    let held = held.expect("the READ the killed worker held failed");
+    assert_eq!(
+        held.split_whitespace().count(),
+        5,
+        "a whole loadavg: {held:?}"
+    );
+    assert_ne!(d.worker_pid(), first, "a new worker serves");
+    assert!(
+        d.log()
+            .contains("left unanswered in ring entries by the previous worker"),
+        "the next worker says it answers what was left:\n{}",
+        d.log()
+    );
+
+    let restarts = d.status()["worker_restarts"].as_u64().unwrap();
+    let err = fs::read(d.path("proc/uptime")).expect_err("a poison pill cannot be served");
+    assert_eq!(
+        err.raw_os_error(),
+        Some(nix::libc::EIO),
+        "answered EIO after crashing two workers: {err}\n{}",
+        d.log()
+    );
+    assert_eq!(
+        d.status()["worker_restarts"].as_u64().unwrap(),
+        restarts + 2,
+        "two workers died of it: {}",
+        d.status()
+    );
+    let meminfo = fs::read_to_string(d.path("proc/meminfo")).expect("the mount serves on");
+    assert!(meminfo.starts_with("MemTotal:"), "{meminfo}");
+}

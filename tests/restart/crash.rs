@@ -15,7 +15,7 @@ use crate::common::scene::problems;
 use crate::common::status::{
     HeldRead, current_worker, read_within, status, wait_new_worker, wait_status,
 };
-use crate::common::{Daemon, fuse_dev, inodes, parse_loadavg, signal};
+use crate::common::{Daemon, IO_URING_ENV, fuse_dev, inodes, parse_loadavg, signal};
 use crate::supervisor::{have_failpoints, with_failpoints};
 use crate::{PAUSE, Scene, monotonic_ms, must, stuck};
 
@@ -184,9 +184,13 @@ fn without_resend_a_killed_worker_fails_at_most_its_threads_reads() {
             ));
         }
         for e in &sum.events {
-            *errnos
-                .entry(e.errno.clone().unwrap_or_default())
-                .or_insert(0) += 1;
+            let errno = e.errno.clone().unwrap_or_default();
+            *errnos.entry(errno.clone()).or_insert(0) += 1;
+            // Over io_uring the kernel's ECANCELED (see below) is bounded by the ring
+            // entries, not by the serving threads.
+            if std::env::var_os(IO_URING_ENV).is_some() && errno == "E125" {
+                continue;
+            }
             match kills.iter().rposition(|&k| k <= e.at_ms) {
                 Some(k) => per_kill[k] += 1,
                 None => bad.push(format!(
@@ -201,6 +205,7 @@ fn without_resend_a_killed_worker_fails_at_most_its_threads_reads() {
             per_kill[k] += 1;
             let name = match errno {
                 Some(nix::libc::ECONNABORTED) => "ECONNABORTED".to_string(),
+                Some(nix::libc::ECANCELED) => "E125".to_string(),
                 other => format!("{other:?}"),
             };
             *errnos.entry(name).or_insert(0) += 1;
@@ -212,7 +217,13 @@ fn without_resend_a_killed_worker_fails_at_most_its_threads_reads() {
             bad.push(format!("kill {k}: {n} failed reads with {THREADS} threads"));
         }
     }
-    if errnos.keys().any(|e| e != "ECONNABORTED") {
+    // Over io_uring the kernel also ends with ECANCELED what it handed to a ring entry of
+    // the worker in the instant it died (see `Loads::no_failures`).
+    let over_uring = std::env::var_os(IO_URING_ENV).is_some();
+    if errnos
+        .keys()
+        .any(|e| e != "ECONNABORTED" && !(over_uring && e == "E125"))
+    {
         bad.push(format!(
             "a READ lost with the worker fails with ECONNABORTED, and nothing else fails: \
              {errnos:?}"

@@ -9,6 +9,7 @@
 //! serving beside the queues.
 
 pub mod abi;
+pub mod arena;
 pub mod queue;
 
 use std::io;
